@@ -1,0 +1,2 @@
+//! Payload root filesystems.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Node daemon.
+#![forbid(unsafe_code)]
