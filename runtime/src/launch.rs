@@ -1,0 +1,291 @@
+//! Start a payload from a [`Plan`]: the supervisor side and the two sandbox stages.
+//!
+//! ```text
+//! supervisor (host root, host namespaces; stays outside)
+//!   └─ clone3 [CLONE_INTO_CGROUP on v2] ── stage 1 (host root)
+//!        setns(joined namespaces, user first); unshare(CLONE_NEWUSER)
+//!        ⇠ supervisor writes uid_map/gid_map (and places it in the v1 cgroup)
+//!        unshare(NEWNS|NEWPID|NEWIPC|NEWUTS|NEWCGROUP[|NEWNET])
+//!        clone3(CLONE_PARENT) ── stage 2 = pid 1 of the new pid ns, child of the supervisor
+//!        stage 1 exits
+//!   stage 2: PR_SET_PDEATHSIG(SIGKILL), hostname, rootfs ⇢ SetupDone
+//!        ⇠ Go: fork the payload (pid 2): setsid, ids, caps, rlimits, chdir, no_new_privs,
+//!          seccomp, execve. Stage 2 drops to CAP_KILL only and stays as init (reaps, forwards
+//!          signals, reports status).
+//! ```
+//! Why two stages (as runc's nsexec): joining an existing namespace (a pod's mount namespace)
+//! needs host privilege, so it must happen before the new user namespace is entered; and the new
+//! pid namespace only applies to children of the process that unshared it. `CLONE_PARENT` makes
+//! pid 1 a direct child of the supervisor, so the supervisor waits for it, and pid 1's
+//! parent-death signal fires when the supervisor dies for any reason — taking the whole pid
+//! namespace with it.
+
+use crate::channel::{Channel, FailKind, Msg};
+use crate::plan::Plan;
+use crate::sys::{self, Forked};
+use crate::syscall::Linux;
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::{getpid, getppid, Pid};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant, SystemTime};
+
+/// What the engine needs from a cgroup while launching (implemented by `cgroups::Cgroup`).
+pub trait PayloadCgroup {
+    /// The cgroup-v2 directory to spawn into with `CLONE_INTO_CGROUP`; `None` on v1.
+    fn clone_into(&self) -> Option<BorrowedFd<'_>>;
+    /// Move a process in (v1: every hierarchy). Not called when `clone_into` is `Some`.
+    fn add_process(&self, pid: i32) -> Result<(), String>;
+}
+
+/// Loads a compiled seccomp filter in the payload child, right before execve.
+pub trait FilterLoader {
+    fn load(&self) -> Result<(), String>;
+}
+
+pub struct LaunchOptions<'a> {
+    pub cgroup: Option<&'a dyn PayloadCgroup>,
+    pub seccomp: Option<&'a dyn FilterLoader>,
+    /// Longest time the sandbox may take to get ready (a hung NFS mount must not hang the pilot).
+    pub setup_timeout: Duration,
+}
+
+/// Signals the supervisor forwards to the payload (through init).
+pub const FORWARDED: [Signal; 5] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2];
+
+/// The forwarded signals plus SIGCHLD: blocked in the supervisor from before the first clone, so
+/// none is lost or acted on by default between launch and supervision.
+pub fn supervised_signals() -> SigSet {
+    let mut s = SigSet::empty();
+    for sig in FORWARDED {
+        s.add(sig);
+    }
+    s.add(Signal::SIGCHLD);
+    s
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("the engine must be called from a single-threaded process (found {0} threads)")]
+    Threads(usize),
+    #[error("{step}: {errno}")]
+    Sys { step: &'static str, errno: Errno },
+    #[error("placing the sandbox in its cgroup: {0}")]
+    Cgroup(String),
+    #[error("sandbox setup failed: {1}")]
+    Setup(FailKind, String),
+    #[error("sandbox setup did not finish within {0:?}")]
+    Timeout(Duration),
+    #[error("sandbox died during setup (expected {0})")]
+    Died(&'static str),
+    #[error("unexpected message {0:?} during setup")]
+    Protocol(Msg),
+}
+
+impl LaunchError {
+    /// Whether the request (not the machine) is to blame.
+    pub fn is_request_error(&self) -> bool {
+        matches!(self, LaunchError::Setup(FailKind::Request, _))
+    }
+}
+
+fn sys_err(step: &'static str) -> impl Fn(Errno) -> LaunchError {
+    move |errno| LaunchError::Sys { step, errno }
+}
+
+/// A started payload, handed to the supervisor loop.
+pub struct Running {
+    /// Pid 1 of the sandbox, as the supervisor sees it.
+    pub init: Pid,
+    pub chan: Channel,
+    pub started: SystemTime,
+    pub started_at: Instant,
+}
+
+/// Start the sandbox and the payload. On error nothing of the sandbox is left running (the
+/// caller still owns and removes the cgroup).
+pub fn launch(plan: &Plan, opts: &LaunchOptions) -> Result<Running, LaunchError> {
+    let threads = sys::thread_count().map_err(|_| LaunchError::Threads(0))?;
+    if threads != 1 {
+        return Err(LaunchError::Threads(threads));
+    }
+    supervised_signals().thread_block().map_err(sys_err("block signals"))?;
+    let (ours, theirs) = Channel::pair().map_err(sys_err("socketpair"))?;
+    let supervisor = getpid();
+
+    let stage1 = match sys::clone3_fork(0, opts.cgroup.and_then(|c| c.clone_into())).map_err(sys_err("clone3 stage 1"))? {
+        Forked::Child => {
+            drop(ours);
+            stage1(plan, opts, &theirs, supervisor)
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(theirs);
+
+    let mut stage2 = None;
+    let result = setup(plan, opts, &ours, stage1, &mut stage2);
+    // Stage 1 is finished (or failed) either way: reap it so it never lingers as a zombie.
+    let _ = kill(stage1, Signal::SIGKILL);
+    let _ = waitpid(stage1, None);
+    match result {
+        Ok(init) => Ok(Running { init, chan: ours, started: SystemTime::now(), started_at: Instant::now() }),
+        Err(e) => {
+            if let Some(pid) = stage2 {
+                // Killing pid 1 kills its whole pid namespace.
+                let _ = kill(pid, Signal::SIGKILL);
+                let _ = waitpid(pid, None);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Wait for the next setup message, at most until `deadline`.
+fn next(chan: &Channel, deadline: Instant, timeout: Duration, expect: &'static str) -> Result<Msg, LaunchError> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(LaunchError::Timeout(timeout));
+        }
+        let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(chan.0.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Err(Errno::EINTR) | Ok(0) => continue,
+            Err(e) => return Err(LaunchError::Sys { step: "poll", errno: e }),
+            Ok(_) => {}
+        }
+        return match chan.recv().map_err(sys_err("recv"))? {
+            None => Err(LaunchError::Died(expect)),
+            Some(Msg::SetupFailed(kind, why)) => Err(LaunchError::Setup(kind, why)),
+            Some(m) => Ok(m),
+        };
+    }
+}
+
+/// Supervisor side of the setup protocol. Returns the pid of the sandbox's init.
+fn setup(plan: &Plan, opts: &LaunchOptions, chan: &Channel, stage1: Pid, stage2: &mut Option<Pid>) -> Result<Pid, LaunchError> {
+    let deadline = Instant::now() + opts.setup_timeout;
+    let t = opts.setup_timeout;
+    if let Some(cg) = opts.cgroup {
+        if cg.clone_into().is_none() {
+            // v1: before stage 1 forks anything, so every later process is born inside.
+            cg.add_process(stage1.as_raw()).map_err(LaunchError::Cgroup)?;
+        }
+    }
+    match next(chan, deadline, t, "user namespace ready")? {
+        Msg::UsernsReady => {}
+        m => return Err(LaunchError::Protocol(m)),
+    }
+    if plan.new_userns {
+        // Written by us, root in the parent user namespace: any 1:1 map is allowed, and
+        // /proc/PID/setgroups stays "allow" so the payload's supplementary groups can be set.
+        let write = |file: &str, maps: &[crate::plan::IdMap]| {
+            std::fs::write(format!("/proc/{stage1}/{file}"), Plan::map_file(maps))
+                .map_err(|e| LaunchError::Sys { step: "write id map", errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)) })
+        };
+        write("uid_map", &plan.uid_mappings)?;
+        write("gid_map", &plan.gid_mappings)?;
+    }
+    chan.send(&Msg::MapsWritten).map_err(sys_err("send"))?;
+    let init = match next(chan, deadline, t, "stage 2 pid")? {
+        Msg::Stage2(pid) => Pid::from_raw(pid),
+        m => return Err(LaunchError::Protocol(m)),
+    };
+    *stage2 = Some(init);
+    match next(chan, deadline, t, "sandbox ready")? {
+        Msg::SetupDone => {}
+        m => return Err(LaunchError::Protocol(m)),
+    }
+    chan.send(&Msg::Go).map_err(sys_err("send"))?;
+    Ok(init)
+}
+
+/// Report a setup failure to the supervisor and leave.
+fn fail(chan: &Channel, kind: FailKind, what: impl std::fmt::Display) -> ! {
+    let _ = chan.send(&Msg::SetupFailed(kind, what.to_string()));
+    sys::exit_now(1)
+}
+
+/// Stage 1: join namespaces, enter the new user namespace, unshare the rest, fork pid 1.
+fn stage1(plan: &Plan, _opts: &LaunchOptions, chan: &Channel, supervisor: Pid) -> ! {
+    use nix::sys::prctl::set_pdeathsig;
+    // If the supervisor is already gone, nobody would ever reap or supervise us.
+    if set_pdeathsig(Signal::SIGKILL).is_err() || getppid() != supervisor {
+        sys::exit_now(1);
+    }
+    for (flag, path) in &plan.joins {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => fail(chan, FailKind::Request, format!("open namespace {}: {e}", path.display())),
+        };
+        if let Err(e) = nix::sched::setns(file.as_fd(), *flag) {
+            fail(chan, FailKind::System, format!("setns {}: {e}", path.display()));
+        }
+    }
+    // Clone the root and bind sources while still host root in the host (or joined) mount ns.
+    let sources = match crate::rootfs::Sources::open(plan) {
+        Ok(s) => s,
+        Err(e) => fail(chan, FailKind::Request, e),
+    };
+    if plan.new_userns {
+        if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWUSER) {
+            fail(chan, FailKind::System, format!("unshare user namespace: {e}"));
+        }
+    }
+    if chan.send(&Msg::UsernsReady).is_err() {
+        sys::exit_now(1);
+    }
+    match chan.recv() {
+        Ok(Some(Msg::MapsWritten)) => {}
+        _ => sys::exit_now(1),
+    }
+    if let Err(e) = nix::sched::unshare(plan.new_namespaces) {
+        fail(chan, FailKind::System, format!("unshare {:?}: {e}", plan.new_namespaces));
+    }
+    match sys::clone3_fork(libc::CLONE_PARENT as u64, None) {
+        Err(e) => fail(chan, FailKind::System, format!("clone3 stage 2: {e}")),
+        Ok(Forked::Child) => stage2(plan, _opts, chan, &sources),
+        Ok(Forked::Parent(pid)) => {
+            let _ = chan.send(&Msg::Stage2(pid.as_raw()));
+            sys::exit_now(0)
+        }
+    }
+}
+
+/// Stage 2, pid 1 of the sandbox: build the mount tree, then become init.
+fn stage2(plan: &Plan, opts: &LaunchOptions, chan: &Channel, sources: &crate::rootfs::Sources) -> ! {
+    use nix::sys::prctl::set_pdeathsig;
+    // Our parent is the supervisor (CLONE_PARENT). If it died before this line, we are caught
+    // below: its end of the channel is closed and waiting for Go reads end-of-file.
+    if set_pdeathsig(Signal::SIGKILL).is_err() {
+        sys::exit_now(1);
+    }
+    if let Some(h) = &plan.hostname {
+        if let Err(e) = nix::unistd::sethostname(h) {
+            fail(chan, FailKind::System, format!("sethostname: {e}"));
+        }
+    }
+    // Files we create (mount points, staging dirs) need an owner mapped in our user namespace,
+    // else EOVERFLOW: create them as the payload's ids. Host root stays unmapped on purpose.
+    nix::unistd::setfsgid(nix::unistd::Gid::from_raw(plan.gid));
+    nix::unistd::setfsuid(nix::unistd::Uid::from_raw(plan.uid));
+    if let Err(e) = crate::rootfs::setup(&Linux, plan, sources) {
+        fail(chan, FailKind::System, e);
+    }
+    let _ = nix::sys::prctl::set_name(c"pilotbox-init");
+    if chan.send(&Msg::SetupDone).is_err() {
+        sys::exit_now(1);
+    }
+    match chan.recv() {
+        Ok(Some(Msg::Go)) => crate::init::run(plan, opts.seccomp, chan),
+        _ => sys::exit_now(1),
+    }
+}
+
+/// Unblock what `launch` blocked, in the supervisor after supervision.
+pub fn unblock_signals() {
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&supervised_signals()), None);
+}

@@ -1,0 +1,182 @@
+//! The supervisor loop: the launching process, outside the sandbox, until the payload is gone.
+//!
+//! Single-threaded and event-driven (one `poll` over a signalfd and the channel): forwards the
+//! pilot's signals to init (which hands them to the payload), enforces the wall-time limit
+//! (SIGTERM, a grace period, then kill the whole cgroup and pid namespace), and turns what it
+//! learns into an [`Outcome`]. Usage accounting and cgroup removal are the caller's, because it
+//! owns the cgroup.
+
+use crate::channel::Msg;
+use crate::launch::{supervised_signals, Running, FORWARDED};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use serde::Serialize;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl Status {
+    /// The shell convention DESIGN.md fixes: the code, or 128+N for signal N.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Status::Exited(c) => c,
+            Status::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: Status,
+    /// The payload never started: execve (or a step right before it) failed, with errno.
+    pub exec_error: Option<(i32, String)>,
+    pub walltime_exceeded: bool,
+    pub started: SystemTime,
+    pub ended: SystemTime,
+    pub wall: Duration,
+}
+
+pub struct SuperviseOptions<'a> {
+    pub walltime: Option<Duration>,
+    /// Between SIGTERM and the hard kill when the wall time is up.
+    pub grace: Duration,
+    /// Kills every process of the payload's cgroup (v2 cgroup.kill / v1 freeze-kill loop).
+    pub kill_all: Option<&'a dyn Fn() -> Result<(), String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuperviseError {
+    #[error("{step}: {errno}")]
+    Sys { step: &'static str, errno: Errno },
+}
+
+/// Supervise until the sandbox's init is gone.
+pub fn supervise(run: Running, opts: &SuperviseOptions) -> Result<Outcome, SuperviseError> {
+    let sfd = SignalFd::with_flags(&supervised_signals(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|errno| SuperviseError::Sys { step: "signalfd", errno })?;
+    let mut payload_status: Option<Status> = None;
+    let mut exec_error = None;
+    let mut chan_open = true;
+    let mut walltime_exceeded = false;
+    let mut hard_kill_at: Option<Instant> = None;
+    let mut killed_hard = false;
+
+    let init_status = loop {
+        // Init may already be gone (its SIGCHLD can predate the signalfd).
+        match waitpid(run.init, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
+            Ok(s) => break s,
+            Err(errno) => return Err(SuperviseError::Sys { step: "waitpid init", errno }),
+        }
+        let now = Instant::now();
+        if let Some(limit) = opts.walltime {
+            if !walltime_exceeded && now >= run.started_at + limit {
+                walltime_exceeded = true;
+                let _ = kill(run.init, Signal::SIGTERM);
+                hard_kill_at = Some(now + opts.grace);
+            }
+        }
+        if let Some(at) = hard_kill_at {
+            if !killed_hard && now >= at {
+                killed_hard = true;
+                if let Some(k) = opts.kill_all {
+                    let _ = k();
+                }
+                // Pid 1 dying takes the whole pid namespace with it, cgroup or not.
+                let _ = kill(run.init, Signal::SIGKILL);
+            }
+        }
+        let next_deadline = [
+            opts.walltime.filter(|_| !walltime_exceeded).map(|w| run.started_at + w),
+            hard_kill_at.filter(|_| !killed_hard),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let timeout = match next_deadline {
+            Some(d) => {
+                let ms = d.saturating_duration_since(now).as_millis().clamp(1, i32::MAX as u128) as i32;
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+            }
+            None => PollTimeout::NONE,
+        };
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if chan_open {
+            fds.push(PollFd::new(run.chan.0.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(errno) => return Err(SuperviseError::Sys { step: "poll", errno }),
+        }
+        let chan_ready = chan_open && fds[1].any().unwrap_or(false);
+        while let Ok(Some(info)) = sfd.read_signal() {
+            if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
+                if FORWARDED.contains(&sig) {
+                    let _ = kill(run.init, sig);
+                }
+            }
+        }
+        if chan_ready {
+            match run.chan.recv() {
+                Ok(Some(m)) => absorb(m, &mut payload_status, &mut exec_error),
+                Ok(None) | Err(_) => chan_open = false,
+            }
+        }
+    };
+    // Drain what init (or the payload child) said before dying.
+    while chan_open {
+        let mut fds = [PollFd::new(run.chan.0.as_fd(), PollFlags::POLLIN)];
+        if !matches!(poll(&mut fds, PollTimeout::from(100u8)), Ok(n) if n > 0) {
+            break;
+        }
+        match run.chan.recv() {
+            Ok(Some(m)) => absorb(m, &mut payload_status, &mut exec_error),
+            _ => chan_open = false,
+        }
+    }
+    let ended = SystemTime::now();
+    let status = payload_status.unwrap_or(match init_status {
+        // Init was killed (cgroup kill, OOM, hard wall-time kill): so was the payload.
+        WaitStatus::Signaled(_, sig, _) => Status::Signaled(sig as i32),
+        WaitStatus::Exited(_, code) => Status::Exited(if code == 0 { 255 } else { code }),
+        _ => Status::Signaled(Signal::SIGKILL as i32),
+    });
+    Ok(Outcome {
+        status,
+        exec_error,
+        walltime_exceeded,
+        started: run.started,
+        ended,
+        wall: run.started_at.elapsed(),
+    })
+}
+
+fn absorb(m: Msg, status: &mut Option<Status>, exec_error: &mut Option<(i32, String)>) {
+    match m {
+        Msg::Exited(c) => *status = Some(Status::Exited(c)),
+        Msg::Signaled(s) => *status = Some(Status::Signaled(s)),
+        Msg::ExecFailed(e, why) => *exec_error = Some((e, why)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_shell_convention() {
+        assert_eq!(Status::Exited(3).exit_code(), 3);
+        assert_eq!(Status::Signaled(9).exit_code(), 137);
+        assert_eq!(Status::Signaled(15).exit_code(), 143);
+    }
+}

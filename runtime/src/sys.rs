@@ -1,0 +1,212 @@
+//! The raw syscalls nix does not wrap safely. This is the only module of the engine with
+//! `unsafe` (besides `seccomp`'s filter load): each block is one syscall, with why it is sound.
+//!
+//! A reviewer should read this file first: everything else calls these or safe nix wrappers.
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// Result of [`clone3_fork`], like `fork(2)`.
+pub enum Forked {
+    Parent(Pid),
+    Child,
+}
+
+/// `struct clone_args` of `linux/sched.h` (version 2, 88 bytes: with `cgroup`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// `CLONE_INTO_CGROUP` (linux 5.7): the child starts life in the cgroup `cgroup` refers to, so
+/// it never runs a single instruction outside its limits (no migration race as with writing
+/// `cgroup.procs` after fork).
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// fork(2)-like `clone3`: no new stack (the child continues on a copy of ours), `flags` from
+/// `CLONE_*`, the child's exit signal SIGCHLD (see below for CLONE_PARENT), optionally spawned straight into a cgroup-v2
+/// directory.
+///
+/// Callers must be single-threaded (the engine checks [`thread_count`] before launching): as
+/// with fork, only the calling thread exists in the child, and a lock held by another thread
+/// would stay locked forever in it.
+pub fn clone3_fork(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked, Errno> {
+    // With CLONE_PARENT the kernel requires exit_signal 0: the child inherits the caller's own
+    // exit signal (SIGCHLD for our stage 1), since it becomes a child of the caller's parent.
+    let parent = flags & libc::CLONE_PARENT as u64 != 0;
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: if parent { 0 } else { libc::SIGCHLD as u64 },
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: `args` is a valid, fully initialised clone_args that outlives the call, and its size
+    // is passed alongside. With stack == 0 the kernel gives the child a copy-on-write copy of our
+    // stack, exactly like fork(2), so both sides return here normally. No pointer fields are set.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// Plain fork(2), for the pid-1 init forking the payload (single-threaded by construction).
+pub fn fork() -> Result<Forked, Errno> {
+    // SAFETY: the init process is single-threaded (it is a clone3 child of a single-threaded
+    // supervisor and never spawns threads), so the child inherits no lock held by another thread.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// `MOUNT_ATTR_*` flags of `mount_setattr(2)`.
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+/// `mount_setattr(path, [AT_RECURSIVE], {attr_set})` (linux 5.12): set flags on a mount (tree)
+/// in one call, keeping each mount's other (possibly locked) flags — the per-mount
+/// `MS_REMOUNT|MS_BIND` walk bubblewrap does would have to repeat them.
+pub fn mount_setattr(path: &std::ffi::CStr, attr_set: u64, recursive: bool) -> Result<(), Errno> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let attr = MountAttr { attr_set, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let flags = if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: `path` is a valid NUL-terminated string, `attr` a valid mount_attr whose size is
+    // passed; the kernel only reads both during the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if ret == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// `open_tree(path, OPEN_TREE_CLONE [|AT_RECURSIVE])` (linux 5.2): a detached copy of the mount
+/// at `path` (and its submounts), as an fd. Taken while still host root in the host (or joined)
+/// mount namespace, it lets the sandbox later attach a directory its own user namespace could
+/// not even look up (a pilot's 0700 work dir) — the approach runc ≥ 1.2 takes for bind sources.
+pub fn open_tree_clone(path: &std::ffi::CStr, recursive: bool) -> Result<OwnedFd, Errno> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: `path` is a valid NUL-terminated string read only during the call.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: on success open_tree returns a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// `move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)`: attach a detached tree
+/// from [`open_tree_clone`] at `target`.
+pub fn move_mount_to(tree: BorrowedFd<'_>, target: &std::ffi::CStr) -> Result<(), Errno> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    // SAFETY: both strings are valid and NUL-terminated, `tree` is an open fd we borrow.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if ret == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// Mark every fd >= `first` close-on-exec (`close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`, linux
+/// 5.11), so nothing the supervisor had open leaks into the payload across execve.
+pub fn cloexec_from(first: u32) -> Result<(), Errno> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range takes plain integers; it cannot affect memory safety, only fd flags.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if ret == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// Number of threads of the calling process (from /proc/self/status), to refuse forking from a
+/// multi-threaded caller.
+pub fn thread_count() -> std::io::Result<usize> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| std::io::Error::other("no Threads: line in /proc/self/status"))
+}
+
+/// `_exit(2)`: leave a forked child without running atexit handlers or flushing stdio buffers
+/// that belong to the parent.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no memory of ours.
+    unsafe { libc::_exit(code) }
+}
+
+/// Reset every catchable signal to its default disposition. Ignored dispositions survive
+/// execve (and Rust's runtime ignores SIGPIPE), so without this the payload would inherit
+/// SIG_IGN for SIGPIPE from us — the bug std::process::Command also guards against.
+pub fn reset_signal_dispositions() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL installs no handler code, so no handler can run in an
+        // inconsistent state; sigaction itself is async-signal-safe. Errors (none expected for
+        // catchable signals) are ignored: the disposition stays what it was.
+        let _ = unsafe { sigaction(sig, &dfl) };
+    }
+}
