@@ -314,6 +314,9 @@ fn pids_max_stops_a_fork_loop() {
     let n = cg.pids().unwrap().len();
     assert!(n <= 10, "{n} processes despite pids.max=10");
     assert!(n >= 5, "only {n} processes: the loop never got going");
+    if let Some(peak) = cg.usage().unwrap().pids_peak {
+        assert!((5..=10).contains(&peak), "pids.peak {peak}");
+    }
     cg.kill().expect("kill");
     assert!(cg.pids().unwrap().is_empty());
     cg.destroy().unwrap();
@@ -407,7 +410,7 @@ fn destroy_removes_sub_cgroups_in_every_hierarchy() {
     let (pid, _gate) = fx.spawn_gated("sleep 1000");
     for d in &dirs {
         std::fs::create_dir(d.join("sub")).unwrap();
-        if d.join("cpuset.cpus").exists() {
+        if d.join("sub/cpuset.cpus").exists() {
             for f in ["cpuset.cpus", "cpuset.mems"] {
                 std::fs::write(d.join("sub").join(f), read(&d.join(f))).unwrap();
             }

@@ -266,7 +266,7 @@ fn make_dirs_v1(d: &Dir, undo: &mut Undo, cpuset: bool) -> Result<()> {
     if cpuset {
         // Each new cpuset dir starts with empty cpus/mems unless cgroup.clone_children=1;
         // copy from the parent, top-down (cgroups-rs does the same in post_create).
-        for new in undo.0[before..].to_vec() {
+        for new in &undo.0[before..] {
             let parent = new.parent().unwrap_or(&d.mount).to_owned();
             for f in ["cpuset.cpus", "cpuset.mems"] {
                 let cur = fsio::read(&new.join(f))?;

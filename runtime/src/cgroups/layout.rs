@@ -68,6 +68,9 @@ fn controller_id(name: &str) -> Controllers {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct V1Mount {
     pub mount: PathBuf,
+    /// The mount's root inside the hierarchy (mountinfo field 4): `/` normally, a sub-path when
+    /// a container runtime bind-mounted only its own subtree.
+    pub root: PathBuf,
     pub controllers: Vec<&'static str>,
 }
 
@@ -76,11 +79,12 @@ pub fn v1_mounts() -> Vec<V1Mount> {
     let v1 = V1::new();
     let mut out: Vec<V1Mount> = Vec::new();
     for c in V1_USED {
-        if let Some((mount, _root)) = v1.get_mount_point(controller_id(c)) {
+        if let Some((mount, root)) = v1.get_mount_point(controller_id(c)) {
             match out.iter_mut().find(|m| m.mount == mount) {
                 Some(m) => m.controllers.push(c),
                 None => out.push(V1Mount {
                     mount,
+                    root,
                     controllers: vec![c],
                 }),
             }

@@ -114,10 +114,25 @@ fn nested(caller_pid: i32, id: &str) -> Result<String> {
                 let p = pc.v1_path(c).ok_or_else(|| {
                     CgroupError::Placement(format!("{} lists no {c} hierarchy", file.display()))
                 })?;
-                entries.push((c, child(p, id)));
+                entries.push((c, child(&strip_mount_root(p, &m.root), id)));
             }
             Ok(layout::format_per_controller(&entries))
         }
+    }
+}
+
+/// `/proc/PID/cgroup` paths are relative to the hierarchy's root; our paths are relative to the
+/// mount point. They differ when only a subtree is mounted (mountinfo root ≠ `/`).
+fn strip_mount_root(p: &str, root: &std::path::Path) -> String {
+    let root = root.to_string_lossy();
+    let root = root.trim_end_matches('/');
+    if root.is_empty() {
+        return p.to_owned();
+    }
+    match p.strip_prefix(root) {
+        Some("") => "/".to_owned(),
+        Some(rest) if rest.starts_with('/') => rest.to_owned(),
+        _ => p.to_owned(),
     }
 }
 
@@ -182,6 +197,27 @@ fn move_to_leaf(dir: &std::path::Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_root_is_stripped() {
+        use std::path::Path;
+        assert_eq!(
+            strip_mount_root("/slurm/job_1", Path::new("/")),
+            "/slurm/job_1"
+        );
+        assert_eq!(
+            strip_mount_root("/docker/abc/x", Path::new("/docker/abc")),
+            "/x"
+        );
+        assert_eq!(
+            strip_mount_root("/docker/abc", Path::new("/docker/abc")),
+            "/"
+        );
+        assert_eq!(
+            strip_mount_root("/docker/abcd", Path::new("/docker/abc")),
+            "/docker/abcd"
+        );
+    }
 
     #[test]
     fn under_root_paths() {
