@@ -2,7 +2,8 @@
 //! v2 in the VM of issue 3). Every test works under its own top-level cgroup
 //! (`$PILOTBOX_TEST_CGROUP_ROOT/<test>-<pid>` or `/pilotbox-test-<pid>-<test>`), never under the
 //! caller's cgroup, and a [`Fixture`] guard kills its children and removes that tree in every
-//! hierarchy even when the test fails. Only `/bin/sh` + busybox-level tools are used, so the same
+//! hierarchy even when the test fails. `$PILOTBOX_TEST_CGROUP_ROOT` itself is left in place (it
+//! belongs to whoever runs the tests; `create` makes it if missing). Only `/bin/sh` + busybox-level tools are used, so the same
 //! tests run in a busybox initramfs.
 
 use std::io::Write;
