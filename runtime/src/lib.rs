@@ -6,6 +6,7 @@
 //! [`init`] (pid 1 and the payload's last steps), [`supervisor`]; [`sys`] holds every raw
 //! syscall (`unsafe`) in one short file.
 
+pub mod cgroups;
 pub mod channel;
 pub mod identity;
 pub mod init;
