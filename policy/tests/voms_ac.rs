@@ -514,3 +514,76 @@ fn find_ac_extension_only_on_voms_proxies() {
     assert!(voms::find_ac_extension(&proxy).is_some());
     assert!(voms::find_ac_extension(&user).is_none());
 }
+
+/// RFC 5755 holder forms VOMS does not write itself: baseCertificateID with the holder's real
+/// issuer (the CA), and entityName = the holder's subject. Built by re-signing a real AC.
+#[test]
+fn rfc_holder_forms_bind_to_the_end_entity() {
+    let fx = VomsFixture::new();
+    let (ext, alice) = alice_proxy(&fx, "p", &args(&["/testvo"], &[]));
+    let bob = pem_certs(&fx.bob.cert).remove(0);
+    let (_, a) = X509Certificate::from_der(&alice).unwrap();
+    let base_id = seq(&[&tlv(
+        0xa0,
+        &[
+            seq(&[&tlv(0xa4, a.issuer().as_raw())]),
+            tlv(0x02, a.raw_serial()),
+        ]
+        .concat(),
+    )]);
+    let entity = seq(&[&tlv(0xa1, &tlv(0xa4, a.subject().as_raw()))]);
+    for holder in [base_id, entity] {
+        let mut ed = AcEditor::from_ext(&ext);
+        ed.acinfo[1] = holder;
+        let signed = ed.sign(&fx.voms.key, "sha256", fx.dir.path());
+        assert_eq!(Run::new(&fx).check(&signed, &alice).1, Ok(()));
+        let (_, r) = Run::new(&fx).check(&signed, &bob);
+        assert!(matches!(r, Err(VomsError::HolderMismatch { .. })), "{r:?}");
+    }
+}
+
+/// Poor man's fuzzing on a real AC (the cargo-fuzz target does this at length): bit flips,
+/// byte overwrites and truncations must yield errors or verdicts, never panics.
+#[test]
+fn mutated_real_acs_never_panic() {
+    let fx = VomsFixture::new();
+    let (ext, holder) = alice_proxy(
+        &fx,
+        "p",
+        &args(&["/testvo/a", "/testvo/b"], &["-ga", "k=v"]),
+    );
+    let mut run = Run::new(&fx);
+    run.host = Some("wn1.example.org");
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut parsed, mut valid) = (0, 0);
+    for i in 0..1500 {
+        let mut m = ext.clone();
+        let pos = (rnd() as usize) % m.len();
+        match i % 3 {
+            0 => m[pos] ^= 1 << (rnd() % 8),
+            1 => m[pos] = m[pos].wrapping_add(1 + (rnd() % 255) as u8),
+            _ => m.truncate(pos),
+        }
+        assert_ne!(m, ext);
+        if let Ok(acs) = split_ac_extension(&m) {
+            if parse_ac(acs[0]).is_ok() {
+                parsed += 1;
+            }
+        }
+        let (v, _) = run.check(&m, &holder);
+        valid += v.valid as u32;
+    }
+    assert!(
+        parsed > 0,
+        "some mutations (e.g. inside the signature) still parse"
+    );
+    // Everything but the envelope is signed, and the envelope is strict DER: no mutation of
+    // a real AC may still verify.
+    assert_eq!(valid, 0, "mutated ACs verified");
+}

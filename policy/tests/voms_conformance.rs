@@ -12,7 +12,7 @@ mod voms_fixtures;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use policy::voms::{find_ac_extension, fqan::to_long_form, verify_ac, VomsContext};
+use policy::voms::{find_ac_in_chain, fqan::to_long_form, verify_ac, VomsContext};
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -88,10 +88,7 @@ fn conformance_voms_cases() {
             })
             .unwrap_or_else(|| panic!("{id}: no end-entity certificate"));
         // The AC nearest the leaf (DESIGN.md: a plain proxy delegated from a VOMS proxy keeps it).
-        let found = certs
-            .iter()
-            .enumerate()
-            .find_map(|(i, c)| find_ac_extension(c).map(|e| (i, e)));
+        let found = find_ac_in_chain(&certs);
         let Some((position, ext)) = found else {
             assert!(!expected_valid, "{id}: no AC found but expected valid");
             assert_eq!(ef["voms_valid"], false, "{id}");

@@ -80,6 +80,16 @@ pub fn find_ac_extension<'a>(cert: &'a X509Certificate<'_>) -> Option<&'a [u8]> 
         .map(|e| e.value)
 }
 
+/// The AC of a chain (leaf first): the VOMS extension of the certificate nearest the leaf
+/// that carries one, with its position (DESIGN.md: a plain proxy delegated from a VOMS proxy
+/// keeps its VO and FQANs; VOMS C++ searches the whole chain the same way).
+pub fn find_ac_in_chain<'a>(chain: &'a [X509Certificate<'_>]) -> Option<(usize, &'a [u8])> {
+    chain
+        .iter()
+        .enumerate()
+        .find_map(|(i, c)| find_ac_extension(c).map(|e| (i, e)))
+}
+
 /// Runs every trust check on an already parsed AC (see [`verify::check`] for the order).
 pub fn verify_parsed(
     ac: &ParsedAc<'_>,

@@ -134,6 +134,10 @@ pub fn parse_ac(der: &[u8]) -> Result<ParsedAc<'_>, VomsError> {
     top.finish("AttributeCertificate")?;
     let (_, signature_value) =
         BitString::from_der(sig.raw).map_err(|e| der_err("signatureValue", e.to_string()))?;
+    // Signatures are whole octets (RFC 5280 §4.1.1.3 by reference): no unused bits.
+    if signature_value.unused_bits != 0 {
+        return Err(der_err("signatureValue", "unused bits in a signature"));
+    }
 
     let mut f = acinfo.children();
     // §4.2.1 version: v2(1) is the only value.
