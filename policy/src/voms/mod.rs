@@ -8,7 +8,7 @@
 //! mapping uses only those of a valid AC, see [`crate::Identity::verified_fqans`]); an
 //! unparseable one reports none.
 //!
-//! - [`parse`]: untrusted bytes → [`ParsedAc`], no I/O (fuzzed).
+//! - [`parse`]: untrusted bytes → [`ParsedAc`], no I/O, never panics (the fuzzing entry point).
 //! - [`verify`]: algorithm policy, holder binding, validity, targets, critical extensions.
 //! - [`trust`]: the vomsdir (`<vo>/<host>.lsc` or AA certificates) and the AC signature.
 //!
@@ -90,7 +90,8 @@ pub fn find_ac_in_chain<'a>(chain: &'a [X509Certificate<'_>]) -> Option<(usize, 
         .find_map(|(i, c)| find_ac_extension(c).map(|e| (i, e)))
 }
 
-/// Runs every trust check on an already parsed AC (see [`verify::check`] for the order).
+/// Runs every trust check on an already parsed AC: algorithm, issuer trust and signature,
+/// holder, validity, extensions (in that order; the first failure is the reason).
 pub fn verify_parsed(
     ac: &ParsedAc<'_>,
     holder: &X509Certificate<'_>,
