@@ -11,6 +11,7 @@
 
 pub mod class;
 pub mod identity;
+pub mod voms;
 
 pub use class::{Class, Denial};
 pub use identity::{Identity, ProxyType, Voms};

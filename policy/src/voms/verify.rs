@@ -1,0 +1,202 @@
+//! The trust checks on a parsed AC: algorithm policy, issuer trust and signature, holder,
+//! validity period, targets and critical extensions (RFC 5755 §5 "Attribute Certificate
+//! Validation", VOMS C++ `validate`).
+
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::x509::AlgorithmIdentifier;
+
+use super::dn::{oneline, same_name};
+use super::error::VomsError;
+use super::oids;
+use super::parse::{AcHolder, ParsedAc};
+use super::{trust, VomsContext};
+
+/// How the signature algorithm is treated.
+enum AlgClass {
+    Modern,
+    Sha1,
+    Md,
+    Other,
+}
+
+fn classify(oid: &str) -> (AlgClass, &'static str) {
+    match oid {
+        "1.2.840.113549.1.1.11" => (AlgClass::Modern, "sha256WithRSAEncryption"),
+        "1.2.840.113549.1.1.12" => (AlgClass::Modern, "sha384WithRSAEncryption"),
+        "1.2.840.113549.1.1.13" => (AlgClass::Modern, "sha512WithRSAEncryption"),
+        "1.2.840.10045.4.3.2" => (AlgClass::Modern, "ecdsa-with-SHA256"),
+        "1.2.840.10045.4.3.3" => (AlgClass::Modern, "ecdsa-with-SHA384"),
+        "1.2.840.10045.4.3.4" => (AlgClass::Modern, "ecdsa-with-SHA512"),
+        "1.2.840.113549.1.1.5" | "1.3.14.3.2.29" => (AlgClass::Sha1, "sha1WithRSAEncryption"),
+        "1.2.840.10045.4.1" => (AlgClass::Sha1, "ecdsa-with-SHA1"),
+        "1.2.840.113549.1.1.4" => (AlgClass::Md, "md5WithRSAEncryption"),
+        "1.2.840.113549.1.1.2" => (AlgClass::Md, "md2WithRSAEncryption"),
+        "1.2.840.113549.1.1.3" => (AlgClass::Md, "md4WithRSAEncryption"),
+        _ => (AlgClass::Other, "unknown"),
+    }
+}
+
+/// SHA-2 RSA/ECDSA always; SHA-1 only with the legacy setting; MD2/4/5 never.
+pub(crate) fn check_algorithm(
+    alg: &AlgorithmIdentifier<'_>,
+    allow_legacy: bool,
+) -> Result<(), VomsError> {
+    let oid = alg.algorithm.to_id_string();
+    match classify(&oid) {
+        (AlgClass::Modern, _) => Ok(()),
+        (AlgClass::Sha1, _) if allow_legacy => Ok(()),
+        (AlgClass::Sha1 | AlgClass::Md, name) => Err(VomsError::WeakAlgorithm(name.into())),
+        (AlgClass::Other, _) => Err(VomsError::UnsupportedAlgorithm(oid)),
+    }
+}
+
+/// Verifies the AC signature over `AttributeCertificateInfo` with `signer`'s public key.
+pub(crate) fn verify_signature(
+    ac: &ParsedAc<'_>,
+    signer: &X509Certificate<'_>,
+) -> Result<(), VomsError> {
+    use x509_parser::error::X509Error;
+    match x509_parser::verify::verify_signature(
+        signer.public_key(),
+        &ac.signature_algorithm,
+        &ac.signature_value,
+        ac.signed_part,
+    ) {
+        Ok(()) => Ok(()),
+        Err(X509Error::SignatureUnsupportedAlgorithm) => {
+            Err(VomsError::UnsupportedAlgorithm(format!(
+                "{} with this AA key",
+                classify(&ac.signature_algorithm.algorithm.to_id_string()).1
+            )))
+        }
+        Err(_) => Err(VomsError::BadSignature(oneline(signer.subject()))),
+    }
+}
+
+fn trim_serial(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|&&b| b == 0).count();
+    &s[n.min(s.len().saturating_sub(1))..]
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
+/// RFC 5755 §4.2.2 / §5: the AC must be bound to the end-entity certificate.
+///
+/// `baseCertificateID`: serial equal, and issuer equal to the certificate's issuer (RFC 5755)
+/// **or to its subject**: VOMS servers and `voms-proxy-fake` write the holder's subject there,
+/// and VOMS C++ accepts both (`validate`: `X509_NAME_cmp` against subject, then issuer).
+/// `entityName`: the certificate's subject.
+pub(crate) fn check_holder(ac: &ParsedAc<'_>, cert: &X509Certificate<'_>) -> Result<(), VomsError> {
+    let ok = match &ac.holder {
+        AcHolder::BaseCertificateId { issuer, serial } => {
+            trim_serial(serial) == trim_serial(cert.raw_serial())
+                && (same_name(issuer, cert.issuer()) || same_name(issuer, cert.subject()))
+        }
+        AcHolder::EntityName(name) => same_name(name, cert.subject()),
+    };
+    if ok {
+        return Ok(());
+    }
+    let ac_holder = match &ac.holder {
+        AcHolder::BaseCertificateId { issuer, serial } => {
+            format!(
+                "issuer {} serial {}",
+                oneline(issuer),
+                hex(trim_serial(serial))
+            )
+        }
+        AcHolder::EntityName(n) => format!("entityName {}", oneline(n)),
+    };
+    Err(VomsError::HolderMismatch {
+        ac_holder,
+        cert: format!(
+            "subject {} issuer {} serial {}",
+            oneline(cert.subject()),
+            oneline(cert.issuer()),
+            hex(trim_serial(cert.raw_serial()))
+        ),
+    })
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+/// RFC 5755 §5 item 4: the evaluation time within the validity period, with `skew` of
+/// tolerance on both ends (VOMS C++ allows 5 minutes).
+pub(crate) fn check_time(
+    ac: &ParsedAc<'_>,
+    now: OffsetDateTime,
+    skew: Duration,
+) -> Result<(), VomsError> {
+    if now < ac.not_before - skew {
+        return Err(VomsError::NotYetValid {
+            not_before: rfc3339(ac.not_before),
+        });
+    }
+    if now > ac.not_after + skew {
+        return Err(VomsError::Expired {
+            not_after: rfc3339(ac.not_after),
+        });
+    }
+    Ok(())
+}
+
+/// Extensions this module understands (and so may accept when critical).
+fn understood(ext_oid: &asn1_rs::Oid<'_>) -> bool {
+    [
+        oids::TARGET_INFORMATION,
+        oids::NO_REV_AVAIL,
+        oids::AUTHORITY_KEY_IDENTIFIER,
+        oids::VOMS_AA_CERTS,
+        oids::VOMS_GENERIC_ATTRIBUTES,
+    ]
+    .iter()
+    .any(|o| o == ext_oid)
+}
+
+/// RFC 5755 §4.3 (unknown critical extension → reject) and §4.3.2 (targets).
+pub(crate) fn check_extensions(
+    ac: &ParsedAc<'_>,
+    host_fqdn: Option<&str>,
+) -> Result<(), VomsError> {
+    if let Some(e) = ac
+        .extensions
+        .iter()
+        .find(|e| e.critical && !understood(&e.oid))
+    {
+        return Err(VomsError::UnknownCriticalExtension(e.oid.to_id_string()));
+    }
+    if let Some(targets) = &ac.targets {
+        let host = host_fqdn.ok_or_else(|| VomsError::TargetedNoHost(targets.clone()))?;
+        let host_norm = host.trim_end_matches('.');
+        if !targets
+            .iter()
+            .any(|t| t.trim_end_matches('.').eq_ignore_ascii_case(host_norm))
+        {
+            return Err(VomsError::TargetMismatch {
+                host: host.to_owned(),
+                targets: targets.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// All checks, in the order that gives the most useful reason: algorithm, issuer trust and
+/// signature (is it authentic at all?), then holder, time, extensions.
+pub(crate) fn check(
+    ac: &ParsedAc<'_>,
+    holder: &X509Certificate<'_>,
+    ctx: &VomsContext<'_>,
+) -> Result<(), VomsError> {
+    check_algorithm(&ac.signature_algorithm, ctx.allow_legacy_algorithms)?;
+    trust::establish(ac, ctx)?;
+    check_holder(ac, holder)?;
+    check_time(ac, ctx.now, ctx.clock_skew)?;
+    check_extensions(ac, ctx.host_fqdn)
+}
