@@ -8,11 +8,13 @@
 
 pub mod cgroups;
 pub mod channel;
+pub mod engine;
 pub mod identity;
 pub mod init;
 pub mod launch;
 pub mod plan;
 pub mod rootfs;
+pub mod seccomp;
 pub mod spec_builder;
 pub mod supervisor;
 pub mod sys;

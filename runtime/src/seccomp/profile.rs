@@ -1,0 +1,416 @@
+//! pilotbox's default seccomp profile.
+//!
+//! **Allow-list, default `SCMP_ACT_ERRNO(ENOSYS)`.** An allow-list (as Docker and Podman use)
+//! means a syscall added to a future kernel, or an obscure old one nobody reviewed, is
+//! unreachable until someone decides otherwise; with a deny-list every new kernel interface
+//! (io_uring was the painful example) is open by default on every worker node the day it boots a
+//! new kernel. The default errno is ENOSYS rather than Docker's EPERM, as containers/common's
+//! profile does since 2021: for a syscall the filter does not know, "not implemented" is the
+//! answer libc and runtimes have fallbacks for (glibc falls back from `clone3` to `clone`, from
+//! `faccessat2` to `faccessat`, ...), whereas EPERM made such programs fail outright in Docker.
+//! Syscalls we deny *on purpose* return EPERM instead, which is what the kernel itself would
+//! answer an unprivileged caller; see [`super::groups`] for every group and its reason.
+//!
+//! Two rules need argument filters:
+//! - `ioctl` is allowed except `TIOCSTI` (push characters into the terminal's input queue) and
+//!   `TIOCLINUX` (console selection/paste), which would let a payload type commands into the
+//!   pilot's terminal when they share one (CVE-2017-5226, blocked the same way by bubblewrap).
+//!   The kernel truncates the request to 32 bits, so the comparison masks the upper half:
+//!   `0x1_0000_5412` must not slip through as "not TIOCSTI".
+//! - `clone`/`unshare` may create nested user namespaces (unprivileged Apptainer/Singularity needs
+//!   them) unless [`ProfileOptions::allow_nested_userns`] is false; nested *network* namespaces
+//!   are refused unless [`ProfileOptions::allow_nested_netns`]: a network namespace owned by a user
+//!   namespace the payload created hands it CAP_NET_ADMIN over netfilter/nf_tables, the source of
+//!   most unprivileged-user-namespace privilege escalations of recent years. `clone3` passes its
+//!   flags in memory, where seccomp cannot look, so whenever some flag is refused `clone3` gets
+//!   ENOSYS and glibc falls back to `clone` (Docker does the same).
+//!
+//! Architectures: on x86_64 the filter covers x86_64, and — when
+//! [`ProfileOptions::allow_32bit_abis`] — the 32-bit x86 (`int 0x80`) and x32 ABIs with the same
+//! rules; otherwise any syscall through those ABIs kills the process. Either way no secondary ABI
+//! is unfiltered.
+
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
+    LinuxSeccompOperator, LinuxSyscall,
+};
+
+use super::groups::{
+    DEBUGGING, DENIED_EPERM, EVENTS, FILES, MEMORY, NESTED_NAMESPACES, NETWORK_AND_IPC, PROCESS,
+    SIGNALS_AND_TIME,
+};
+
+/// `TIOCSTI` and `TIOCLINUX` (include/uapi/asm-generic/ioctls.h).
+const TIOCSTI: u32 = 0x5412;
+const TIOCLINUX: u32 = 0x541C;
+/// `CLONE_NEWUSER` and `CLONE_NEWNET` (include/uapi/linux/sched.h).
+const CLONE_NEWUSER: u64 = 0x1000_0000;
+const CLONE_NEWNET: u64 = 0x4000_0000;
+/// Index of the flags argument of `clone`: s390 swaps the first two arguments.
+const CLONE_FLAGS_ARG: usize = if cfg!(target_arch = "s390x") { 1 } else { 0 };
+
+/// Knobs of the default profile. `Default` is what a grid site normally wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProfileOptions {
+    /// Let the payload create user namespaces (and then mount, pivot_root, setns in them).
+    /// Needed by unprivileged Apptainer/Singularity. Default: true.
+    pub allow_nested_userns: bool,
+    /// Let the payload create network namespaces (only possible inside a nested user namespace).
+    /// Default: false (netfilter attack surface, see the module docs).
+    pub allow_nested_netns: bool,
+    /// Let the payload ptrace its own processes (gdb, strace). Forced off on kernels older than
+    /// 4.8, where a tracer could bypass seccomp. Default: true.
+    pub allow_ptrace: bool,
+    /// Run 32-bit x86 and x32 binaries (filtered with the same rules) instead of killing them.
+    /// Default: true.
+    pub allow_32bit_abis: bool,
+}
+
+impl Default for ProfileOptions {
+    fn default() -> Self {
+        ProfileOptions {
+            allow_nested_userns: true,
+            allow_nested_netns: false,
+            allow_ptrace: true,
+            allow_32bit_abis: true,
+        }
+    }
+}
+
+/// Builds pilotbox's default profile (see the module docs for the design).
+pub fn default_profile(opts: &ProfileOptions) -> LinuxSeccomp {
+    let mut rules: Vec<LinuxSyscall> = Vec::new();
+
+    let mut allowed: Vec<&str> = [
+        PROCESS,
+        SIGNALS_AND_TIME,
+        MEMORY,
+        FILES,
+        EVENTS,
+        NETWORK_AND_IPC,
+    ]
+    .concat();
+    let ptrace_ok = opts.allow_ptrace && kernel_at_least(4, 8);
+    if ptrace_ok {
+        allowed.extend_from_slice(DEBUGGING);
+    }
+    if opts.allow_nested_userns {
+        allowed.extend_from_slice(NESTED_NAMESPACES);
+    }
+    rules.push(rule(
+        &allowed,
+        LinuxSeccompAction::ScmpActAllow,
+        None,
+        vec![],
+    ));
+
+    let mut denied: Vec<&str> = DENIED_EPERM
+        .iter()
+        .flat_map(|(_, names)| names.iter().copied())
+        .collect();
+    if !ptrace_ok {
+        denied.extend_from_slice(DEBUGGING);
+    }
+    if !opts.allow_nested_userns {
+        denied.extend_from_slice(NESTED_NAMESPACES);
+    }
+    rules.push(errno(&denied, libc::EPERM, vec![]));
+
+    rules.extend(ioctl_rules());
+    rules.extend(namespace_creation_rules(opts));
+
+    let mut profile = LinuxSeccomp::default();
+    profile.set_default_action(LinuxSeccompAction::ScmpActErrno);
+    profile.set_default_errno_ret(Some(libc::ENOSYS as u32));
+    profile.set_architectures(Some(architectures(opts)));
+    profile.set_syscalls(Some(rules));
+    profile
+}
+
+fn rule(
+    names: &[&str],
+    action: LinuxSeccompAction,
+    errno_ret: Option<u32>,
+    args: Vec<LinuxSeccompArg>,
+) -> LinuxSyscall {
+    let mut r = LinuxSyscall::default();
+    r.set_names(names.iter().map(|n| n.to_string()).collect());
+    r.set_action(action);
+    r.set_errno_ret(errno_ret);
+    r.set_args(if args.is_empty() { None } else { Some(args) });
+    r
+}
+
+fn errno(names: &[&str], errno: i32, args: Vec<LinuxSeccompArg>) -> LinuxSyscall {
+    rule(
+        names,
+        LinuxSeccompAction::ScmpActErrno,
+        Some(errno as u32),
+        args,
+    )
+}
+
+fn masked_eq(index: usize, mask: u64, value: u64) -> LinuxSeccompArg {
+    LinuxSeccompArgBuilder::default()
+        .index(index)
+        .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+        .value(mask)
+        .value_two(value)
+        .build()
+        .expect("all fields of LinuxSeccompArg are set")
+}
+
+/// `ioctl`: allowed for every request whose low 32 bits are not TIOCSTI/TIOCLINUX, EPERM for those.
+///
+/// seccomp has no "masked not-equal", and libseccomp silently lets an unconditional rule win over
+/// conditional ones for the same syscall, so "allow ioctl, except..." cannot be written as
+/// "allow" plus "deny if". Instead the allowed set is written as disjoint prefix classes of the
+/// 32-bit request (see [`complement_prefixes`]), one single-condition ALLOW rule each, and the two
+/// refused values get their own EPERM rules: every request matches exactly one rule, so the
+/// outcome never depends on how libseccomp orders rules.
+fn ioctl_rules() -> Vec<LinuxSyscall> {
+    let refused = [TIOCSTI, TIOCLINUX];
+    let mut rules: Vec<LinuxSyscall> = complement_prefixes(&refused)
+        .into_iter()
+        .map(|(mask, value)| {
+            rule(
+                &["ioctl"],
+                LinuxSeccompAction::ScmpActAllow,
+                None,
+                vec![masked_eq(1, mask.into(), value.into())],
+            )
+        })
+        .collect();
+    rules.extend(refused.iter().map(|&r| {
+        errno(
+            &["ioctl"],
+            libc::EPERM,
+            vec![masked_eq(1, 0xFFFF_FFFF, r.into())],
+        )
+    }));
+    rules
+}
+
+/// Covers all 32-bit values except `excluded` with disjoint `(mask, value)` classes, where a class
+/// matches `x` iff `x & mask == value` and every mask is a run of leading one bits (a prefix).
+/// Walks the binary trie of `excluded` from the top bit: a subtree containing none of them is one
+/// class. At most 32 classes per excluded value.
+fn complement_prefixes(excluded: &[u32]) -> Vec<(u32, u32)> {
+    fn walk(prefix: u32, depth: u32, excluded: &[u32], out: &mut Vec<(u32, u32)>) {
+        if excluded.is_empty() {
+            let mask = if depth == 0 {
+                0
+            } else {
+                u32::MAX << (32 - depth)
+            };
+            out.push((mask, prefix));
+            return;
+        }
+        if depth == 32 {
+            return; // exactly an excluded value
+        }
+        let bit = 1u32 << (31 - depth);
+        for set in [false, true] {
+            let sub: Vec<u32> = excluded
+                .iter()
+                .copied()
+                .filter(|x| (x & bit != 0) == set)
+                .collect();
+            walk(
+                if set { prefix | bit } else { prefix },
+                depth + 1,
+                &sub,
+                out,
+            );
+        }
+    }
+    let mut out = Vec::new();
+    let mut ex = excluded.to_vec();
+    ex.sort_unstable();
+    ex.dedup();
+    walk(0, 0, &ex, &mut out);
+    out
+}
+
+/// `clone`, `clone3`, `unshare`: see the module docs.
+fn namespace_creation_rules(opts: &ProfileOptions) -> Vec<LinuxSyscall> {
+    let mut refused: Vec<u64> = Vec::new();
+    if !opts.allow_nested_userns {
+        refused.push(CLONE_NEWUSER);
+    }
+    if !opts.allow_nested_netns {
+        refused.push(CLONE_NEWNET);
+    }
+    if refused.is_empty() {
+        return vec![rule(
+            &["clone", "clone3", "unshare"],
+            LinuxSeccompAction::ScmpActAllow,
+            None,
+            vec![],
+        )];
+    }
+    let all: u64 = refused.iter().fold(0, |a, b| a | b);
+    let mut rules = vec![
+        rule(
+            &["clone"],
+            LinuxSeccompAction::ScmpActAllow,
+            None,
+            vec![masked_eq(CLONE_FLAGS_ARG, all, 0)],
+        ),
+        rule(
+            &["unshare"],
+            LinuxSeccompAction::ScmpActAllow,
+            None,
+            vec![masked_eq(0, all, 0)],
+        ),
+        // Equal to the default action, so compile() drops it; kept to state the intent.
+        errno(&["clone3"], libc::ENOSYS, vec![]),
+    ];
+    for flag in refused {
+        rules.push(errno(
+            &["clone"],
+            libc::EPERM,
+            vec![masked_eq(CLONE_FLAGS_ARG, flag, flag)],
+        ));
+        rules.push(errno(
+            &["unshare"],
+            libc::EPERM,
+            vec![masked_eq(0, flag, flag)],
+        ));
+    }
+    rules
+}
+
+fn architectures(opts: &ProfileOptions) -> Vec<Arch> {
+    if cfg!(target_arch = "x86_64") {
+        if opts.allow_32bit_abis {
+            vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32]
+        } else {
+            vec![Arch::ScmpArchX86_64]
+        }
+    } else if cfg!(target_arch = "aarch64") && opts.allow_32bit_abis {
+        vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm]
+    } else {
+        vec![Arch::ScmpArchNative]
+    }
+}
+
+/// Whether the running kernel's release is at least `major.minor` (false if it cannot be told).
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let Ok(uts) = nix::sys::utsname::uname() else {
+        return false;
+    };
+    let release = uts.release().to_string_lossy();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
+    match (parts.next(), parts.next()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(classes: &[(u32, u32)], x: u32) -> usize {
+        classes.iter().filter(|(m, v)| x & m == *v).count()
+    }
+
+    #[test]
+    fn complement_covers_everything_but_the_excluded_exactly_once() {
+        let classes = complement_prefixes(&[TIOCSTI, TIOCLINUX]);
+        assert!(classes.len() <= 64, "{} classes", classes.len());
+        assert_eq!(matches(&classes, TIOCSTI), 0);
+        assert_eq!(matches(&classes, TIOCLINUX), 0);
+        // Neighbours, common requests, extremes: each in exactly one class.
+        for x in [
+            0,
+            1,
+            0x5411,
+            0x5413,
+            0x541B,
+            0x541D,
+            0x5401,
+            0x541B,
+            0x8004_5413,
+            0x4008_5412,
+            u32::MAX,
+            0x8000_0000,
+        ] {
+            assert_eq!(matches(&classes, x), 1, "{x:#x}");
+        }
+        // A deterministic pseudo-random sweep.
+        let mut x: u32 = 0x1234_5678;
+        for _ in 0..100_000 {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let want = usize::from(x != TIOCSTI && x != TIOCLINUX);
+            assert_eq!(matches(&classes, x), want, "{x:#x}");
+        }
+        assert_eq!(complement_prefixes(&[]), vec![(0, 0)]);
+    }
+
+    #[test]
+    fn default_profile_has_no_name_both_allowed_and_denied_or_omitted() {
+        for opts in [
+            ProfileOptions::default(),
+            ProfileOptions {
+                allow_nested_userns: false,
+                allow_ptrace: false,
+                ..Default::default()
+            },
+        ] {
+            let p = default_profile(&opts);
+            let rules = p.syscalls().as_ref().unwrap();
+            let unconditional = |action| {
+                rules
+                    .iter()
+                    .filter(|r| r.action() == action && r.args().is_none())
+                    .flat_map(|r| r.names().iter().cloned())
+                    .collect::<Vec<_>>()
+            };
+            let allowed = unconditional(LinuxSeccompAction::ScmpActAllow);
+            let denied = unconditional(LinuxSeccompAction::ScmpActErrno);
+            for n in &allowed {
+                assert!(!denied.contains(n), "{n} is both allowed and denied");
+                assert!(
+                    !crate::seccomp::DELIBERATELY_OMITTED.contains(&n.as_str()),
+                    "{n} allowed but meant to be omitted"
+                );
+                // Conditional rules must never share a syscall with an unconditional one:
+                // libseccomp would silently drop the conditions.
+                assert!(
+                    !rules
+                        .iter()
+                        .any(|r| r.args().is_some() && r.names().contains(n)),
+                    "{n} has unconditional and conditional rules"
+                );
+            }
+            for must in [
+                "keyctl",
+                "bpf",
+                "perf_event_open",
+                "init_module",
+                "finit_module",
+                "kexec_load",
+                "userfaultfd",
+                "open_by_handle_at",
+            ] {
+                assert!(denied.iter().any(|n| n == must), "{must} not denied");
+            }
+            assert_eq!(
+                allowed.iter().any(|n| n == "mount"),
+                opts.allow_nested_userns
+            );
+            assert_eq!(allowed.iter().any(|n| n == "ptrace"), opts.allow_ptrace);
+        }
+    }
+
+    #[test]
+    fn kernel_version_parses() {
+        assert!(kernel_at_least(2, 6));
+        assert!(!kernel_at_least(999, 0));
+    }
+}

@@ -1,0 +1,189 @@
+//! The default seccomp profile, compiled and loaded into real child processes.
+//!
+//! Each probe runs in its own process (`pilotbox-seccomp-probe try NAME`), once unfiltered as a
+//! baseline and once under the filter (`pilotbox-seccomp-probe exec ... -- probe try NAME`), so
+//! that an EPERM is shown to come from seccomp and not from the kernel's own checks.
+//! Needs root only for a few baselines (it runs fine as root in CI); needs strace, python3,
+//! unshare (util-linux) on the PATH.
+
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Output};
+
+use runtime::seccomp::{compile, default_profile, ProfileOptions};
+
+const PROBE: &str = env!("CARGO_BIN_EXE_pilotbox-seccomp-probe");
+const EPERM: &str = "errno 1";
+const ENOSYS: &str = "errno 38";
+
+fn output(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Result line of one probe, unfiltered.
+fn baseline(probe: &str) -> String {
+    let out = output(Command::new(PROBE).args(["try", probe]));
+    assert!(out.status.success(), "{probe}: {out:?}");
+    line(&out, probe)
+}
+
+/// Result line of one probe under the default profile with `opts` (probe-exec flags).
+fn filtered(opts: &[&str], probe: &str) -> String {
+    let out = output(Command::new(PROBE).arg("exec").args(opts).args(["--", PROBE, "try", probe]));
+    assert!(out.status.success(), "{probe} under {opts:?}: {out:?}");
+    line(&out, probe)
+}
+
+fn line(out: &Output, probe: &str) -> String {
+    let s = String::from_utf8_lossy(&out.stdout);
+    s.trim().strip_prefix(probe).map(|r| r.trim().to_string()).unwrap_or_else(|| panic!("bad output {s:?}"))
+}
+
+fn ia32_available() -> bool {
+    baseline("int80-getpid") == "ok"
+}
+
+/// Runs `cmd` under the filter; returns (exit status success, stdout).
+fn run_filtered(opts: &[&str], cmd: &[&str]) -> (bool, String, String) {
+    let out = output(Command::new(PROBE).arg("exec").args(opts).arg("--").args(cmd));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn dangerous_syscalls_fail_with_eperm_and_only_because_of_seccomp() {
+    // These four have unambiguous baselines on any Linux: keyctl succeeds, the others fail with
+    // EINVAL/EFAULT/ENOTTY — never EPERM for root.
+    for probe in ["keyctl", "bpf", "perf_event_open", "tiocsti"] {
+        assert_ne!(baseline(probe), EPERM, "{probe}: baseline is already EPERM");
+        assert_eq!(filtered(&[], probe), EPERM, "{probe}");
+    }
+    for probe in [
+        "add_key", "request_key", "init_module", "finit_module", "kexec_load", "userfaultfd",
+        "open_by_handle_at", "kcmp", "tioclinux", "unshare-net",
+    ] {
+        let base = baseline(probe);
+        if base == EPERM {
+            eprintln!("note: {probe} is already EPERM without seccomp here");
+        }
+        assert_eq!(filtered(&[], probe), EPERM, "{probe} (baseline {base})");
+    }
+}
+
+#[test]
+fn tiocsti_cannot_hide_behind_the_upper_32_bits() {
+    // The kernel truncates the ioctl request to 32 bits: 0x1_0000_5412 is TIOCSTI for it.
+    assert_ne!(baseline("tiocsti-hi"), EPERM);
+    assert_eq!(filtered(&[], "tiocsti-hi"), EPERM);
+    // ...while ordinary ioctls still work.
+    assert_eq!(filtered(&[], "fionread"), "ok");
+}
+
+#[test]
+fn omitted_syscalls_answer_enosys_so_libc_falls_back() {
+    assert_eq!(filtered(&[], "io_uring_setup"), ENOSYS);
+    // Default profile refuses nested network namespaces, so clone3 (flags in memory) is ENOSYS.
+    assert_eq!(filtered(&[], "clone3"), ENOSYS);
+}
+
+#[test]
+fn nested_user_namespaces_follow_the_flag() {
+    assert_eq!(baseline("unshare-user"), "ok");
+    assert_eq!(filtered(&[], "unshare-user"), "ok");
+    assert_eq!(filtered(&["--no-nested-userns"], "unshare-user"), EPERM);
+    assert_eq!(filtered(&["--no-nested-userns"], "unshare-user-hi"), EPERM);
+    assert_eq!(filtered(&["--no-nested-userns"], "clone-user"), EPERM);
+    assert_eq!(filtered(&["--no-nested-userns"], "clone-plain"), "ok");
+    assert_eq!(filtered(&["--no-nested-userns"], "mount"), EPERM);
+    // Allowed mount still reaches the kernel (EFAULT for the NULL arguments).
+    assert_ne!(filtered(&[], "mount"), EPERM);
+    assert_eq!(filtered(&["--nested-netns"], "unshare-net"), "ok");
+}
+
+#[test]
+fn ordinary_programs_still_work() {
+    let (ok, out, err) = run_filtered(&[], &["sh", "-c", "echo hello; ls / >/dev/null && echo listed"]);
+    assert!(ok && out == "hello\nlisted\n", "{out:?} {err}");
+    let (ok, out, err) = run_filtered(&[], &["python3", "-c", "import os, threading, subprocess; t = threading.Thread(target=print, args=(6*7,)); t.start(); t.join(); subprocess.run(['true'], check=True)"]);
+    assert!(ok && out == "42\n", "{out:?} {err}");
+    // Unprivileged Apptainer's building block: a nested user namespace mapping ourselves to root.
+    let (ok, out, err) = run_filtered(&[], &["unshare", "-Ur", "id", "-u"]);
+    assert!(ok && out == "0\n", "{out:?} {err}");
+    let (ok, _, _) = run_filtered(&["--no-nested-userns"], &["unshare", "-Ur", "true"]);
+    assert!(!ok, "unshare -Ur worked with nested user namespaces forbidden");
+    let (ok, _, _) = run_filtered(&[], &["unshare", "-Urn", "true"]);
+    assert!(!ok, "nested network namespace created under the default profile");
+    let (ok, _, err) = run_filtered(&["--nested-netns"], &["unshare", "-Urn", "true"]);
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn debuggers_work_on_the_payloads_own_children() {
+    let (ok, _, err) = run_filtered(&[], &["strace", "-f", "-o", "/dev/null", "sh", "-c", "true"]);
+    assert!(ok, "strace under the filter: {err}");
+    let (ok, _, _) = run_filtered(&["--no-ptrace"], &["strace", "-f", "-o", "/dev/null", "true"]);
+    assert!(!ok, "strace worked with ptrace forbidden");
+}
+
+#[test]
+fn proc_status_shows_filter_mode_and_no_new_privs() {
+    let (ok, out, err) = run_filtered(&[], &["cat", "/proc/self/status"]);
+    assert!(ok, "{err}");
+    assert!(out.lines().any(|l| l.split_whitespace().eq(["Seccomp:", "2"])), "{out}");
+    assert!(out.lines().any(|l| l.split_whitespace().eq(["NoNewPrivs:", "1"])), "{out}");
+}
+
+#[test]
+fn the_32bit_x86_abi_is_filtered_with_the_same_rules() {
+    if !ia32_available() {
+        eprintln!("skipped: this kernel has no IA-32 emulation (int 0x80 unavailable)");
+        return;
+    }
+    assert_ne!(baseline("int80-keyctl"), EPERM);
+    assert_eq!(filtered(&[], "int80-keyctl"), EPERM);
+    assert_eq!(filtered(&[], "int80-getpid"), "ok");
+    // x32 (syscall with __X32_SYSCALL_BIT): filtered even where the kernel lacks x32 (ENOSYS).
+    assert_eq!(filtered(&[], "x32-keyctl"), EPERM);
+}
+
+#[test]
+fn secondary_abis_are_killed_when_not_allowed() {
+    for probe in ["int80-getpid", "x32-keyctl"] {
+        let out = output(Command::new(PROBE).args(["exec", "--no-32bit", "--", PROBE, "try", probe]));
+        assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{probe}: {out:?}");
+    }
+    assert_eq!(filtered(&["--no-32bit"], "getpid"), "ok");
+}
+
+/// The engine's calling pattern: compile in the parent, load in the forked child before execve.
+#[test]
+fn load_in_pre_exec_like_the_engine() {
+    let filter = compile(&default_profile(&ProfileOptions::default())).unwrap();
+    let mut cmd = Command::new(PROBE);
+    cmd.args(["try", "keyctl", "getpid"]);
+    let f = filter.clone();
+    // SAFETY: the closure runs between fork and exec; it only makes the prctl and seccomp system
+    // calls (no allocation, no locks) and builds an io::Error from a raw errno.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_no_new_privs().map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
+            f.load().map_err(|_| std::io::Error::from_raw_os_error(libc::ENOTRECOVERABLE))
+        });
+    }
+    let out = output(&mut cmd);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "keyctl errno 1\ngetpid ok\n");
+
+    // Without no_new_privs, load refuses (and says why) instead of failing with a bare EACCES.
+    let mut cmd = Command::new("true");
+    // SAFETY: as above.
+    unsafe {
+        cmd.pre_exec(move || match filter.load() {
+            Err(runtime::seccomp::SeccompError::NoNewPrivs) => Err(std::io::Error::from_raw_os_error(libc::ENOTRECOVERABLE)),
+            _ => Ok(()),
+        });
+    }
+    let err = cmd.status().expect_err("load without no_new_privs succeeded");
+    assert_eq!(err.raw_os_error(), Some(libc::ENOTRECOVERABLE));
+}
