@@ -1,0 +1,200 @@
+//! The engine in one call: [`run`] takes an OCI Spec and returns when the payload is gone, with
+//! its outcome and usage, having removed everything it created (cgroup included) on every path.
+//! The `pilotbox` launcher and the node shim both call this.
+
+use crate::cgroups::{Cgroup, CgroupError, Usage};
+use crate::launch::{self, FilterLoader, LaunchError, LaunchOptions, PayloadCgroup};
+use crate::plan::{Plan, PlanError};
+use crate::seccomp::{self, CompiledFilter, SeccompError};
+use crate::supervisor::{self, Outcome, SuperviseError, SuperviseOptions};
+use oci_spec::runtime::{LinuxResources, LinuxSeccomp, Spec};
+use policy::Class;
+use serde_json::{json, Value};
+use std::os::fd::BorrowedFd;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+pub struct RunOptions {
+    pub walltime: Option<Duration>,
+    pub grace: Duration,
+    pub setup_timeout: Duration,
+    /// Where compiled seccomp filters are cached (root-owned, 0700). `None`: compile each time.
+    pub seccomp_cache: Option<PathBuf>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { walltime: None, grace: Duration::from_secs(10), setup_timeout: Duration::from_secs(30), seccomp_cache: None }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("invalid spec: {0}")]
+    Plan(#[from] PlanError),
+    #[error("cgroup: {0}")]
+    Cgroup(#[from] CgroupError),
+    #[error("seccomp: {0}")]
+    Seccomp(#[from] SeccompError),
+    #[error("launch: {0}")]
+    Launch(#[from] LaunchError),
+    #[error("supervision: {0}")]
+    Supervise(#[from] SuperviseError),
+}
+
+impl EngineError {
+    /// The exit class DESIGN.md assigns: the request's fault or the site's.
+    pub fn class(&self) -> Class {
+        match self {
+            EngineError::Plan(_) => Class::PilotError,
+            EngineError::Launch(e) if e.is_request_error() => Class::PilotError,
+            EngineError::Cgroup(e) if !e.is_site_error() => Class::Temporary,
+            _ => Class::SiteError,
+        }
+    }
+    pub fn class_code(&self) -> i32 {
+        self.class().exit_code()
+    }
+}
+
+pub struct RunResult {
+    pub outcome: Outcome,
+    pub usage: Option<Usage>,
+    pub cgroup: Option<String>,
+    /// Removing the cgroup failed (it is left for `gc`); the payload's outcome still stands.
+    pub cleanup_error: Option<String>,
+}
+
+fn rfc3339(t: SystemTime) -> Value {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    time::OffsetDateTime::from_unix_timestamp_nanos(d.as_nanos() as i128)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .map(Value::String)
+        .unwrap_or(Value::Null)
+}
+
+impl RunResult {
+    /// The engine's part of the `--report` JSON of DESIGN.md (the launcher adds id and user).
+    pub fn report(&self) -> Value {
+        use crate::supervisor::Status;
+        let o = &self.outcome;
+        let (outcome, signal) = match o.status {
+            _ if o.exec_error.is_some() => ("pilot_error", Value::Null),
+            Status::Exited(_) => ("exited", Value::Null),
+            Status::Signaled(s) => ("signaled", json!(s)),
+        };
+        let reason = match (&o.exec_error, o.walltime_exceeded) {
+            (Some((_, why)), _) => json!(why),
+            (None, true) => json!("wall-time limit exceeded"),
+            _ if self.usage.as_ref().is_some_and(|u| u.oom_killed) => json!("out of memory"),
+            _ => Value::Null,
+        };
+        let usage = self.usage.as_ref().map(|u| {
+            json!({
+                "wall_s": o.wall.as_secs_f64(),
+                "cpu_user_s": u.cpu_user_s,
+                "cpu_sys_s": u.cpu_sys_s,
+                "mem_peak_bytes": u.mem_peak_bytes,
+                "oom_killed": u.oom_killed,
+                "pids_peak": u.pids_peak,
+            })
+        });
+        json!({
+            "outcome": outcome,
+            "reason": reason,
+            "exit_code": o.status.exit_code(),
+            "signal": signal,
+            "cgroup": self.cgroup,
+            "started": rfc3339(o.started),
+            "ended": rfc3339(o.ended),
+            "usage": usage.unwrap_or_else(|| json!({"wall_s": o.wall.as_secs_f64()})),
+        })
+    }
+}
+
+impl PayloadCgroup for Cgroup {
+    fn clone_into(&self) -> Option<BorrowedFd<'_>> {
+        self.dir_fd()
+    }
+    fn add_process(&self, pid: i32) -> Result<(), String> {
+        Cgroup::add_process(self, pid).map_err(|e| e.to_string())
+    }
+}
+
+impl FilterLoader for CompiledFilter {
+    fn load(&self) -> Result<(), String> {
+        CompiledFilter::load(self).map_err(|e| e.to_string())
+    }
+}
+
+/// Run `spec` to completion.
+pub fn run(spec: &Spec, opts: &RunOptions) -> Result<RunResult, EngineError> {
+    let plan = Plan::from_spec(spec)?;
+    let filter = match &plan.seccomp {
+        Some(profile) => Some(seccomp::compile_cached(profile, opts.seccomp_cache.as_deref())?),
+        None => None,
+    };
+    let cgroup = match &plan.cgroup_path {
+        Some(p) => Some(Cgroup::create(p, plan.resources.as_ref())?),
+        None => None,
+    };
+    // From here on the cgroup exists: every path below ends by destroying it.
+    let supervised = (|| -> Result<Outcome, EngineError> {
+        let lopts = LaunchOptions {
+            cgroup: cgroup.as_ref().map(|c| c as &dyn PayloadCgroup),
+            seccomp: filter.as_ref().map(|f| f as &dyn FilterLoader),
+            setup_timeout: opts.setup_timeout,
+        };
+        let running = launch::launch(&plan, &lopts)?;
+        let kill = || cgroup.as_ref().map_or(Ok(()), |c| c.kill().map_err(|e| e.to_string()));
+        let sopts = SuperviseOptions { walltime: opts.walltime, grace: opts.grace, kill_all: Some(&kill) };
+        Ok(supervisor::supervise(running, &sopts)?)
+    })();
+    launch::unblock_signals();
+    let usage = cgroup.as_ref().and_then(|c| c.usage().ok());
+    let path = cgroup.as_ref().map(|c| c.path().to_string());
+    let cleanup_error = cgroup.and_then(|c| c.destroy().err()).map(|e| e.to_string());
+    let outcome = supervised?;
+    Ok(RunResult { outcome, usage, cgroup: path, cleanup_error })
+}
+
+/// OCI resources from the launcher's limits: memory in bytes (swap capped to the same total, so
+/// no extra swap), pids, CPUs as a CFS quota over a 100 ms period.
+pub fn resources(memory: Option<i64>, pids: Option<i64>, cpus: Option<f64>) -> Option<LinuxResources> {
+    if memory.is_none() && pids.is_none() && cpus.is_none() {
+        return None;
+    }
+    let mut r = json!({});
+    if let Some(m) = memory {
+        r["memory"] = json!({"limit": m, "swap": m});
+    }
+    if let Some(p) = pids {
+        r["pids"] = json!({"limit": p});
+    }
+    if let Some(c) = cpus {
+        r["cpu"] = json!({"quota": (c * 100_000.0).round() as i64, "period": 100_000u64});
+    }
+    serde_json::from_value(r).ok()
+}
+
+/// pilotbox's default seccomp profile (nested user namespaces allowed, for apptainer).
+pub fn default_seccomp() -> LinuxSeccomp {
+    seccomp::default_profile(&seccomp::ProfileOptions::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_from_limits() {
+        let r = resources(Some(1 << 30), Some(100), Some(1.5)).unwrap();
+        let m = r.memory().as_ref().unwrap();
+        assert_eq!(m.limit(), Some(1 << 30));
+        assert_eq!(m.swap(), Some(1 << 30), "memory+swap total equals memory: no swap");
+        assert_eq!(r.pids().as_ref().unwrap().limit(), Some(100));
+        assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(150_000));
+        assert!(resources(None, None, None).is_none());
+    }
+}

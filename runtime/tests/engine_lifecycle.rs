@@ -1,0 +1,85 @@
+//! Lifecycle: supervisor death at any point leaves no payload process, wall time, signals.
+mod support;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::time::{Duration, Instant};
+use support::*;
+
+fn signal(child: &std::process::Child, sig: Signal) {
+    kill(Pid::from_raw(child.id() as i32), sig).unwrap();
+}
+
+#[test]
+fn supervisor_sigkill_while_running_kills_the_payload() {
+    require_root!();
+    let f = Fixture::new("kill9-running");
+    let marker = format!("pilotbox-marker-{}-running", std::process::id());
+    let script = format!("sleep 1000 & sleep 1000 & sh -c 'sleep 1000' & wait; : {marker}");
+    let mut child = spawn(f.engine(&[], &["/bin/sh", "-c", &script]));
+    assert!(wait_until(Duration::from_secs(10), || f.cgroup_pids().len() >= 5), "payload started");
+    signal(&child, Signal::SIGKILL);
+    child.wait().unwrap();
+    let t = Instant::now();
+    assert!(wait_until(Duration::from_secs(1), || f.cgroup_pids().is_empty()), "payload gone within a second: {:?}", f.cgroup_pids());
+    assert!(pids_with_marker(&marker).is_empty());
+    eprintln!("payload gone {:?} after the supervisor", t.elapsed());
+    // What remains is an empty cgroup, which `Fixture::drop` (like `pilotbox gc`) removes.
+}
+
+#[test]
+fn supervisor_sigkill_during_setup_leaves_nothing_running() {
+    require_root!();
+    let f = Fixture::new("kill9-setup");
+    // Kill at increasing delays so that some land during setup (clone, maps, mounts) and some
+    // just after the payload started.
+    for (i, delay_us) in [0u64, 300, 700, 1_500, 3_000, 6_000, 12_000, 25_000].iter().enumerate() {
+        let marker = format!("pilotbox-marker-{}-setup-{i}", std::process::id());
+        let mut child = spawn(f.engine(&[], &["/bin/sh", "-c", &format!("sleep 1000; : {marker}")]));
+        std::thread::sleep(Duration::from_micros(*delay_us));
+        signal(&child, Signal::SIGKILL);
+        child.wait().unwrap();
+        assert!(
+            wait_until(Duration::from_secs(1), || pids_with_marker(&marker).is_empty()),
+            "delay {delay_us}us: left running: {:?}",
+            pids_with_marker(&marker)
+        );
+        assert!(wait_until(Duration::from_secs(1), || f.cgroup_pids().is_empty()));
+        if let Ok(c) = runtime::cgroups::Cgroup::open(&f.cgroup) {
+            c.destroy().expect("whatever is left can be cleaned");
+        }
+    }
+}
+
+#[test]
+fn walltime_terminates_then_kills() {
+    require_root!();
+    let f = Fixture::new("walltime");
+    let t = Instant::now();
+    let (code, _, err) = f.sh(&["--walltime", "1", "--grace", "1"], "exec sleep 30");
+    assert_eq!(code, 143, "SIGTERM at the limit: {err}");
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert_eq!(f.report()["reason"], "wall-time limit exceeded");
+    // A payload that ignores SIGTERM is killed after the grace period.
+    let t = Instant::now();
+    let (code, _, _) = f.sh(&["--walltime", "1", "--grace", "1"], "trap '' TERM; sleep 30 & while :; do wait; done");
+    assert_eq!(code, 137);
+    assert!(t.elapsed() >= Duration::from_secs(2) && t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(f.cgroup_pids().is_empty());
+}
+
+#[test]
+fn pilot_signals_are_forwarded() {
+    require_root!();
+    let f = Fixture::new("forward");
+    for (sig, name) in [(Signal::SIGUSR1, "USR1"), (Signal::SIGUSR2, "USR2"), (Signal::SIGHUP, "HUP"), (Signal::SIGINT, "INT")] {
+        let script = format!("trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 0.05; done");
+        let mut child = spawn(f.engine(&[], &["/bin/sh", "-c", &script]));
+        assert!(wait_until(Duration::from_secs(10), || f.cgroup_pids().len() >= 3));
+        std::thread::sleep(Duration::from_millis(200));
+        signal(&child, sig);
+        let out = child.wait_with_output().unwrap();
+        let (code, stdout, err) = result(out);
+        assert_eq!(code, 7, "{name}: {stdout} {err}");
+        assert!(stdout.contains(&format!("got-{name}")), "{stdout}");
+    }
+}
