@@ -45,6 +45,9 @@ pub fn become_payload(sys: &dyn Syscall, uid: u32, gid: u32, groups: &[u32]) -> 
     verify_empty(&[CapSet::Bounding, CapSet::Ambient, CapSet::Inheritable, CapSet::Permitted, CapSet::Effective])
 }
 
+/// (Dropping capabilities does not clear the parent-death signal — only uid/gid changes and
+/// capability *gains* do — so init's PR_SET_PDEATHSIG survives this.)
+///
 /// The pid-1 init keeps exactly one capability in its own user namespace: CAP_KILL, to forward
 /// signals to the payload, which runs under another uid. It keeps its (unmapped) host uid, so
 /// the payload can neither signal nor ptrace it.

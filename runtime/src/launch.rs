@@ -228,7 +228,7 @@ fn stage1(plan: &Plan, _opts: &LaunchOptions, chan: &Channel, supervisor: Pid) -
     // Clone the root and bind sources while still host root in the host (or joined) mount ns.
     let sources = match crate::rootfs::Sources::open(plan) {
         Ok(s) => s,
-        Err(e) => fail(chan, FailKind::Request, e),
+        Err(e) => fail(chan, if e.is_request_error() { FailKind::Request } else { FailKind::System }, e),
     };
     if plan.new_userns {
         if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWUSER) {
@@ -258,6 +258,12 @@ fn stage1(plan: &Plan, _opts: &LaunchOptions, chan: &Channel, supervisor: Pid) -
 /// Stage 2, pid 1 of the sandbox: build the mount tree, then become init.
 fn stage2(plan: &Plan, opts: &LaunchOptions, chan: &Channel, sources: &crate::rootfs::Sources) -> ! {
     use nix::sys::prctl::set_pdeathsig;
+    // Files we create (mount points, staging dirs) need an owner mapped in our user namespace,
+    // else EOVERFLOW: create them as the payload's ids. Host root stays unmapped on purpose.
+    nix::unistd::setfsgid(nix::unistd::Gid::from_raw(plan.gid));
+    nix::unistd::setfsuid(nix::unistd::Uid::from_raw(plan.uid));
+    // Only after every uid/gid change: the kernel clears the parent-death signal whenever
+    // euid/egid/fsuid/fsgid change (commit_creds), so arming it earlier would silently disarm it.
     // Our parent is the supervisor (CLONE_PARENT). If it died before this line, we are caught
     // below: its end of the channel is closed and waiting for Go reads end-of-file.
     if set_pdeathsig(Signal::SIGKILL).is_err() {
@@ -268,12 +274,9 @@ fn stage2(plan: &Plan, opts: &LaunchOptions, chan: &Channel, sources: &crate::ro
             fail(chan, FailKind::System, format!("sethostname: {e}"));
         }
     }
-    // Files we create (mount points, staging dirs) need an owner mapped in our user namespace,
-    // else EOVERFLOW: create them as the payload's ids. Host root stays unmapped on purpose.
-    nix::unistd::setfsgid(nix::unistd::Gid::from_raw(plan.gid));
-    nix::unistd::setfsuid(nix::unistd::Uid::from_raw(plan.uid));
     if let Err(e) = crate::rootfs::setup(&Linux, plan, sources) {
-        fail(chan, FailKind::System, e);
+        let kind = if e.is_request_error() { FailKind::Request } else { FailKind::System };
+        fail(chan, kind, e);
     }
     let _ = nix::sys::prctl::set_name(c"pilotbox-init");
     if chan.send(&Msg::SetupDone).is_err() {

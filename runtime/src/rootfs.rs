@@ -71,11 +71,27 @@ fn attrs_of(flags: MsFlags) -> u64 {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{step} {path}: {errno}")]
+#[error("{step} {path}: {errno}{}", erofs_hint(*errno))]
 pub struct RootfsError {
     pub step: &'static str,
     pub path: String,
     pub errno: Errno,
+}
+
+fn erofs_hint(e: Errno) -> &'static str {
+    if e == Errno::EROFS {
+        " (mount points must already exist in a read-only root filesystem, or lie below a tmpfs such as /tmp)"
+    } else {
+        ""
+    }
+}
+
+impl RootfsError {
+    /// The request, not the machine, is at fault: a bind source that does not exist, or a mount
+    /// point that would have to be created in a read-only root.
+    pub fn is_request_error(&self) -> bool {
+        (self.step == "bind source" && self.errno == Errno::ENOENT) || self.errno == Errno::EROFS
+    }
 }
 
 trait Ctx<T> {
@@ -157,6 +173,11 @@ fn make_mountpoint(sys: &dyn Syscall, dest: &Path, as_file: bool) -> Result<(), 
 }
 
 fn mount_one(sys: &dyn Syscall, m: &MountPlan, tree: Option<&(OwnedFd, bool)>) -> Result<(), RootfsError> {
+    // Errors name the destination as the payload would see it, not our staging path.
+    mount_one_inner(sys, m, tree).map_err(|e| RootfsError { path: m.dest.display().to_string(), ..e })
+}
+
+fn mount_one_inner(sys: &dyn Syscall, m: &MountPlan, tree: Option<&(OwnedFd, bool)>) -> Result<(), RootfsError> {
     let dest = secure_join(sys, Path::new(NEWROOT), &m.dest)?;
     match (&m.kind, tree) {
         (MountKind::Bind { recursive, .. }, Some((tree, is_dir))) => {

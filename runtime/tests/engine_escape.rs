@@ -87,9 +87,14 @@ fn hidden_paths_are_invisible() {
     let (pilot, secret, _) = pilot_files(&f);
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
     let hide = ["--hide", path_str(&pilot)];
-    let (code, out, err) = f.sh(&hide, &format!("ls -A {}; cat {} 2>&1; echo rc=$?", pilot.display(), secret.display()));
+    let (code, out, err) = f.sh(&hide, &format!("ls -A {} 2>/dev/null | wc -l; cat {} 2>/dev/null; echo rc=$?", pilot.display(), secret.display()));
     assert_eq!(code, 0, "{err}");
-    assert!(!out.contains("PILOT PROXY") && !out.contains("x509up"), "{out}");
+    assert!(!out.contains("PILOT PROXY"), "{out}");
+    assert_eq!(out.lines().next(), Some("0"), "the hidden directory lists as empty: {out}");
+    assert!(out.contains("rc=1"), "{out}");
+    // Without --hide the same (world-readable) file is readable: the test can fail.
+    let (_, out, _) = f.sh(&[], &format!("cat {}", secret.display()));
+    assert_eq!(out, "PILOT PROXY");
 }
 
 #[test]
@@ -110,12 +115,19 @@ fn the_workdir_is_writable_and_outputs_belong_to_the_pool_uid() {
     require_root!();
     let f = Fixture::new("workdir");
     let w = f.workdir();
-    let bind = format!("{}:/srv/work", w.display());
-    let (code, _, err) = f.sh(&["--bind", &bind, "--cwd", "/srv/work"], "echo result > out.txt");
+    // The work dir appears at its own path (pilots pass paths to payloads unchanged).
+    let bind = format!("{}:{}", w.display(), w.display());
+    let (code, _, err) = f.sh(&["--bind", &bind, "--cwd", path_str(&w)], "echo result > out.txt");
     assert_eq!(code, 0, "{err}");
     let meta = std::fs::metadata(w.join("out.txt")).unwrap();
     use std::os::unix::fs::MetadataExt;
     assert_eq!((meta.uid(), meta.gid()), (POOL_UID, POOL_GID));
+    // A destination missing from the read-only host root is the request's fault (creating it
+    // would write to the host's filesystem).
+    let bind = format!("{}:/no-such-dir/work", w.display());
+    let (code, _, err) = f.sh(&["--bind", &bind], "true");
+    assert_eq!(code, 122, "{err}");
+    assert!(err.contains("/no-such-dir/work") && err.contains("read-only"), "{err}");
 }
 
 #[test]
