@@ -11,13 +11,16 @@
 #   --env K=V             export K=V to every guest step
 #   --timeout SECS        hard limit for the VM run (default 540); QEMU is killed after it
 #   --no-cache            don't use tests/vm/.cache (also: PILOTBOX_VM_NO_CACHE=1)
-#   --keep                keep the work dir (console-independent results, job, helpers)
+#   --keep                keep the work dir (job, plan, results, helpers, virtiofsd log)
 #   -- COMMAND...         run COMMAND in the guest, in the current directory
 # Steps run in the order: smoke, cargo tests, test binaries, COMMAND.
+# Environment: PILOTBOX_VM_TIMEOUT (default for --timeout), PILOTBOX_VM_MEM (guest RAM, 1G),
+#   PILOTBOX_VM_VERBOSE=1 (kernel boot messages on the console), PILOTBOX_VM_NO_CACHE=1.
 #
 # Exit status: 0 all guest steps passed; 1..123 a guest step failed (a single step's own status,
 # 1 when several steps ran); 124 timeout; 125 harness error (missing tool, build failure, VM did
 # not boot or reported no result); 2 usage error.
+#
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -26,7 +29,7 @@ EXIT_HARNESS=125
 
 say() { echo "vm/run: $*" >&2; }
 harness_error() { say "HARNESS ERROR: $*"; exit $EXIT_HARNESS; }
-usage() { sed -n '6,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '6,/^#$/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 shquote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 
 t_begin=$(date +%s)
@@ -142,6 +145,8 @@ until [ -S "$work/root.sock" ] && [ -S "$work/xfer.sock" ]; do
 done
 
 mem=${PILOTBOX_VM_MEM:-1G}
+quiet=quiet
+[ "${PILOTBOX_VM_VERBOSE:-0}" = 1 ] && quiet=""
 say "booting $(basename "$vmlinuz") ($(grep -c . "$xfer/plan") steps, timeout ${timeout}s)"
 t_boot=$(date +%s)
 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m "$mem" \
@@ -150,7 +155,7 @@ qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m "$mem" \
     -chardev socket,id=vfs0,path="$work/root.sock" -device vhost-user-fs-pci,chardev=vfs0,tag=hostroot \
     -chardev socket,id=vfs1,path="$work/xfer.sock" -device vhost-user-fs-pci,chardev=vfs1,tag=xfer \
     -kernel "$vmlinuz" -initrd "$initrd" \
-    -append "console=ttyS0 quiet panic=-1 cgroup_no_v1=all" < /dev/null &
+    -append "console=ttyS0 $quiet panic=-1 cgroup_no_v1=all" < /dev/null &
 qemu_pid=$!
 timed_out=0
 deadline=$((t_boot + timeout))
@@ -178,7 +183,8 @@ say "prepare $((t_boot - t_begin))s, VM $((t_end - t_boot))s, total $((t_end - t
 if [ ! -s "$xfer/exit-code" ] && [ -s "$work/virtiofsd.log" ]; then
     say "virtiofsd log:"; sed 's/^/    /' "$work/virtiofsd.log" >&2
 fi
-[ -s "$xfer/booted" ] || harness_error "the VM never reached /init (QEMU exit $qemu_rc)"
+[ -s "$xfer/booted" ] ||
+    harness_error "the VM never reached /init (QEMU exit $qemu_rc; PILOTBOX_VM_VERBOSE=1 shows kernel messages)"
 [ ! -e "$xfer/harness-error" ] || harness_error "guest: $(cat "$xfer/harness-error")"
 [ -s "$xfer/exit-code" ] || harness_error "the guest reported no result (crash or panic? QEMU exit $qemu_rc)"
 rc=$(cat "$xfer/exit-code")

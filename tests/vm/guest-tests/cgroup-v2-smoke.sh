@@ -239,6 +239,15 @@ test_userns_nonroot() {
     [ "$map" = "0 $vuid 1" ] || { fail "uid_map '$map', want '0 $vuid 1'"; return 1; }
 }
 
+test_pivot_root_in_userns() {
+    # What the engine does for a payload root: a non-root caller, new user + mount namespace,
+    # a fresh tmpfs as new root, pivot_root(2). Fails if the guest root were a plain chroot or
+    # not a mount (the initramfs pitfall runc's --no-pivot exists for).
+    got=$(as_user unshare -Urm sh -c 'mount -t tmpfs pbroot /tmp && mkdir /tmp/old && cd /tmp &&
+        pivot_root . old && cd / && [ -d /old/proc ] && [ ! -e /proc/self ] && echo pivoted' 2>&1)
+    [ "$got" = pivoted ] || { fail "pivot_root in a userns as uid $vuid: $got"; return 1; }
+}
+
 test_setuid_root_binary() {
     # From the host's root (virtiofs lower layer of the overlay), run by an unprivileged user.
     got=$(as_user "$H/show-ids")
@@ -256,7 +265,7 @@ test_setuid_root_binary() {
 mkdir "$base" || { echo "cannot create $base"; exit 1; }
 for t in pure_v2_nsdelegate controllers_delegated no_internal_process memory_oom_peak_swap \
          pids_max cpu_max_throttling cgroup_kill_tree freeze_thaw nsdelegate_boundary \
-         clone_into_cgroup userns_nonroot setuid_root_binary; do
+         clone_into_cgroup userns_nonroot pivot_root_in_userns setuid_root_binary; do
     run_test $t
 done
 echo "cgroup-v2-smoke: $npass passed, $nfail failed"
