@@ -69,4 +69,5 @@ done
 echo "$order" | tr ' ' '\n' | sed '/^$/d' > "$stage/modules/load-order"
 (cd "$stage" && find . | "$busybox" cpio -o -H newc 2>/dev/null | gzip -1) > "$out.tmp"
 mv "$out.tmp" "$out"
+find "$cache/initramfs" -maxdepth 1 -name '*.cpio.gz' ! -name "$key.cpio.gz" -delete
 echo "$out"

@@ -49,5 +49,9 @@ dpkg-deb -x "$deb" "$dir/tree"
 
 ls "$dir"/tree/boot/vmlinuz-* >/dev/null 2>&1 || { log "no vmlinuz in $pkg"; exit 1; }
 touch "$dir/.complete"
+# Drop kernels of earlier Debian versions from the cache.
+for old in "$cache"/kernel/*/; do
+    [ "${old%/}" = "$dir" ] || rm -rf "${old%/}"
+done
 log "extracted to $dir (deb sha256 $(cat "$dir/deb.sha256"))"
 echo "$dir"

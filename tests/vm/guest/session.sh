@@ -108,7 +108,7 @@ while IFS="$tab" read -r kind label cwd arg <&3; do
     centis t0
     case $kind in
         cmd) (cd "$cwd" && exec sh "$arg") < /dev/null ;;
-        test) (cd "$cwd" && exec "$arg" --test-threads=1 --color never) < /dev/null ;;
+        test) (cd "$cwd" && CARGO_MANIFEST_DIR=$cwd exec "$arg" --test-threads=1 --color never) < /dev/null ;;
         *) say "HARNESS ERROR: unknown step kind $kind"; exit 125 ;;
     esac
     rc=$?
