@@ -89,9 +89,13 @@ if [ "$use_cache" = 1 ]; then cache=$here/.cache; else cache=$work/cache; fi
 mkdir -p "$cache"
 
 # --- kernel, initramfs, helpers --------------------------------------------------------------
+# Concurrent local runs share the cache: serialize filling it.
+exec 9> "$cache/.lock"
+flock 9
 kdir=$("$here/fetch-kernel.sh" "$cache") || harness_error "could not fetch the kernel package"
 vmlinuz=$(ls "$kdir"/tree/boot/vmlinuz-* | head -n 1)
 initrd=$("$here/build-initramfs.sh" "$kdir" "$cache") || harness_error "could not build the initramfs"
+exec 9>&-
 for src in "$here"/helpers/*.c; do
     gcc -O2 -Wall -Werror -o "$xfer/bin/$(basename "$src" .c)" "$src" ||
         harness_error "could not compile $src"
