@@ -66,7 +66,9 @@ while [ $# -gt 0 ]; do
             bins="$bins $(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift ;;
         --env)
             [ $# -ge 2 ] || usage
-            case $2 in *=*) ;; *) say "--env wants K=V"; exit 2 ;; esac
+            case ${2%%=*} in
+                "$2" | "" | [0-9]* | *[!A-Za-z0-9_]*) say "--env wants NAME=VALUE, got: $2"; exit 2 ;;
+            esac
             printf 'export %s=%s\n' "${2%%=*}" "$(shquote "${2#*=}")" >> "$xfer/env"; shift ;;
         --timeout) [ $# -ge 2 ] || usage; timeout=$2; shift ;;
         --no-cache) use_cache=0 ;;
@@ -78,6 +80,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 [ "$smoke" = 1 ] || [ -n "$crates" ] || [ -n "$bins" ] || [ "$ncmd" -gt 0 ] || usage
+case $timeout in "" | *[!0-9]*) say "--timeout wants whole seconds, got: $timeout"; exit 2 ;; esac
 
 # --- prerequisites ---------------------------------------------------------------------------
 [ "$(id -u)" = 0 ] || harness_error "must run as root (virtiofsd serves / with the host's uids)"
@@ -85,6 +88,7 @@ command -v qemu-system-x86_64 >/dev/null || harness_error "qemu-system-x86_64 mi
 vfsd=/usr/lib/qemu/virtiofsd
 [ -x $vfsd ] || harness_error "$vfsd missing (Debian 12 package qemu-system-common)"
 command -v gcc >/dev/null || harness_error "gcc missing (needed for tests/vm/helpers)"
+[ -z "$crates" ] || command -v jq >/dev/null || harness_error "jq missing (apt-get install jq)"
 if [ "$use_cache" = 1 ]; then cache=$here/.cache; else cache=$work/cache; fi
 mkdir -p "$cache"
 
@@ -113,7 +117,6 @@ for crate in $crates; do
     say "building integration tests of $crate"
     (cd "$repo" && cargo test -p "$crate" --no-run --message-format=json) > "$work/cargo-$crate.json" ||
         harness_error "cargo test -p $crate --no-run failed"
-    command -v jq >/dev/null || harness_error "jq missing (apt-get install jq)"
     jq -r 'select(.reason == "compiler-artifact" and .executable != null
                   and (.target.kind | index("test")))
            | [.target.name, (.manifest_path | sub("/Cargo.toml$"; "")), .executable] | @tsv' \
@@ -177,6 +180,11 @@ done
 qemu_rc=0
 wait "$qemu_pid" || qemu_rc=$?
 qemu_pid=""
+# virtiofsd exits when QEMU closes the vhost-user socket; make sure, then reap it. (Until it is
+# reaped its pid cannot be reused, so the kill in cleanup() never hits another process.)
+kill "$rootfsd_pid" "$xferfsd_pid" 2>/dev/null || true
+wait "$rootfsd_pid" "$xferfsd_pid" 2>/dev/null || true
+rootfsd_pid="" xferfsd_pid=""
 t_end=$(date +%s)
 
 # --- verdict -----------------------------------------------------------------------------------
