@@ -1,12 +1,15 @@
 #!/bin/sh
-# Installs everything the tests need on a fresh Debian 12 machine (as root) and runs all tests.
-# This is exactly what CI runs (.ci/run). Safe to re-run.
+# Installs everything the tests need on a fresh Debian 12 machine (as root) and runs all tests:
+# unit tests, root integration tests on this host's cgroups, and the same root tests inside a
+# real cgroup-v2 kernel (QEMU VM, tests/vm/). This is exactly what CI runs (.ci/run).
 set -eu
 cd "$(dirname "$0")/.."
 
+[ "$(id -u)" = 0 ] || { echo "install-and-test.sh: run as root (tests need real namespaces, cgroups, setuid)" >&2; exit 1; }
+
 need_apt=""
 for p in libseccomp-dev pkg-config openssl globus-proxy-utils voms-clients busybox-static \
-         qemu-system-x86 uidmap util-linux; do
+         qemu-system-x86 uidmap util-linux jq gcc python3 strace; do
     dpkg -s "$p" >/dev/null 2>&1 || need_apt="$need_apt $p"
 done
 if [ -n "$need_apt" ]; then
@@ -14,5 +17,13 @@ if [ -n "$need_apt" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need_apt
 fi
 
+# Root tests must not pass vacuously by skipping.
+export PILOTBOX_REQUIRE_ROOT=1
+
+echo "== build"
 cargo build --workspace --all-targets
+echo "== unit and root integration tests (host: cgroup v1/hybrid)"
 cargo test --workspace
+echo "== root integration tests on a cgroup-v2 kernel (QEMU)"
+tests/vm/run.sh --smoke --cargo-tests runtime
+echo "== all tests passed"

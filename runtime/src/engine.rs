@@ -193,7 +193,7 @@ mod tests {
         let m = r.memory().as_ref().unwrap();
         assert_eq!(m.limit(), Some(1 << 30));
         assert_eq!(m.swap(), Some(1 << 30), "memory+swap total equals memory: no swap");
-        assert_eq!(r.pids().as_ref().unwrap().limit(), Some(100));
+        assert_eq!(r.pids().as_ref().unwrap().limit(), 100);
         assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(150_000));
         assert!(resources(None, None, None).is_none());
     }

@@ -365,3 +365,7 @@ impl Plan {
     }
 }
 
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

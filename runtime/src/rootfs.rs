@@ -300,3 +300,7 @@ pub fn setup(sys: &dyn Syscall, plan: &Plan, sources: &Sources) -> Result<(), Ro
     Ok(())
 }
 
+
+#[cfg(test)]
+#[path = "rootfs_tests.rs"]
+mod tests;
