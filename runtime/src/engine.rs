@@ -178,6 +178,16 @@ pub fn resources(memory: Option<i64>, pids: Option<i64>, cpus: Option<f64>) -> O
     serde_json::from_value(r).ok()
 }
 
+/// Where compiled seccomp filters are cached: `/var/lib/pilotbox/seccomp`, created root-only
+/// (0700) if missing. `None` when it cannot be created: each launch then compiles (slower, same
+/// filter).
+pub fn default_seccomp_cache() -> Option<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = PathBuf::from("/var/lib/pilotbox/seccomp");
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).ok()?;
+    Some(dir)
+}
+
 /// pilotbox's default seccomp profile (nested user namespaces allowed, for apptainer).
 pub fn default_seccomp() -> LinuxSeccomp {
     seccomp::default_profile(&seccomp::ProfileOptions::default())

@@ -134,6 +134,7 @@ fn main() {
     let opts = RunOptions {
         walltime: common.walltime.map(Duration::from_secs),
         grace: Duration::from_secs(common.grace),
+        seccomp_cache: engine::default_seccomp_cache(),
         ..RunOptions::default()
     };
     match engine::run(&spec, &opts) {
