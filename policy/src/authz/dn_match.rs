@@ -92,8 +92,8 @@ fn hex_val(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
-/// Undo `\xHH` (OpenSSL non-printable bytes) and `\/`, `\\` escapes of a slash-form value.
-fn unescape_slash_value(dn: &str, v: &str) -> Result<Vec<u8>, DnError> {
+/// Undo `\xHH` (OpenSSL non-printable bytes) and `\/` (escaped slash) in a slash-form value.
+fn unescape_slash_value(v: &str) -> Vec<u8> {
     let b = v.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -107,20 +107,17 @@ fn unescape_slash_value(dn: &str, v: &str) -> Result<Vec<u8>, DnError> {
                     continue;
                 }
             }
-            if n == b'/' || n == b'\\' {
+            if n == b'/' {
                 out.push(n);
                 i += 2;
                 continue;
             }
-            return Err(DnError::BadEscape {
-                dn: dn.into(),
-                detail: format!("\\{}", n as char),
-            });
+            // X509_NAME_oneline does not escape backslashes: any other one is literal.
         }
         out.push(b[i]);
         i += 1;
     }
-    Ok(out)
+    out
 }
 
 impl Dn {
@@ -182,13 +179,11 @@ impl Dn {
         }
         let avas = avas
             .into_iter()
-            .map(|(a, v)| {
-                Ok(Ava {
-                    attr: canonical_attr(&a),
-                    value: unescape_slash_value(s, &v)?,
-                })
+            .map(|(a, v)| Ava {
+                attr: canonical_attr(&a),
+                value: unescape_slash_value(&v),
             })
-            .collect::<Result<Vec<_>, DnError>>()?;
+            .collect();
         Ok(Dn { avas })
     }
 
@@ -452,7 +447,7 @@ mod tests {
             "/",
             "noslash/CN=x",
             "/=x",
-            "/CN=a\\q",
+            "/x/CN=a",
             "CN=#0",
             "CN=x\\",
         ] {
