@@ -18,19 +18,6 @@ use policy::lease::{unix_now, LeaseKey, LeaseStore, Pool, PoolAccount};
 use std::path::Path;
 use std::process::exit;
 
-fn store_for(policy: &Policy) -> Result<Box<dyn LeaseStore>, policy::lease::LeaseError> {
-    let l = &policy.file.lease;
-    Ok(match l.backend {
-        policy::config::schema::LeaseBackend::Sqlite => {
-            Box::new(SqliteStore::open(&l.store, l.busy_timeout.0)?)
-        }
-        policy::config::schema::LeaseBackend::Gridmapdir => Box::new(GridmapdirStore::open(
-            l.gridmapdir.as_deref().unwrap_or(Path::new("/")),
-            l.busy_timeout.0,
-        )?),
-    })
-}
-
 fn run_decide(args: &[String]) -> i32 {
     let (Some(path), Some(dn)) = (args.first(), args.get(1)) else {
         eprintln!("usage: decide POLICY DN [FQAN...]");
@@ -60,7 +47,7 @@ fn run_decide(args: &[String]) -> i32 {
             not_after: None,
         }),
     };
-    let store = match store_for(&policy) {
+    let store = match policy::lease::open_store(&policy.file.lease) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");

@@ -133,3 +133,25 @@ pub fn unix_now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+/// Open the store `[lease]` configures.
+pub fn open_store(
+    conf: &crate::config::schema::LeaseConf,
+) -> Result<Box<dyn LeaseStore>, LeaseError> {
+    use crate::config::schema::LeaseBackend;
+    Ok(match conf.backend {
+        LeaseBackend::Sqlite => {
+            Box::new(sqlite::SqliteStore::open(&conf.store, conf.busy_timeout.0)?)
+        }
+        LeaseBackend::Gridmapdir => {
+            let dir = conf
+                .gridmapdir
+                .as_deref()
+                .ok_or_else(|| LeaseError::Store {
+                    path: "[lease] gridmapdir".into(),
+                    detail: "backend = \"gridmapdir\" needs gridmapdir = \"/path\"".into(),
+                })?;
+            Box::new(gridmapdir::GridmapdirStore::open(dir, conf.busy_timeout.0)?)
+        }
+    })
+}

@@ -1,0 +1,190 @@
+//! `pilotbox leases list [--json]` and `pilotbox leases expire [--idle DURATION] [--account NAME]
+//! [--dry-run]`: the admin's view of pool-account leases.
+//!
+//! Root only (real uid 0): the lease table maps people's DNs to accounts. A lease is expired
+//! only when no process of its uid runs on this node (`/proc` scan), the same guarantee lease
+//! recycling gives.
+
+use clap::{Args as ClapArgs, Subcommand};
+use policy::authz::Policy;
+use policy::class::Class;
+use policy::lease::{open_store, unix_now, Lease};
+use std::os::unix::fs::MetadataExt;
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// List every lease: pool, account, uid, identity, last use.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop leases idle for longer than DURATION (default: the policy's [lease] idle), or the
+    /// lease of one account; never one whose uid has a running process.
+    Expire {
+        #[arg(long, value_name = "DURATION")]
+        idle: Option<String>,
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Whether any process on this node runs with `uid` (real, effective, saved or fs uid).
+/// `/proc/<pid>` is owned by the process's effective uid; the status file lists all four.
+pub fn uid_has_processes(uid: u32) -> bool {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return true;
+    }; // cannot tell: assume busy
+    for e in rd.flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if e.metadata().map(|m| m.uid() == uid).unwrap_or(false) {
+            return true;
+        }
+        if let Ok(status) = std::fs::read_to_string(e.path().join("status")) {
+            if let Some(l) = status.lines().find(|l| l.starts_with("Uid:")) {
+                if l.split_whitespace().skip(1).any(|u| u.parse() == Ok(uid)) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+fn fmt_time(t: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t as i64)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+fn print(leases: &[Lease], json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(leases).unwrap_or_default()
+        );
+        return;
+    }
+    println!(
+        "{:<10} {:<12} {:>7}  {:<20}  identity",
+        "pool", "account", "uid", "last used"
+    );
+    for l in leases {
+        println!(
+            "{:<10} {:<12} {:>7}  {:<20}  {}",
+            l.pool,
+            l.account,
+            l.uid,
+            fmt_time(l.last_used),
+            l.identity
+        );
+    }
+}
+
+pub fn run(args: Args) -> i32 {
+    if nix::unistd::getuid().as_raw() != 0 {
+        eprintln!("pilotbox leases: root only (the lease table maps DNs to accounts)");
+        return Class::PilotError.exit_code();
+    }
+    let policy = match Policy::load_system() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("pilotbox: {e}");
+            return Class::SiteError.exit_code();
+        }
+    };
+    run_with_policy(&policy, args)
+}
+
+/// The command against an already loaded policy (tests load their own).
+pub fn run_with_policy(policy: &Policy, args: Args) -> i32 {
+    let store = match open_store(&policy.file.lease) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pilotbox: {e}");
+            return e.class().exit_code();
+        }
+    };
+    let r = match args.cmd {
+        Cmd::List { json } => store.list().map(|l| print(&l, json)),
+        Cmd::Expire {
+            idle,
+            account: Some(a),
+            dry_run,
+        } => {
+            let _ = idle;
+            match store.list() {
+                Ok(ls) => match ls.into_iter().find(|l| l.account == a) {
+                    None => {
+                        eprintln!("no lease on account {a}");
+                        return 1;
+                    }
+                    Some(l) if uid_has_processes(l.uid) => {
+                        eprintln!(
+                            "account {a} (uid {}) has running processes: lease kept",
+                            l.uid
+                        );
+                        return Class::Temporary.exit_code();
+                    }
+                    Some(l) if dry_run => Ok(print(&[l], false)),
+                    Some(_) => store.release(&a).map(|_| println!("released lease on {a}")),
+                },
+                Err(e) => Err(e),
+            }
+        }
+        Cmd::Expire {
+            idle,
+            account: None,
+            dry_run,
+        } => {
+            let idle_s = match idle.as_deref().map(policy::config::units::parse_duration) {
+                None => policy.file.lease.idle.0,
+                Some(Ok(s)) => s,
+                Some(Err(e)) => {
+                    eprintln!("pilotbox leases expire: {e}");
+                    return Class::PilotError.exit_code();
+                }
+            };
+            let now = unix_now();
+            if dry_run {
+                store.list().map(|ls| {
+                    let idle: Vec<Lease> = ls
+                        .into_iter()
+                        .filter(|l| {
+                            l.last_used <= now.saturating_sub(idle_s) && !uid_has_processes(l.uid)
+                        })
+                        .collect();
+                    print(&idle, false)
+                })
+            } else {
+                store
+                    .expire_idle(now, idle_s, &uid_has_processes)
+                    .map(|gone| {
+                        println!("expired {} lease(s)", gone.len());
+                        print(&gone, false)
+                    })
+            }
+        }
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("pilotbox: {e}");
+            e.class().exit_code()
+        }
+    }
+}
