@@ -188,3 +188,83 @@ pub fn run_with_policy(policy: &Policy, args: Args) -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use policy::lease::{LeaseKey, Pool, PoolAccount};
+    use std::path::Path;
+
+    #[test]
+    fn process_scan_sees_root_and_not_an_unused_uid() {
+        assert!(uid_has_processes(0));
+        assert!(!uid_has_processes(39_999));
+    }
+
+    #[test]
+    fn expire_drops_idle_leases_of_idle_uids_only() {
+        let d = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[lease]\nstore = \"{}\"\nidle = \"1h\"\n",
+            d.path().join("l.sqlite").display()
+        );
+        let p = Policy::compile(
+            policy::config::parse(&text, Path::new("t")).unwrap(),
+            Path::new("t"),
+        )
+        .unwrap();
+        let store = open_store(&p.file.lease).unwrap();
+        // uid 0 always has processes here: its lease must survive; uid 39998 has none.
+        let pool = Pool {
+            name: "t".into(),
+            accounts: vec![
+                PoolAccount {
+                    name: "busy".into(),
+                    uid: 0,
+                },
+                PoolAccount {
+                    name: "idle".into(),
+                    uid: 39_998,
+                },
+            ],
+        };
+        for dn in ["/CN=a", "/CN=b"] {
+            let k = LeaseKey {
+                dn: dn.into(),
+                primary_fqan: None,
+                groups: vec![],
+            };
+            store.acquire(&pool, &k, 1000, 3600, &|_| false).unwrap();
+        }
+        let expire = |account: Option<&str>| Args {
+            cmd: Cmd::Expire {
+                idle: Some("10m".into()),
+                account: account.map(String::from),
+                dry_run: false,
+            },
+        };
+        assert_eq!(run_with_policy(&p, expire(None)), 0);
+        let left: Vec<String> = store
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|l| l.account)
+            .collect();
+        assert_eq!(left, vec!["busy".to_string()]);
+        assert_eq!(
+            run_with_policy(&p, expire(Some("busy"))),
+            121,
+            "running processes: kept"
+        );
+        assert_eq!(run_with_policy(&p, expire(Some("nobody"))), 1);
+        assert_eq!(
+            run_with_policy(
+                &p,
+                Args {
+                    cmd: Cmd::List { json: true }
+                }
+            ),
+            0
+        );
+    }
+}

@@ -117,3 +117,74 @@ pub fn run_with_identity(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use policy::authz::Limits;
+
+    fn decision(pool: Option<&str>) -> Decision {
+        Decision {
+            account: "testvo007".into(),
+            uid: 30007,
+            gid: 30000,
+            groups: vec![30999],
+            pool: pool.map(String::from),
+            lease: pool.map(|_| policy::lease::Acquired::Existing),
+            rule: "policy.toml [[map]] #2".into(),
+            limits: Limits {
+                memory_bytes: Some(2 << 30),
+                pids: Some(1024),
+                cpus: None,
+                walltime_s: Some(3600),
+            },
+            env: vec![("LANG".into(), "C".into())],
+            reasons: vec![
+                "not banned".into(),
+                "FQAN /testvo matches policy.toml [[map]] #2".into(),
+            ],
+        }
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let v = decision_json(&decision(Some("testvo")));
+        for k in [
+            "account", "uid", "gid", "groups", "pool", "limits", "reasons",
+        ] {
+            assert!(v.get(k).is_some(), "missing {k}");
+        }
+        assert_eq!(v["uid"], 30007);
+        assert_eq!(v["groups"], json!([30999]));
+        assert_eq!(v["limits"]["memory_bytes"], 2u64 << 30);
+        assert_eq!(
+            v["reasons"][1],
+            "FQAN /testvo matches policy.toml [[map]] #2"
+        );
+        assert!(
+            decision_json(&decision(None))["pool"].is_null(),
+            "fixed mapping: pool is null"
+        );
+        let d = denial_json(&Denial::new(
+            policy::Class::Temporary,
+            "pool testvo exhausted",
+        ));
+        assert_eq!(
+            (d["outcome"].as_str(), d["exit_code"].as_i64()),
+            (Some("temporary"), Some(121))
+        );
+    }
+
+    #[test]
+    fn explain_shows_account_pool_limits_and_numbered_reasons() {
+        let e = explain(&decision(Some("testvo")));
+        assert!(
+            e.contains("account testvo007 (uid 30007, gid 30000, groups 30999)"),
+            "{e}"
+        );
+        assert!(e.contains("pool testvo (existing lease)"), "{e}");
+        assert!(e.contains("cpus unlimited"), "{e}");
+        assert!(e.contains("  2. FQAN /testvo matches"), "{e}");
+        assert!(explain(&decision(None)).contains("fixed mapping"));
+    }
+}

@@ -163,3 +163,79 @@ pub fn run(args: Args) -> i32 {
         Class::SiteError.exit_code()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn write(dir: &Path, text: &str, mode: u32) -> PathBuf {
+        let p = dir.join("policy.toml");
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    fn tdir() -> tempfile::TempDir {
+        let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tmp");
+        std::fs::create_dir_all(&base).unwrap();
+        let d = tempfile::Builder::new()
+            .prefix("pcheck-")
+            .tempdir_in(&base)
+            .unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        d
+    }
+
+    fn me() -> u32 {
+        nix::unistd::getuid().as_raw()
+    }
+
+    #[test]
+    fn reports_unreachable_rules_unused_pools_and_missing_dirs() {
+        let d = tdir();
+        let p = write(
+            d.path(),
+            "[trust]\nca_dir = \"/nonexistent-ca\"\n[pilots]\nusers = [\"root\"]\n\
+             [[pool]]\nname = \"a\"\nuids = \"30001-30002\"\ngid = 1\n\
+             [[pool]]\nname = \"unused\"\nuids = \"30011-30012\"\ngid = 1\n\
+             [[map]]\nfqan = \"/a/*/Role=*\"\npool = \"a\"\n[[map]]\nfqan = \"/a/Role=pilot\"\npool = \"a\"\n",
+            0o644,
+        );
+        let r = check(&p, me());
+        assert!(
+            r.errors.iter().any(|e| e.contains("/nonexistent-ca")),
+            "{r:?}"
+        );
+        assert!(
+            r.warnings.iter().any(|w| w.contains("#2 can never match")),
+            "{r:?}"
+        );
+        assert!(r.warnings.iter().any(|w| w.contains("unused")), "{r:?}");
+    }
+
+    #[test]
+    fn reports_permissions_schema_and_broken_ban_files() {
+        let d = tdir();
+        let p = write(d.path(), "[pilots]\nusers = [\"root\"]\n", 0o666);
+        let r = check(&p, me());
+        assert!(
+            r.errors.iter().any(|e| e.contains("world-writable")),
+            "{r:?}"
+        );
+        let p = write(d.path(), "[bans]\n", 0o644);
+        assert!(check(&p, me())
+            .errors
+            .iter()
+            .any(|e| e.contains("unknown field")));
+        let p = write(
+            d.path(),
+            "[ban]\nfiles = [\"/nonexistent-ban-file\"]\n",
+            0o644,
+        );
+        assert!(check(&p, me())
+            .errors
+            .iter()
+            .any(|e| e.contains("EVERYONE IS BANNED")));
+    }
+}
