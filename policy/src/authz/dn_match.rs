@@ -356,7 +356,7 @@ fn find_unescaped_eq(comp: &str) -> Option<usize> {
 /// Content octets of a DER-encoded string from an RFC 4514 `#hex` value (the value is the
 /// BER encoding of the attribute value, section 2.4). BIT STRING drops its unused-bits octet.
 fn der_string_content(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if hex.len() % 2 == 1 {
         return None;
     }
     let bytes: Vec<u8> = (0..hex.len())

@@ -112,7 +112,7 @@ fn run_churn(args: &[String]) -> i32 {
             groups: vec![],
         };
         match store.acquire(&pool, &key, now, 0, &|_| false) {
-            Ok((l, _)) if x % 5 == 0 => {
+            Ok((l, _)) if x % 5 == 1 => {
                 let _ = store.release(&l.account);
             }
             Ok(_) => {}

@@ -140,7 +140,10 @@ pub fn run_with_policy(policy: &Policy, args: Args) -> i32 {
                         );
                         return Class::Temporary.exit_code();
                     }
-                    Some(l) if dry_run => Ok(print(&[l], false)),
+                    Some(l) if dry_run => {
+                        print(&[l], false);
+                        Ok(())
+                    }
                     Some(_) => store.release(&a).map(|_| println!("released lease on {a}")),
                 },
                 Err(e) => Err(e),
