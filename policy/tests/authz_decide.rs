@@ -332,6 +332,7 @@ fn pilots_and_invalid_policies() {
         "[[pool]]\nname = \"dup\"\nuids = \"30001-30001\"\n",
         "[ban]\ndns = [\"garbage\"]\n",
         "[env]\nallow = [\"A*B\"]\n",
+        "[[map]]\ndn = \"/CN=x\"\naccount = 30002\n",
     ];
     for extra in bad {
         let text = format!("[[pool]]\nname = \"testvo\"\nuids = \"30001-30002\"\ngid = 1\n{extra}");

@@ -86,6 +86,14 @@ impl Policy {
                 "[lease] backend = \"gridmapdir\" needs gridmapdir = \"/path\"",
             ));
         }
+        if gridmapdir {
+            if let Some(p) = file.pools.iter().find(|p| p.accounts.is_none()) {
+                return Err(invalid(
+                    path,
+                    format!("[[pool]] {}: the gridmapdir backend needs named accounts (accounts = ...), not uids", p.name),
+                ));
+            }
+        }
         let mut rules = Vec::new();
         for (i, m) in file.maps.iter().enumerate() {
             let origin = format!("policy.toml [[map]] #{}", i + 1);
@@ -147,6 +155,22 @@ impl Policy {
                     gid: None,
                     groups: vec![],
                 });
+            }
+        }
+        // A fixed account inside a pool would share its uid with whoever leases it next.
+        for r in &rules {
+            if let Target::Account(a) = &r.target {
+                if let Ok((name, uid, _)) = super::accounts::resolve_user(a) {
+                    if let Some(pool) = owner.get(&uid) {
+                        return Err(invalid(
+                            path,
+                            format!(
+                                "{}: fixed account {name} (uid {uid}) is also in pool {pool}",
+                                r.origin
+                            ),
+                        ));
+                    }
+                }
             }
         }
         let group_mapfile = match &file.mapping.group_mapfile {
