@@ -7,11 +7,19 @@
 //! - [`identity`]: the verified grid identity that credential checking produces and
 //!   authorization consumes.
 //! - [`class`]: the exit classes every denial carries (DESIGN.md "Exit status").
+//! - [`config`]: the site policy file (fixed path, permission checks, schema).
+//! - [`authz`]: bans, mapping rules, limits and the [`authz::decide`] function.
+//! - [`mapfile`]: grid-mapfile / group-mapfile parsers and Argus mapping semantics.
+//! - [`lease`]: pool-account leases (SQLite store, LCMAPS/Argus gridmapdir).
 #![forbid(unsafe_code)]
 
+pub mod authz;
 pub mod class;
+pub mod config;
 pub mod identity;
 pub mod voms;
+pub mod lease;
+pub mod mapfile;
 
 pub use class::{Class, Denial};
 pub use identity::{Identity, ProxyType, Voms};

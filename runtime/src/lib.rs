@@ -8,6 +8,7 @@
 
 pub mod cgroups;
 pub mod channel;
+pub mod cli;
 pub mod engine;
 pub mod identity;
 pub mod init;

@@ -1,0 +1,292 @@
+//! The `policy.toml` schema, exactly as a site admin writes it. Every table refuses unknown
+//! keys (`deny_unknown_fields`): a typo such as `[bans]` or `dn = ` inside `[ban]` must stop
+//! pilotbox, not silently disable a ban. `docs/policy.md` documents each key; a test parses the
+//! annotated example there so the two cannot drift apart.
+
+use super::units::{Bytes, Seconds};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::PathBuf;
+
+/// A user or group given by name (resolved through NSS when used) or by number.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum NameOrId {
+    Id(u32),
+    Name(String),
+}
+
+impl fmt::Display for NameOrId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameOrId::Id(i) => write!(f, "{i}"),
+            NameOrId::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    #[serde(default)]
+    pub trust: Trust,
+    #[serde(default)]
+    pub pilots: Pilots,
+    #[serde(default, rename = "pool")]
+    pub pools: Vec<PoolConf>,
+    #[serde(default, rename = "map")]
+    pub maps: Vec<MapRule>,
+    #[serde(default)]
+    pub mapping: Mapping,
+    #[serde(default)]
+    pub ban: Ban,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub env: Env,
+    #[serde(default)]
+    pub lease: LeaseConf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trust {
+    #[serde(default = "default_ca_dir")]
+    pub ca_dir: PathBuf,
+    #[serde(default = "default_voms_dir")]
+    pub voms_dir: PathBuf,
+}
+
+fn default_ca_dir() -> PathBuf {
+    "/etc/grid-security/certificates".into()
+}
+fn default_voms_dir() -> PathBuf {
+    "/etc/grid-security/vomsdir".into()
+}
+
+impl Default for Trust {
+    fn default() -> Self {
+        Trust {
+            ca_dir: default_ca_dir(),
+            voms_dir: default_voms_dir(),
+        }
+    }
+}
+
+/// Who may call pilotbox at all. Empty lists: nobody (fail closed).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Pilots {
+    #[serde(default)]
+    pub users: Vec<NameOrId>,
+    #[serde(default)]
+    pub groups: Vec<NameOrId>,
+}
+
+/// A pool of accounts leased to grid identities.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConf {
+    pub name: String,
+    /// Numeric range `"30001-30050"` (accounts need not exist in NSS).
+    pub uids: Option<String>,
+    /// Name pattern `"testvo[001-050]"` resolved via NSS, or a list of names.
+    pub accounts: Option<AccountsSpec>,
+    /// Primary group of every account of the pool; default: each account's NSS group.
+    pub gid: Option<NameOrId>,
+    /// Supplementary groups of every account of the pool.
+    #[serde(default)]
+    pub groups: Vec<NameOrId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum AccountsSpec {
+    Pattern(String),
+    List(Vec<String>),
+}
+
+/// One mapping rule. Exactly one of `fqan`/`dn`, exactly one of `pool`/`account`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapRule {
+    pub fqan: Option<String>,
+    pub dn: Option<String>,
+    pub pool: Option<String>,
+    pub account: Option<NameOrId>,
+    /// Override the primary group.
+    pub gid: Option<NameOrId>,
+    /// Extra supplementary groups.
+    #[serde(default)]
+    pub groups: Vec<NameOrId>,
+    /// Free text shown in the reason trail.
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MappingOrder {
+    /// VOMS FQAN rules first (each verified FQAN in AC order), then DN rules.
+    #[default]
+    FqanFirst,
+    /// DN rules first, then FQAN rules.
+    DnFirst,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    #[serde(default)]
+    pub order: MappingOrder,
+    /// Globus/LCMAPS grid-mapfile whose lines are appended, in file order, after `[[map]]`.
+    pub grid_mapfile: Option<PathBuf>,
+    /// LCMAPS/Argus group-mapfile giving supplementary groups by FQAN (and DN).
+    pub group_mapfile: Option<PathBuf>,
+}
+
+/// Bans. All lists are checked on every call, before mapping.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Ban {
+    /// Subject DNs (slash or RFC 2253 form).
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// FQAN patterns; applied to *claimed* FQANs, even if the AC is invalid or expired.
+    #[serde(default)]
+    pub fqans: Vec<String>,
+    /// Issuing CA DNs: every certificate they issued is banned.
+    #[serde(default)]
+    pub cas: Vec<String>,
+    /// Files with one DN or FQAN pattern per line; missing/unreadable bans everyone.
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+}
+
+/// One set of limits; a missing key inherits.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSet {
+    pub memory: Option<Bytes>,
+    pub pids: Option<u64>,
+    pub cpus: Option<f64>,
+    pub walltime: Option<Seconds>,
+}
+
+/// A per-VO or per-FQAN cap (exactly one of `vo`/`fqan`); the first matching cap applies.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitCap {
+    pub vo: Option<String>,
+    pub fqan: Option<String>,
+    // Not `#[serde(flatten)] LimitSet`: serde cannot combine flatten with deny_unknown_fields.
+    pub memory: Option<Bytes>,
+    pub pids: Option<u64>,
+    pub cpus: Option<f64>,
+    pub walltime: Option<Seconds>,
+}
+
+impl LimitCap {
+    pub fn limits(&self) -> LimitSet {
+        LimitSet {
+            memory: self.memory,
+            pids: self.pids,
+            cpus: self.cpus,
+            walltime: self.walltime,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Used when the pilot asks for nothing.
+    #[serde(default)]
+    pub default: LimitSet,
+    /// Site-wide cap; missing keys fall back to `default` (nobody gets more than the default
+    /// unless a cap says so).
+    #[serde(default)]
+    pub max: LimitSet,
+    #[serde(default, rename = "cap")]
+    pub caps: Vec<LimitCap>,
+}
+
+/// Environment variables a pilot may pass to the payload.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Env {
+    /// Exact names, or prefixes ending in `*` (`"PANDA_*"`).
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseBackend {
+    #[default]
+    Sqlite,
+    Gridmapdir,
+}
+
+/// What makes two calls "the same identity" for a sticky lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, Serialize)]
+pub enum LeaseKeyKind {
+    #[default]
+    #[serde(rename = "dn+primary_fqan")]
+    DnPrimaryFqan,
+    #[serde(rename = "dn")]
+    Dn,
+}
+
+/// Which group names a gridmapdir lease file name carries (LCMAPS `-pgroup`/`-sgroups`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupSuffix {
+    #[default]
+    None,
+    Primary,
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseConf {
+    #[serde(default)]
+    pub backend: LeaseBackend,
+    #[serde(default = "default_store")]
+    pub store: PathBuf,
+    pub gridmapdir: Option<PathBuf>,
+    #[serde(default)]
+    pub key: LeaseKeyKind,
+    /// A lease unused for this long may go to another identity (if no payload runs).
+    #[serde(default = "default_idle")]
+    pub idle: Seconds,
+    #[serde(default)]
+    pub gridmapdir_groups: GroupSuffix,
+    /// How long to wait for the store lock before answering "temporary".
+    #[serde(default = "default_busy")]
+    pub busy_timeout: Seconds,
+}
+
+fn default_store() -> PathBuf {
+    "/var/lib/pilotbox/leases.sqlite".into()
+}
+fn default_idle() -> Seconds {
+    Seconds(30 * 86400)
+}
+fn default_busy() -> Seconds {
+    Seconds(30)
+}
+
+impl Default for LeaseConf {
+    fn default() -> Self {
+        LeaseConf {
+            backend: LeaseBackend::Sqlite,
+            store: default_store(),
+            gridmapdir: None,
+            key: LeaseKeyKind::default(),
+            idle: default_idle(),
+            gridmapdir_groups: GroupSuffix::None,
+            busy_timeout: default_busy(),
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Pool-account leases: which grid identity currently owns which pool account.
+//!
+//! Rules every backend follows (issue 5, "Pool-account leases"):
+//! - **sticky**: the same identity key gets the same account on every call (and the call
+//!   refreshes the lease's last use);
+//! - a new identity gets a free account (lowest in pool order);
+//! - a lease is recycled to another identity only when it has been idle for the configured
+//!   time **and** the caller's `in_use(uid)` says no payload of that account is running (the
+//!   launcher answers from its running-payload records);
+//! - pool exhausted → [`LeaseError::Exhausted`], a *temporary* denial (121);
+//! - safe under many concurrent `pilotbox` processes and crash-safe (kill -9 anywhere): SQLite
+//!   transactions in WAL mode, or single `link(2)`/`unlink(2)` steps under `flock(2)` for the
+//!   gridmapdir.
+
+pub mod gridmapdir;
+pub mod sqlite;
+
+use crate::class::{Class, Denial};
+use serde::Serialize;
+
+/// One account of a pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PoolAccount {
+    pub name: String,
+    pub uid: u32,
+}
+
+/// A pool as the lease store sees it: a name and its accounts in allocation order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    pub name: String,
+    pub accounts: Vec<PoolAccount>,
+}
+
+/// Who is asking for a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseKey {
+    /// Subject DN, OpenSSL slash form (the gridmapdir encodes it; SQLite normalises it).
+    pub dn: String,
+    /// Part of the SQLite identity when the site's key is `dn+primary_fqan`.
+    pub primary_fqan: Option<String>,
+    /// Group names for the gridmapdir `:pgroup:sgroups` file-name suffix (may be empty).
+    pub groups: Vec<String>,
+}
+
+/// A lease as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lease {
+    pub pool: String,
+    pub account: String,
+    pub uid: u32,
+    /// The backend's identity key (SQLite: normalised DN + primary FQAN; gridmapdir: file name).
+    pub identity: String,
+    /// Unix seconds.
+    pub created: u64,
+    pub last_used: u64,
+}
+
+/// How a lease was obtained, for the reason trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Acquired {
+    Existing,
+    New,
+    /// Taken over from an identity idle for longer than the idle time.
+    Recycled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseError {
+    #[error("pool {pool} exhausted: all {size} accounts leased and none idle for {idle_s}s without a running payload")]
+    Exhausted {
+        pool: String,
+        size: usize,
+        idle_s: u64,
+    },
+    #[error("lease store busy (waited {waited_s}s for the lock): {detail}")]
+    Busy { waited_s: u64, detail: String },
+    #[error("lease store {path}: {detail}")]
+    Store { path: String, detail: String },
+}
+
+impl LeaseError {
+    /// Exhausted and busy are worth retrying (121); a broken store is the site's (123).
+    pub fn class(&self) -> Class {
+        match self {
+            LeaseError::Exhausted { .. } | LeaseError::Busy { .. } => Class::Temporary,
+            LeaseError::Store { .. } => Class::SiteError,
+        }
+    }
+}
+
+impl From<LeaseError> for Denial {
+    fn from(e: LeaseError) -> Denial {
+        Denial::new(e.class(), e.to_string())
+    }
+}
+
+/// A lease store backend.
+pub trait LeaseStore {
+    /// Return the identity's lease in `pool`, creating or recycling one if needed.
+    fn acquire(
+        &self,
+        pool: &Pool,
+        key: &LeaseKey,
+        now: u64,
+        idle_s: u64,
+        in_use: &dyn Fn(u32) -> bool,
+    ) -> Result<(Lease, Acquired), LeaseError>;
+
+    /// All leases, for `pilotbox leases list`.
+    fn list(&self) -> Result<Vec<Lease>, LeaseError>;
+
+    /// Drop the lease on `account` (admin action); false if there was none.
+    fn release(&self, account: &str) -> Result<bool, LeaseError>;
+
+    /// Drop every lease idle for at least `idle_s` whose uid is not in use; returns them.
+    fn expire_idle(
+        &self,
+        now: u64,
+        idle_s: u64,
+        in_use: &dyn Fn(u32) -> bool,
+    ) -> Result<Vec<Lease>, LeaseError>;
+
+    /// Structural self-check; returns the problems found (empty = consistent).
+    fn check(&self) -> Result<Vec<String>, LeaseError>;
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Open the store `[lease]` configures.
+pub fn open_store(
+    conf: &crate::config::schema::LeaseConf,
+) -> Result<Box<dyn LeaseStore>, LeaseError> {
+    use crate::config::schema::LeaseBackend;
+    Ok(match conf.backend {
+        LeaseBackend::Sqlite => {
+            Box::new(sqlite::SqliteStore::open(&conf.store, conf.busy_timeout.0)?)
+        }
+        LeaseBackend::Gridmapdir => {
+            let dir = conf
+                .gridmapdir
+                .as_deref()
+                .ok_or_else(|| LeaseError::Store {
+                    path: "[lease] gridmapdir".into(),
+                    detail: "backend = \"gridmapdir\" needs gridmapdir = \"/path\"".into(),
+                })?;
+            Box::new(gridmapdir::GridmapdirStore::open(dir, conf.busy_timeout.0)?)
+        }
+    })
+}
