@@ -1,4 +1,4 @@
-//! The Argus mapping and DN fixtures of `/work/shared/conformance` (see its README): every
+//! The Argus mapping and DN fixtures of `tests/conformance` (see its README): every
 //! `mapping` case and every `dn` case whose operation we implement, with the expected outcomes
 //! read from `manifest.json` (nothing is re-typed here).
 
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 fn corpus() -> PathBuf {
     std::env::var_os("PILOTBOX_CONFORMANCE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| "/work/shared/conformance".into())
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance").into())
 }
 
 fn cases(pred: impl Fn(&Value) -> bool) -> Vec<Value> {
