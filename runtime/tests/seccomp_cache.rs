@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use runtime::seccomp::{
-    compile, compile_cached, compile_cached_with_outcome, default_profile, CacheOutcome, ProfileOptions, SeccompError,
+    compile, compile_cached, compile_cached_with_outcome, default_profile, CacheOutcome,
+    ProfileOptions, SeccompError,
 };
 
 const PROBE: &str = env!("CARGO_BIN_EXE_pilotbox-seccomp-probe");
@@ -48,14 +49,21 @@ fn second_call_reads_the_file_instead_of_compiling() {
     let (second, outcome) = compile_cached_with_outcome(&profile(), Some(dir.path())).unwrap();
     assert_eq!(outcome, CacheOutcome::Hit);
     assert_eq!(second, first);
-    assert_eq!(second, compile(&profile()).unwrap(), "cached program differs from a fresh compile");
+    assert_eq!(
+        second,
+        compile(&profile()).unwrap(),
+        "cached program differs from a fresh compile"
+    );
 }
 
 #[test]
 fn different_profiles_get_different_files() {
     let dir = cache_dir();
     compile_cached(&profile(), Some(dir.path())).unwrap();
-    let strict = default_profile(&ProfileOptions { allow_nested_userns: false, ..Default::default() });
+    let strict = default_profile(&ProfileOptions {
+        allow_nested_userns: false,
+        ..Default::default()
+    });
     let (_, outcome) = compile_cached_with_outcome(&strict, Some(dir.path())).unwrap();
     assert_eq!(outcome, CacheOutcome::Miss { stored: true });
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
@@ -82,9 +90,16 @@ fn damaged_cache_files_are_recompiled() {
     ] {
         fs::write(&file, &damaged).unwrap();
         let (f, outcome) = compile_cached_with_outcome(&profile(), Some(dir.path())).unwrap();
-        assert!(matches!(outcome, CacheOutcome::Replaced { .. }), "{what}: {outcome:?}");
+        assert!(
+            matches!(outcome, CacheOutcome::Replaced { .. }),
+            "{what}: {outcome:?}"
+        );
         assert_eq!(f, good, "{what}");
-        assert_eq!(fs::read(&file).unwrap(), bytes, "{what}: file not rewritten");
+        assert_eq!(
+            fs::read(&file).unwrap(),
+            bytes,
+            "{what}: file not rewritten"
+        );
         let (_, outcome) = compile_cached_with_outcome(&profile(), Some(dir.path())).unwrap();
         assert_eq!(outcome, CacheOutcome::Hit, "{what}");
     }
@@ -97,7 +112,11 @@ fn writable_or_foreign_cache_places_are_refused() {
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o770)).unwrap();
     let err = compile_cached(&profile(), Some(dir.path())).unwrap_err();
     assert!(matches!(err, SeccompError::UnsafeCache { .. }), "{err}");
-    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "wrote into an unsafe directory");
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "wrote into an unsafe directory"
+    );
 
     // World-writable cache file in a good directory.
     let dir = cache_dir();
@@ -151,7 +170,10 @@ fn a_missing_cache_directory_is_created_private() {
     let (_, outcome) = compile_cached_with_outcome(&profile(), Some(&dir)).unwrap();
     assert_eq!(outcome, CacheOutcome::Miss { stored: true });
     assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
-    assert_eq!(compile_cached_with_outcome(&profile(), None).unwrap().1, CacheOutcome::Uncached);
+    assert_eq!(
+        compile_cached_with_outcome(&profile(), None).unwrap().1,
+        CacheOutcome::Uncached
+    );
 }
 
 #[test]
@@ -160,10 +182,23 @@ fn a_cached_filter_is_enforced_like_a_fresh_one() {
     let d = dir.path().to_str().unwrap();
     for round in ["miss", "hit"] {
         let out = Command::new(PROBE)
-            .args(["exec", "--cache-dir", d, "--", PROBE, "try", "keyctl", "getpid"])
+            .args([
+                "exec",
+                "--cache-dir",
+                d,
+                "--",
+                PROBE,
+                "try",
+                "keyctl",
+                "getpid",
+            ])
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "keyctl errno 1\ngetpid ok\n", "{round}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "keyctl errno 1\ngetpid ok\n",
+            "{round}: {out:?}"
+        );
     }
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
 }

@@ -16,7 +16,8 @@ const EPERM: &str = "errno 1";
 const ENOSYS: &str = "errno 38";
 
 fn output(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Result line of one probe, unfiltered.
@@ -28,14 +29,22 @@ fn baseline(probe: &str) -> String {
 
 /// Result line of one probe under the default profile with `opts` (probe-exec flags).
 fn filtered(opts: &[&str], probe: &str) -> String {
-    let out = output(Command::new(PROBE).arg("exec").args(opts).args(["--", PROBE, "try", probe]));
+    let out = output(
+        Command::new(PROBE)
+            .arg("exec")
+            .args(opts)
+            .args(["--", PROBE, "try", probe]),
+    );
     assert!(out.status.success(), "{probe} under {opts:?}: {out:?}");
     line(&out, probe)
 }
 
 fn line(out: &Output, probe: &str) -> String {
     let s = String::from_utf8_lossy(&out.stdout);
-    s.trim().strip_prefix(probe).map(|r| r.trim().to_string()).unwrap_or_else(|| panic!("bad output {s:?}"))
+    s.trim()
+        .strip_prefix(probe)
+        .map(|r| r.trim().to_string())
+        .unwrap_or_else(|| panic!("bad output {s:?}"))
 }
 
 fn ia32_available() -> bool {
@@ -44,7 +53,13 @@ fn ia32_available() -> bool {
 
 /// Runs `cmd` under the filter; returns (exit status success, stdout).
 fn run_filtered(opts: &[&str], cmd: &[&str]) -> (bool, String, String) {
-    let out = output(Command::new(PROBE).arg("exec").args(opts).arg("--").args(cmd));
+    let out = output(
+        Command::new(PROBE)
+            .arg("exec")
+            .args(opts)
+            .arg("--")
+            .args(cmd),
+    );
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -61,8 +76,16 @@ fn dangerous_syscalls_fail_with_eperm_and_only_because_of_seccomp() {
         assert_eq!(filtered(&[], probe), EPERM, "{probe}");
     }
     for probe in [
-        "add_key", "request_key", "init_module", "finit_module", "kexec_load", "userfaultfd",
-        "open_by_handle_at", "kcmp", "tioclinux", "unshare-net",
+        "add_key",
+        "request_key",
+        "init_module",
+        "finit_module",
+        "kexec_load",
+        "userfaultfd",
+        "open_by_handle_at",
+        "kcmp",
+        "tioclinux",
+        "unshare-net",
     ] {
         let base = baseline(probe);
         if base == EPERM {
@@ -104,7 +127,10 @@ fn nested_user_namespaces_follow_the_flag() {
 
 #[test]
 fn ordinary_programs_still_work() {
-    let (ok, out, err) = run_filtered(&[], &["sh", "-c", "echo hello; ls / >/dev/null && echo listed"]);
+    let (ok, out, err) = run_filtered(
+        &[],
+        &["sh", "-c", "echo hello; ls / >/dev/null && echo listed"],
+    );
     assert!(ok && out == "hello\nlisted\n", "{out:?} {err}");
     let (ok, out, err) = run_filtered(&[], &["python3", "-c", "import os, threading, subprocess; t = threading.Thread(target=print, args=(6*7,)); t.start(); t.join(); subprocess.run(['true'], check=True)"]);
     assert!(ok && out == "42\n", "{out:?} {err}");
@@ -112,18 +138,30 @@ fn ordinary_programs_still_work() {
     let (ok, out, err) = run_filtered(&[], &["unshare", "-Ur", "id", "-u"]);
     assert!(ok && out == "0\n", "{out:?} {err}");
     let (ok, _, _) = run_filtered(&["--no-nested-userns"], &["unshare", "-Ur", "true"]);
-    assert!(!ok, "unshare -Ur worked with nested user namespaces forbidden");
+    assert!(
+        !ok,
+        "unshare -Ur worked with nested user namespaces forbidden"
+    );
     let (ok, _, _) = run_filtered(&[], &["unshare", "-Urn", "true"]);
-    assert!(!ok, "nested network namespace created under the default profile");
+    assert!(
+        !ok,
+        "nested network namespace created under the default profile"
+    );
     let (ok, _, err) = run_filtered(&["--nested-netns"], &["unshare", "-Urn", "true"]);
     assert!(ok, "{err}");
 }
 
 #[test]
 fn debuggers_work_on_the_payloads_own_children() {
-    let (ok, _, err) = run_filtered(&[], &["strace", "-f", "-o", "/dev/null", "sh", "-c", "true"]);
+    let (ok, _, err) = run_filtered(
+        &[],
+        &["strace", "-f", "-o", "/dev/null", "sh", "-c", "true"],
+    );
     assert!(ok, "strace under the filter: {err}");
-    let (ok, _, _) = run_filtered(&["--no-ptrace"], &["strace", "-f", "-o", "/dev/null", "true"]);
+    let (ok, _, _) = run_filtered(
+        &["--no-ptrace"],
+        &["strace", "-f", "-o", "/dev/null", "true"],
+    );
     assert!(!ok, "strace worked with ptrace forbidden");
 }
 
@@ -131,30 +169,52 @@ fn debuggers_work_on_the_payloads_own_children() {
 fn proc_status_shows_filter_mode_and_no_new_privs() {
     let (ok, out, err) = run_filtered(&[], &["cat", "/proc/self/status"]);
     assert!(ok, "{err}");
-    assert!(out.lines().any(|l| l.split_whitespace().eq(["Seccomp:", "2"])), "{out}");
-    assert!(out.lines().any(|l| l.split_whitespace().eq(["NoNewPrivs:", "1"])), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().eq(["Seccomp:", "2"])),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().eq(["NoNewPrivs:", "1"])),
+        "{out}"
+    );
 }
 
 #[test]
-fn the_32bit_x86_abi_is_filtered_with_the_same_rules() {
+fn the_i386_abi_is_filtered_with_the_same_rules_when_allowed() {
     if !ia32_available() {
         eprintln!("skipped: this kernel has no IA-32 emulation (int 0x80 unavailable)");
         return;
     }
     assert_ne!(baseline("int80-keyctl"), EPERM);
-    assert_eq!(filtered(&[], "int80-keyctl"), EPERM);
-    assert_eq!(filtered(&[], "int80-getpid"), "ok");
-    // x32 (syscall with __X32_SYSCALL_BIT): filtered even where the kernel lacks x32 (ENOSYS).
-    assert_eq!(filtered(&[], "x32-keyctl"), EPERM);
+    assert_eq!(filtered(&["--ia32"], "int80-keyctl"), EPERM);
+    assert_eq!(filtered(&["--ia32"], "int80-getpid"), "ok");
 }
 
 #[test]
-fn secondary_abis_are_killed_when_not_allowed() {
-    for probe in ["int80-getpid", "x32-keyctl"] {
-        let out = output(Command::new(PROBE).args(["exec", "--no-32bit", "--", PROBE, "try", probe]));
-        assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{probe}: {out:?}");
+fn secondary_abis_are_killed_by_default() {
+    // i386 through int 0x80 (skipped where the kernel has no IA-32 emulation: there the kernel
+    // itself refuses it), and x32 (syscall with __X32_SYSCALL_BIT), which is killed even with
+    // --ia32 and even where the kernel lacks x32 support (it would answer ENOSYS).
+    let mut cases = vec![(&[][..], "x32-keyctl"), (&["--ia32"][..], "x32-keyctl")];
+    if ia32_available() {
+        cases.push((&[][..], "int80-getpid"));
     }
-    assert_eq!(filtered(&["--no-32bit"], "getpid"), "ok");
+    for (opts, probe) in cases {
+        let out = output(
+            Command::new(PROBE)
+                .arg("exec")
+                .args(opts)
+                .args(["--", PROBE, "try", probe]),
+        );
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGSYS),
+            "{probe} {opts:?}: {out:?}"
+        );
+    }
+    assert_eq!(filtered(&[], "getpid"), "ok");
 }
 
 /// The engine's calling pattern: compile in the parent, load in the forked child before execve.
@@ -168,22 +228,31 @@ fn load_in_pre_exec_like_the_engine() {
     // calls (no allocation, no locks) and builds an io::Error from a raw errno.
     unsafe {
         cmd.pre_exec(move || {
-            nix::sys::prctl::set_no_new_privs().map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
-            f.load().map_err(|_| std::io::Error::from_raw_os_error(libc::ENOTRECOVERABLE))
+            nix::sys::prctl::set_no_new_privs()
+                .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
+            f.load()
+                .map_err(|_| std::io::Error::from_raw_os_error(libc::ENOTRECOVERABLE))
         });
     }
     let out = output(&mut cmd);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "keyctl errno 1\ngetpid ok\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "keyctl errno 1\ngetpid ok\n"
+    );
 
     // Without no_new_privs, load refuses (and says why) instead of failing with a bare EACCES.
     let mut cmd = Command::new("true");
     // SAFETY: as above.
     unsafe {
         cmd.pre_exec(move || match filter.load() {
-            Err(runtime::seccomp::SeccompError::NoNewPrivs) => Err(std::io::Error::from_raw_os_error(libc::ENOTRECOVERABLE)),
+            Err(runtime::seccomp::SeccompError::NoNewPrivs) => {
+                Err(std::io::Error::from_raw_os_error(libc::ENOTRECOVERABLE))
+            }
             _ => Ok(()),
         });
     }
-    let err = cmd.status().expect_err("load without no_new_privs succeeded");
+    let err = cmd
+        .status()
+        .expect_err("load without no_new_privs succeeded");
     assert_eq!(err.raw_os_error(), Some(libc::ENOTRECOVERABLE));
 }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! pilotbox-seccomp-probe exec [--profile FILE.json] [--no-nested-userns] [--nested-netns]
-//!                             [--no-ptrace] [--no-32bit] [--cache-dir DIR] -- CMD [ARGS...]
+//!                             [--no-ptrace] [--ia32] [--cache-dir DIR] -- CMD [ARGS...]
 //! pilotbox-seccomp-probe try PROBE...     # prints "PROBE ok" or "PROBE errno N" per probe
 //! ```
 //!
@@ -38,7 +38,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("usage: pilotbox-seccomp-probe exec [OPTIONS] -- CMD [ARGS...] | try PROBE...");
+            eprintln!(
+                "usage: pilotbox-seccomp-probe exec [OPTIONS] -- CMD [ARGS...] | try PROBE..."
+            );
             ExitCode::from(2)
         }
     }
@@ -57,7 +59,7 @@ fn exec(args: &[String]) -> ExitCode {
             "--no-nested-userns" => opts.allow_nested_userns = false,
             "--nested-netns" => opts.allow_nested_netns = true,
             "--no-ptrace" => opts.allow_ptrace = false,
-            "--no-32bit" => opts.allow_32bit_abis = false,
+            "--ia32" => opts.allow_ia32 = true,
             "--" => {
                 cmd = it.by_ref().cloned().collect();
                 break;
@@ -73,7 +75,10 @@ fn exec(args: &[String]) -> ExitCode {
         return ExitCode::from(2);
     }
     let profile = match profile_file {
-        Some(p) => match std::fs::read(&p).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
+        Some(p) => match std::fs::read(&p)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("cannot read profile {}: {e}", p.display());
@@ -114,7 +119,10 @@ fn run_probe(name: &str) -> Option<Result<(), i32>> {
     let null = devnull.as_raw_fd() as c_long;
     let r = match name {
         // KEYCTL_GET_KEYRING_ID of the session keyring, without creating one.
-        "keyctl" => raw(SYS_keyctl, [0, KEY_SPEC_SESSION_KEYRING as c_long, 0, 0, 0, 0]),
+        "keyctl" => raw(
+            SYS_keyctl,
+            [0, KEY_SPEC_SESSION_KEYRING as c_long, 0, 0, 0, 0],
+        ),
         "add_key" => raw(SYS_add_key, [0, 0, 0, 0, 0, 0]),
         "request_key" => raw(SYS_request_key, [0, 0, 0, 0, 0, 0]),
         // An invalid command: EINVAL unfiltered.
@@ -131,7 +139,10 @@ fn run_probe(name: &str) -> Option<Result<(), i32>> {
         "unshare-user" => raw(SYS_unshare, [CLONE_NEWUSER as c_long, 0, 0, 0, 0, 0]),
         "unshare-net" => raw(SYS_unshare, [CLONE_NEWNET as c_long, 0, 0, 0, 0, 0]),
         // Upper 32 bits set: the kernel ignores them, the filter must too.
-        "unshare-user-hi" => raw(SYS_unshare, [(1 << 32) | CLONE_NEWUSER as c_long, 0, 0, 0, 0, 0]),
+        "unshare-user-hi" => raw(
+            SYS_unshare,
+            [(1 << 32) | CLONE_NEWUSER as c_long, 0, 0, 0, 0, 0],
+        ),
         "clone-user" => raw_clone(CLONE_NEWUSER as c_long | SIGCHLD as c_long),
         "clone-plain" => raw_clone(SIGCHLD as c_long),
         "clone3" => raw(SYS_clone3, [0, 0, 0, 0, 0, 0]),
@@ -142,14 +153,27 @@ fn run_probe(name: &str) -> Option<Result<(), i32>> {
         "fionread" => {
             let (r, _w) = nix::unistd::pipe().ok()?;
             let mut n: c_int = 0;
-            raw(SYS_ioctl, [r.as_raw_fd() as c_long, FIONREAD as c_long, &mut n as *mut c_int as c_long, 0, 0, 0])
+            raw(
+                SYS_ioctl,
+                [
+                    r.as_raw_fd() as c_long,
+                    FIONREAD as c_long,
+                    &mut n as *mut c_int as c_long,
+                    0,
+                    0,
+                    0,
+                ],
+            )
         }
         "getpid" => raw(SYS_getpid, [0; 6]),
         // 32-bit x86 ABI through int 0x80 (i386 numbers: keyctl 288, getpid 20).
         "int80-keyctl" => int80(288, 0, KEY_SPEC_SESSION_KEYRING as u32, 0),
         "int80-getpid" => int80(20, 0, 0, 0),
         // x32 ABI: the x86_64 syscall instruction with __X32_SYSCALL_BIT (keyctl is 250 there).
-        "x32-keyctl" => raw(0x4000_0000 | SYS_keyctl, [0, KEY_SPEC_SESSION_KEYRING as c_long, 0, 0, 0, 0]),
+        "x32-keyctl" => raw(
+            0x4000_0000 | SYS_keyctl,
+            [0, KEY_SPEC_SESSION_KEYRING as c_long, 0, 0, 0, 0],
+        ),
         _ => return None,
     };
     Some(r)

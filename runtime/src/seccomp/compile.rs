@@ -54,6 +54,12 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<CompiledFilter, SeccompError> {
         .map_err(|e| SeccompError::libseccomp("clear the NNP attribute", e))?;
     ctx.set_act_badarch(ScmpAction::KillProcess)
         .map_err(|e| SeccompError::libseccomp("set the bad-architecture action", e))?;
+    // Binary-tree dispatch on the syscall number (libseccomp >= 2.5) instead of a linear chain:
+    // same decisions, but a syscall walks O(log n) instructions instead of O(n), which matters
+    // for every syscall on kernels without the seccomp action cache (< 5.11) and for the load
+    // itself — the kernel's action-cache setup emulates the filter once per syscall number.
+    ctx.set_ctl_optimize(2)
+        .map_err(|e| SeccompError::libseccomp("enable binary-tree optimisation", e))?;
 
     for arch in profile.architectures().iter().flatten() {
         let scmp_arch = architecture(*arch)?;

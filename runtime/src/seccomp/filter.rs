@@ -28,6 +28,7 @@ impl CompiledFilter {
     /// Wraps a raw `sock_filter` array, checking its shape: non-empty, a whole number of 8-byte
     /// instructions, at most `BPF_MAXINSNS`. (The kernel verifies the program itself on load.)
     /// The filter flags are 0; use [`CompiledFilter::with_flags`] to set them.
+    #[allow(clippy::manual_is_multiple_of)] // is_multiple_of needs Rust 1.87, the MSRV is 1.85
     pub fn from_bpf_bytes(bpf: Vec<u8>) -> Result<Self, SeccompError> {
         if bpf.is_empty() {
             return Err(SeccompError::InvalidBpf("empty program"));
@@ -84,6 +85,7 @@ impl CompiledFilter {
     /// TSYNC is not forced: after `fork` the child has one thread, and `execve` kills all other
     /// threads anyway (`de_thread`), so the exec'd payload is fully covered either way. A profile
     /// may still ask for it (`SECCOMP_FILTER_FLAG_TSYNC` in its `flags`).
+    #[allow(clippy::manual_is_multiple_of)] // is_multiple_of needs Rust 1.87, the MSRV is 1.85
     pub fn load(&self) -> Result<(), SeccompError> {
         match nix::sys::prctl::get_no_new_privs() {
             Ok(true) => {}
