@@ -32,6 +32,9 @@ pub fn run(plan: &Plan, seccomp: Option<&dyn FilterLoader>, chan: &Channel) -> !
     };
     // Only now (the payload needed our CAP_SETUID/SETGID/SETPCAP to switch identity): keep
     // nothing but CAP_KILL, to forward signals to a payload running under another uid.
+    // Defence in depth: init already runs under an unmapped uid the payload cannot ptrace;
+    // non-dumpable also keeps its memory (a copy of the supervisor's) out of reach.
+    let _ = nix::sys::prctl::set_dumpable(false);
     if let Err(e) = crate::identity::become_init() {
         let _ = kill(payload, Signal::SIGKILL);
         let _ = chan.send(&Msg::ExecFailed(libc::EPERM, format!("init: {e}")));
