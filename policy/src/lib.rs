@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod class;
+pub mod credentials;
 pub mod identity;
 
 pub use class::{Class, Denial};
