@@ -406,33 +406,89 @@ fn parse_rfc2253(s: &str) -> Result<Dn, DnError> {
     Ok(Dn(attrs))
 }
 
-/// `#hex` values are the BER encoding of the value (RFC 2253 section 2.4): return the content,
-/// minus the unused-bits octet for a BIT STRING.
+/// `#hex` values are the BER encoding of the value (RFC 2253 section 2.4): return the content
+/// octets, minus the unused-bits octet for a BIT STRING. Single-byte tags only (all string and
+/// bit-string types).
 fn decode_hex_der(h: &str) -> Option<Vec<u8>> {
     if h.len() % 2 != 0 || h.is_empty() {
         return None;
     }
-    let bytes: Option<Vec<u8>> = (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).ok()).collect();
-    let bytes = bytes?;
-    let (tag, content) = match x509_parser::der_parser::der::parse_der(&bytes) {
-        Ok((_, obj)) => (obj.header.tag(), obj.content_bytes()?.to_vec()),
-        Err(_) => return None,
-    };
-    if tag == Tag::BitString {
-        content.get(1..).map(|c| c.to_vec())
+    let bytes: Vec<u8> = (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).ok()).collect::<Option<_>>()?;
+    let (&tag, rest) = bytes.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
     } else {
-        Some(content)
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        (rest[..n].iter().fold(0usize, |a, b| a << 8 | *b as usize), &rest[n..])
+    };
+    if rest.len() != len {
+        return None;
+    }
+    if tag == 0x03 {
+        rest.get(1..).map(|c| c.to_vec())
+    } else {
+        Some(rest.to_vec())
     }
 }
 
-trait ContentBytes {
-    fn content_bytes(&self) -> Option<&[u8]>;
+/// The OpenSSL ≥ 1.0 subject hash (`openssl x509 -subject_hash`, the `<hash>.0` file names) of
+/// a DN given as a string, every value taken as a UTF8String: SHA-1 over the canonical name
+/// encoding (OpenSSL `x509_name_canon`: each RDN's values lower-cased, leading/trailing white
+/// space removed, inner runs collapsed to one space, the RDN SETs concatenated without the
+/// outer SEQUENCE), first four bytes read little-endian.
+pub fn openssl_subject_hash_of(dn: &str) -> Result<String, DnError> {
+    let d = Dn::parse(dn)?;
+    let mut canon = Vec::new();
+    for a in &d.0 {
+        let oid = ATTRIBUTES.iter().find(|(_, sn, _)| *sn == a.label).map(|(o, _, _)| *o).unwrap_or(a.label.as_str());
+        let oid_der = encode_oid(oid).ok_or_else(|| DnError::BadEscape(a.label.clone()))?;
+        let text = String::from_utf8_lossy(&a.value);
+        let value: String = text.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase();
+        let mut atv = der_tlv(0x06, &oid_der);
+        atv.extend(der_tlv(0x0c, value.as_bytes()));
+        canon.extend(der_tlv(0x31, &der_tlv(0x30, &atv)));
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &canon);
+    let h = u32::from_le_bytes([digest.as_ref()[0], digest.as_ref()[1], digest.as_ref()[2], digest.as_ref()[3]]);
+    Ok(format!("{h:08x}"))
 }
 
-impl ContentBytes for x509_parser::der_parser::ber::BerObject<'_> {
-    fn content_bytes(&self) -> Option<&[u8]> {
-        self.as_slice().ok()
+fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes: Vec<u8> = n.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
     }
+    out.extend_from_slice(content);
+    out
+}
+
+fn encode_oid(dotted: &str) -> Option<Vec<u8>> {
+    let arcs: Vec<u64> = dotted.split('.').map(|a| a.parse().ok()).collect::<Option<_>>()?;
+    if arcs.len() < 2 || arcs[0] > 2 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let first = arcs[0].checked_mul(40)?.checked_add(arcs[1])?;
+    for arc in std::iter::once(first).chain(arcs[2..].iter().copied()) {
+        let mut chunk = vec![(arc & 0x7f) as u8];
+        let mut v = arc >> 7;
+        while v > 0 {
+            chunk.push(0x80 | (v & 0x7f) as u8);
+            v >>= 7;
+        }
+        chunk.reverse();
+        out.extend(chunk);
+    }
+    Some(out)
 }
 
 #[cfg(test)]

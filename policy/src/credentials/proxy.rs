@@ -2,7 +2,7 @@
 //!
 //! - RFC 3820: the ProxyCertInfo extension (1.3.6.1.5.5.7.1.14, critical) carries an optional
 //!   pCPathLenConstraint and a ProxyPolicy whose policyLanguage says what the proxy inherits:
-//!   id-ppl-inheritAll (1.3.6.1.5.5.7.21.1), id-ppl-independent (1.3.6.1.5.5.7.21.2) or the Globus
+//!   id-ppl-inheritAll (1.3.6.1.5.5.7.21.1), id-ppl-anyLanguage (1.3.6.1.5.5.7.21.0), id-ppl-independent (1.3.6.1.5.5.7.21.2) or the Globus
 //!   limited-proxy language (1.3.6.1.4.1.3536.1.1.1.9). The subject is the issuer's subject plus
 //!   exactly one CN (section 3.4); no subjectAltName/issuerAltName (3.5, 3.6); cA is not set (3.7).
 //! - GT3 draft: the same content under OID 1.3.6.1.4.1.3536.1.222 (the path length may also be a
@@ -18,6 +18,7 @@ use x509_parser::der_parser::der::parse_der;
 
 pub const OID_PCI_RFC3820: &str = "1.3.6.1.5.5.7.1.14";
 pub const OID_PCI_DRAFT: &str = "1.3.6.1.4.1.3536.1.222";
+pub const OID_PPL_ANY_LANGUAGE: &str = "1.3.6.1.5.5.7.21.0";
 pub const OID_PPL_INHERIT_ALL: &str = "1.3.6.1.5.5.7.21.1";
 pub const OID_PPL_INDEPENDENT: &str = "1.3.6.1.5.5.7.21.2";
 pub const OID_PPL_LIMITED: &str = "1.3.6.1.4.1.3536.1.1.1.9";
@@ -26,6 +27,9 @@ pub const OID_PPL_LIMITED: &str = "1.3.6.1.4.1.3536.1.1.1.9";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyLanguage {
     InheritAll,
+    /// id-ppl-anyLanguage: the policy is in some language the issuer chose. For identity
+    /// purposes it is an ordinary (not limited) delegation, as canl-java and Globus treat it.
+    AnyLanguage,
     Independent,
     Limited,
     /// A language this verifier does not interpret; the proxy is refused.
@@ -94,6 +98,7 @@ fn policy_language(p: &[BerObject<'_>]) -> Result<PolicyLanguage, String> {
     }
     Ok(match oid.as_str() {
         OID_PPL_INHERIT_ALL => PolicyLanguage::InheritAll,
+        OID_PPL_ANY_LANGUAGE => PolicyLanguage::AnyLanguage,
         OID_PPL_INDEPENDENT => PolicyLanguage::Independent,
         OID_PPL_LIMITED => PolicyLanguage::Limited,
         _ => PolicyLanguage::Other(oid),
@@ -153,7 +158,7 @@ pub fn classify(cert: &Cert, signer: &Cert) -> Result<Option<ProxyInfo>, Credent
     }
     check_common(cert)?;
     let (limited, independent) = match info.language {
-        PolicyLanguage::InheritAll => (false, false),
+        PolicyLanguage::InheritAll | PolicyLanguage::AnyLanguage => (false, false),
         PolicyLanguage::Independent => (false, true),
         PolicyLanguage::Limited => (true, false),
         PolicyLanguage::Other(oid) => return Err(bad(cert, format!("proxy policy language {oid} is not supported"))),

@@ -59,22 +59,34 @@ fn glob_to_regex(glob: &str) -> Result<Regex, String> {
     RegexBuilder::new(&re).case_insensitive(true).size_limit(1 << 20).build().map_err(|e| e.to_string())
 }
 
-/// A value: `'…'` (returned with `single = true`), `"…"`, or one bare word.
+/// The inside of a quoted value ending in `q`, with `\'`/`\"` unescaped; None when the value
+/// is not closed exactly at its end.
+fn quoted(body: &str, q: char) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next()?),
+            c if c == q => return chars.as_str().is_empty().then_some(out),
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// A value: `'…'` (returned with `single = true`), `"…"`, or one bare word. A backslash
+/// escapes a quote inside a quoted value (`'/O=Let\'s Encrypt'`, as IGTF files write it).
 fn value(v: &str) -> Result<(bool, String), String> {
     let v = v.trim();
     if let Some(r) = v.strip_prefix('\'') {
-        let inner = r.strip_suffix('\'').ok_or("unterminated single quote")?;
-        if inner.contains('\'') {
-            return Err("stray single quote".into());
-        }
-        return Ok((true, inner.to_string()));
+        return quoted(r, '\'').map(|s| (true, s)).ok_or_else(|| "unterminated or stray single quote".into());
     }
     if let Some(r) = v.strip_prefix('"') {
-        let inner = r.strip_suffix('"').ok_or("unterminated double quote")?;
+        let inner = quoted(r, '"').ok_or("unterminated or stray double quote")?;
         if inner.contains('"') {
             return Err("stray double quote".into());
         }
-        return Ok((false, inner.to_string()));
+        return Ok((false, inner));
     }
     if v.is_empty() || v.contains(['\'', '"']) || v.split_whitespace().count() != 1 {
         return Err(format!("bad value {v:?}"));
