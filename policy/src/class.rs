@@ -52,7 +52,10 @@ pub struct Denial {
 
 impl Denial {
     pub fn new(class: Class, reason: impl Into<String>) -> Self {
-        Denial { class, reason: reason.into() }
+        Denial {
+            class,
+            reason: reason.into(),
+        }
     }
 }
 

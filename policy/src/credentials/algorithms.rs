@@ -29,12 +29,20 @@ impl Default for AlgorithmPolicy {
 impl AlgorithmPolicy {
     /// SHA-2 only, RSA ≥ 2048 bits.
     pub const fn modern() -> Self {
-        AlgorithmPolicy { allow_sha1: false, min_rsa_bits: 2048, md5_unchecked: false }
+        AlgorithmPolicy {
+            allow_sha1: false,
+            min_rsa_bits: 2048,
+            md5_unchecked: false,
+        }
     }
 
     /// Also SHA-1 signatures and RSA ≥ 1024 bits (`--legacy-algorithms`). MD5 stays rejected.
     pub const fn legacy() -> Self {
-        AlgorithmPolicy { allow_sha1: true, min_rsa_bits: 1024, md5_unchecked: false }
+        AlgorithmPolicy {
+            allow_sha1: true,
+            min_rsa_bits: 1024,
+            md5_unchecked: false,
+        }
     }
 
     /// TEST ONLY (feature `insecure-test-algorithms`, enabled only by this crate's own tests):
@@ -43,7 +51,11 @@ impl AlgorithmPolicy {
     /// exercise the structural proxy rules; it is unreachable from any production build.
     #[cfg(feature = "insecure-test-algorithms")]
     pub const fn insecure_test_only() -> Self {
-        AlgorithmPolicy { allow_sha1: true, min_rsa_bits: 1024, md5_unchecked: true }
+        AlgorithmPolicy {
+            allow_sha1: true,
+            min_rsa_bits: 1024,
+            md5_unchecked: true,
+        }
     }
 
     pub fn allows_sha1(&self) -> bool {
@@ -55,23 +67,39 @@ impl AlgorithmPolicy {
     }
 
     /// Rejects an RSA key below the minimum size (`subject` names its certificate).
-    pub fn check_key(&self, subject: &str, spki: &SubjectPublicKeyInfo<'_>) -> Result<(), CredentialError> {
+    pub fn check_key(
+        &self,
+        subject: &str,
+        spki: &SubjectPublicKeyInfo<'_>,
+    ) -> Result<(), CredentialError> {
         match spki.parsed() {
             Ok(PublicKey::RSA(k)) => {
                 let bits = rsa_bits(k.modulus);
                 if bits < self.min_rsa_bits {
-                    return Err(CredentialError::WeakKey { subject: subject.into(), bits, min: self.min_rsa_bits });
+                    return Err(CredentialError::WeakKey {
+                        subject: subject.into(),
+                        bits,
+                        min: self.min_rsa_bits,
+                    });
                 }
                 Ok(())
             }
             Ok(PublicKey::EC(_)) => match ec_curve(spki) {
                 Some(_) => Ok(()),
-                None => Err(CredentialError::UnsupportedAlgorithm { subject: subject.into(), what: "elliptic curve (only P-256 and P-384)".into() }),
+                None => Err(CredentialError::UnsupportedAlgorithm {
+                    subject: subject.into(),
+                    what: "elliptic curve (only P-256 and P-384)".into(),
+                }),
             },
-            Ok(PublicKey::Unknown(_)) if spki.algorithm.algorithm.to_id_string() == OID_ED25519 => Ok(()),
+            Ok(PublicKey::Unknown(_)) if spki.algorithm.algorithm.to_id_string() == OID_ED25519 => {
+                Ok(())
+            }
             _ => Err(CredentialError::UnsupportedAlgorithm {
                 subject: subject.into(),
-                what: format!("public key algorithm {}", spki.algorithm.algorithm.to_id_string()),
+                what: format!(
+                    "public key algorithm {}",
+                    spki.algorithm.algorithm.to_id_string()
+                ),
             }),
         }
     }
@@ -87,21 +115,40 @@ impl AlgorithmPolicy {
         signed: &[u8],
         signature: &[u8],
     ) -> Result<(), CredentialError> {
-        let weak = || CredentialError::WeakAlgorithm { subject: subject.into(), algorithm: algorithm_name(alg_oid).into() };
-        let rsa = |modern: &'static dyn VerificationAlgorithm, legacy: Option<&'static dyn VerificationAlgorithm>| {
+        let weak = || CredentialError::WeakAlgorithm {
+            subject: subject.into(),
+            algorithm: algorithm_name(alg_oid).into(),
+        };
+        let rsa = |modern: &'static dyn VerificationAlgorithm,
+                   legacy: Option<&'static dyn VerificationAlgorithm>| {
             match signer.parsed() {
                 Ok(PublicKey::RSA(k)) if rsa_bits(k.modulus) >= 2048 => Ok(modern),
-                Ok(PublicKey::RSA(k)) if rsa_bits(k.modulus) >= self.min_rsa_bits => legacy.ok_or_else(|| {
-                    CredentialError::UnsupportedAlgorithm { subject: subject.into(), what: format!("{} with a key under 2048 bits", algorithm_name(alg_oid)) }
+                Ok(PublicKey::RSA(k)) if rsa_bits(k.modulus) >= self.min_rsa_bits => legacy
+                    .ok_or_else(|| CredentialError::UnsupportedAlgorithm {
+                        subject: subject.into(),
+                        what: format!("{} with a key under 2048 bits", algorithm_name(alg_oid)),
+                    }),
+                Ok(PublicKey::RSA(k)) => Err(CredentialError::WeakKey {
+                    subject: issuer.into(),
+                    bits: rsa_bits(k.modulus),
+                    min: self.min_rsa_bits,
                 }),
-                Ok(PublicKey::RSA(k)) => Err(CredentialError::WeakKey { subject: issuer.into(), bits: rsa_bits(k.modulus), min: self.min_rsa_bits }),
-                _ => Err(CredentialError::UnsupportedAlgorithm { subject: subject.into(), what: format!("{} with a non-RSA signer key", algorithm_name(alg_oid)) }),
+                _ => Err(CredentialError::UnsupportedAlgorithm {
+                    subject: subject.into(),
+                    what: format!("{} with a non-RSA signer key", algorithm_name(alg_oid)),
+                }),
             }
         };
-        let ecdsa = |p256: &'static dyn VerificationAlgorithm, p384: &'static dyn VerificationAlgorithm| match ec_curve(signer) {
+        let ecdsa = |p256: &'static dyn VerificationAlgorithm,
+                     p384: &'static dyn VerificationAlgorithm| match ec_curve(
+            signer,
+        ) {
             Some(256) => Ok(p256),
             Some(_) => Ok(p384),
-            None => Err(CredentialError::UnsupportedAlgorithm { subject: subject.into(), what: "ECDSA signer key not on P-256/P-384".into() }),
+            None => Err(CredentialError::UnsupportedAlgorithm {
+                subject: subject.into(),
+                what: "ECDSA signer key not on P-256/P-384".into(),
+            }),
         };
         let alg: &'static dyn VerificationAlgorithm = match alg_oid {
             OID_MD5_RSA | OID_MD2_RSA | OID_MD4_RSA => {
@@ -114,22 +161,37 @@ impl AlgorithmPolicy {
                 if !self.allow_sha1 {
                     return Err(weak());
                 }
-                rsa(&sig::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY, Some(&sig::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY))?
+                rsa(
+                    &sig::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+                    Some(&sig::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY),
+                )?
             }
-            OID_SHA256_RSA => rsa(&sig::RSA_PKCS1_2048_8192_SHA256, Some(&sig::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY))?,
+            OID_SHA256_RSA => rsa(
+                &sig::RSA_PKCS1_2048_8192_SHA256,
+                Some(&sig::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY),
+            )?,
             OID_SHA384_RSA => rsa(&sig::RSA_PKCS1_2048_8192_SHA384, None)?,
-            OID_SHA512_RSA => rsa(&sig::RSA_PKCS1_2048_8192_SHA512, Some(&sig::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY))?,
+            OID_SHA512_RSA => rsa(
+                &sig::RSA_PKCS1_2048_8192_SHA512,
+                Some(&sig::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY),
+            )?,
             OID_ECDSA_SHA1 => return Err(weak()),
             OID_ECDSA_SHA256 => ecdsa(&sig::ECDSA_P256_SHA256_ASN1, &sig::ECDSA_P384_SHA256_ASN1)?,
             OID_ECDSA_SHA384 => ecdsa(&sig::ECDSA_P256_SHA384_ASN1, &sig::ECDSA_P384_SHA384_ASN1)?,
             OID_ED25519 => &sig::ED25519,
             other => {
-                return Err(CredentialError::UnsupportedAlgorithm { subject: subject.into(), what: format!("signature algorithm {}", algorithm_name(other)) })
+                return Err(CredentialError::UnsupportedAlgorithm {
+                    subject: subject.into(),
+                    what: format!("signature algorithm {}", algorithm_name(other)),
+                })
             }
         };
         sig::UnparsedPublicKey::new(alg, &signer.subject_public_key.data)
             .verify(signed, signature)
-            .map_err(|_| CredentialError::BadSignature { subject: subject.into(), issuer: issuer.into() })
+            .map_err(|_| CredentialError::BadSignature {
+                subject: subject.into(),
+                issuer: issuer.into(),
+            })
     }
 }
 
@@ -177,7 +239,13 @@ pub fn rsa_bits(modulus: &[u8]) -> usize {
 
 /// The curve of an EC key: 256 (P-256) or 384 (P-384), None for any other.
 fn ec_curve(spki: &SubjectPublicKeyInfo<'_>) -> Option<u32> {
-    let curve = spki.algorithm.parameters.as_ref()?.as_oid().ok()?.to_id_string();
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()?
+        .as_oid()
+        .ok()?
+        .to_id_string();
     match curve.as_str() {
         OID_P256 => Some(256),
         OID_P384 => Some(384),

@@ -14,9 +14,22 @@ pub const OID_VOMS_AC: &str = "1.3.6.1.4.1.8005.100.100.5";
 /// Extensions a critical flag does not stop us on: we either process them or they only constrain
 /// things this verifier does not use (certificate policies are not processed).
 const UNDERSTOOD: &[&str] = &[
-    "2.5.29.14", "2.5.29.15", "2.5.29.17", "2.5.29.18", "2.5.29.19", "2.5.29.31", "2.5.29.32", "2.5.29.35",
-    "2.5.29.36", "2.5.29.37", "2.5.29.54", "1.3.6.1.5.5.7.1.1", "2.16.840.1.113730.1.1", OID_PCI_RFC3820,
-    OID_PCI_DRAFT, OID_VOMS_AC,
+    "2.5.29.14",
+    "2.5.29.15",
+    "2.5.29.17",
+    "2.5.29.18",
+    "2.5.29.19",
+    "2.5.29.31",
+    "2.5.29.32",
+    "2.5.29.35",
+    "2.5.29.36",
+    "2.5.29.37",
+    "2.5.29.54",
+    "1.3.6.1.5.5.7.1.1",
+    "2.16.840.1.113730.1.1",
+    OID_PCI_RFC3820,
+    OID_PCI_DRAFT,
+    OID_VOMS_AC,
 ];
 
 /// keyUsage bits this verifier checks.
@@ -106,19 +119,33 @@ impl Cert {
         for ext in x.extensions() {
             let oid = ext.oid.to_id_string();
             if !seen.insert(oid.clone()) {
-                return Err(format!("extension {oid} appears twice (RFC 5280 section 4.2)"));
+                return Err(format!(
+                    "extension {oid} appears twice (RFC 5280 section 4.2)"
+                ));
             }
             match ext.parsed_extension() {
                 ParsedExtension::ParseError { error } => {
-                    if ext.critical || matches!(oid.as_str(), "2.5.29.19" | "2.5.29.15" | "2.5.29.17" | "2.5.29.18") {
+                    if ext.critical
+                        || matches!(
+                            oid.as_str(),
+                            "2.5.29.19" | "2.5.29.15" | "2.5.29.17" | "2.5.29.18"
+                        )
+                    {
                         return Err(format!("extension {oid} is malformed: {error}"));
                     }
                 }
-                ParsedExtension::BasicConstraints(bc) => c.basic_constraints = Some((bc.ca, bc.path_len_constraint)),
-                ParsedExtension::KeyUsage(ku) => {
-                    c.key_usage = Some(KeyUsage { digital_signature: ku.digital_signature(), key_cert_sign: ku.key_cert_sign(), crl_sign: ku.crl_sign() })
+                ParsedExtension::BasicConstraints(bc) => {
+                    c.basic_constraints = Some((bc.ca, bc.path_len_constraint))
                 }
-                ParsedExtension::SubjectAlternativeName(_) | ParsedExtension::IssuerAlternativeName(_) => c.has_alt_names = true,
+                ParsedExtension::KeyUsage(ku) => {
+                    c.key_usage = Some(KeyUsage {
+                        digital_signature: ku.digital_signature(),
+                        key_cert_sign: ku.key_cert_sign(),
+                        crl_sign: ku.crl_sign(),
+                    })
+                }
+                ParsedExtension::SubjectAlternativeName(_)
+                | ParsedExtension::IssuerAlternativeName(_) => c.has_alt_names = true,
                 _ => {}
             }
             match oid.as_str() {
@@ -141,7 +168,10 @@ impl Cert {
     pub fn public_key(&self) -> Result<SubjectPublicKeyInfo<'_>, CredentialError> {
         SubjectPublicKeyInfo::from_der(&self.spki)
             .map(|(_, k)| k)
-            .map_err(|e| CredentialError::MalformedCertificate { index: 0, detail: format!("public key of {}: {e}", self.subject_slash) })
+            .map_err(|e| CredentialError::MalformedCertificate {
+                index: 0,
+                detail: format!("public key of {}: {e}", self.subject_slash),
+            })
     }
 
     /// basicConstraints cA is set.

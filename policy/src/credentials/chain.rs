@@ -31,7 +31,10 @@ pub struct CrlPolicy {
 
 impl Default for CrlPolicy {
     fn default() -> Self {
-        CrlPolicy { require: false, allow_expired: false }
+        CrlPolicy {
+            require: false,
+            allow_expired: false,
+        }
     }
 }
 
@@ -73,23 +76,39 @@ pub struct ValidatedChain {
 fn fmt_time(t: i64) -> String {
     OffsetDateTime::from_unix_timestamp(t)
         .ok()
-        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| t.to_string())
 }
 
 fn check_validity(c: &Cert, p: &ChainPolicy) -> Result<(), CredentialError> {
     if p.now > c.not_after.saturating_add(p.skew_secs) {
-        return Err(CredentialError::Expired { subject: c.subject_slash.clone(), not_after: fmt_time(c.not_after) });
+        return Err(CredentialError::Expired {
+            subject: c.subject_slash.clone(),
+            not_after: fmt_time(c.not_after),
+        });
     }
     if p.now < c.not_before.saturating_sub(p.skew_secs) {
-        return Err(CredentialError::NotYetValid { subject: c.subject_slash.clone(), not_before: fmt_time(c.not_before) });
+        return Err(CredentialError::NotYetValid {
+            subject: c.subject_slash.clone(),
+            not_before: fmt_time(c.not_before),
+        });
     }
     Ok(())
 }
 
 fn check_signature(c: &Cert, signer: &Cert, algs: &AlgorithmPolicy) -> Result<(), CredentialError> {
     let key = signer.public_key()?;
-    algs.verify(&c.subject_slash, &signer.subject_slash, &c.sig_alg, &key, &c.tbs, &c.signature)
+    algs.verify(
+        &c.subject_slash,
+        &signer.subject_slash,
+        &c.sig_alg,
+        &key,
+        &c.tbs,
+        &c.signature,
+    )
 }
 
 /// Splits off the proxies at the front of `certs` (RFC 3820 section 4.1: a certificate whose
@@ -99,7 +118,9 @@ fn split_proxies(certs: &[Cert]) -> Result<Vec<ProxyInfo>, CredentialError> {
     let mut out = Vec::new();
     let mut i = 0;
     while let Some(c) = certs.get(i) {
-        let signer = certs.get(i + 1).filter(|n| n.subject_key == c.issuer_key && !n.is_ca());
+        let signer = certs
+            .get(i + 1)
+            .filter(|n| n.subject_key == c.issuer_key && !n.is_ca());
         let Some(signer) = signer else { break };
         match classify(c, signer)? {
             Some(info) => out.push(info),
@@ -120,7 +141,12 @@ fn split_proxies(certs: &[Cert]) -> Result<Vec<ProxyInfo>, CredentialError> {
 
 /// Builds the CA part of the path above `start` (the EEC or a CA certificate): presented CA
 /// certificates from `pool` and trust anchors from `trust`. Returns (intermediates, anchor).
-pub fn build_ca_path(start: &Cert, pool: &[Cert], trust: &TrustDir, algs: &AlgorithmPolicy) -> Result<(Vec<Cert>, Cert), CredentialError> {
+pub fn build_ca_path(
+    start: &Cert,
+    pool: &[Cert],
+    trust: &TrustDir,
+    algs: &AlgorithmPolicy,
+) -> Result<(Vec<Cert>, Cert), CredentialError> {
     let mut current = start.clone();
     let mut intermediates = Vec::new();
     // A self-issued presented CA that is itself installed is its own anchor.
@@ -139,7 +165,9 @@ pub fn build_ca_path(start: &Cert, pool: &[Cert], trust: &TrustDir, algs: &Algor
                 }
             }
         }
-        let next = pool.iter().find(|c| c.subject_key == current.issuer_key && c.is_ca() && c.der != current.der);
+        let next = pool
+            .iter()
+            .find(|c| c.subject_key == current.issuer_key && c.is_ca() && c.der != current.der);
         match next {
             Some(n) if intermediates.len() < MAX_CA_DEPTH => {
                 if let Err(e) = check_signature(&current, n, algs) {
@@ -148,7 +176,12 @@ pub fn build_ca_path(start: &Cert, pool: &[Cert], trust: &TrustDir, algs: &Algor
                 intermediates.push(n.clone());
                 current = n.clone();
             }
-            Some(_) => return Err(CredentialError::ChainTooLong { count: intermediates.len() + 1, limit: MAX_CA_DEPTH }),
+            Some(_) => {
+                return Err(CredentialError::ChainTooLong {
+                    count: intermediates.len() + 1,
+                    limit: MAX_CA_DEPTH,
+                })
+            }
             None => {
                 return Err(first_err.unwrap_or_else(|| CredentialError::Untrusted {
                     subject: current.subject_slash.clone(),
@@ -160,7 +193,11 @@ pub fn build_ca_path(start: &Cert, pool: &[Cert], trust: &TrustDir, algs: &Algor
 }
 
 /// Verifies `certs` (leaf first, as presented) against `trust`.
-pub fn validate(certs: &[Cert], trust: &TrustDir, p: &ChainPolicy) -> Result<ValidatedChain, CredentialError> {
+pub fn validate(
+    certs: &[Cert],
+    trust: &TrustDir,
+    p: &ChainPolicy,
+) -> Result<ValidatedChain, CredentialError> {
     let proxies = split_proxies(certs)?;
     let eec_i = proxies.len();
     let eec = certs.get(eec_i).ok_or(CredentialError::NoCertificate)?;
@@ -172,7 +209,9 @@ pub fn validate(certs: &[Cert], trust: &TrustDir, p: &ChainPolicy) -> Result<Val
         });
     }
     if !p.allow_proxies && eec_i > 0 {
-        return Err(CredentialError::ProxyNotAllowed { subject: certs[0].subject_slash.clone() });
+        return Err(CredentialError::ProxyNotAllowed {
+            subject: certs[0].subject_slash.clone(),
+        });
     }
     let (intermediates, anchor) = build_ca_path(eec, &certs[eec_i + 1..], trust, &p.algorithms)?;
     let mut path: Vec<Cert> = certs[..=eec_i].to_vec();
@@ -189,7 +228,10 @@ pub fn validate(certs: &[Cert], trust: &TrustDir, p: &ChainPolicy) -> Result<Val
     for c in path.iter().chain(std::iter::once(&anchor)) {
         check_validity(c, p)?;
         if let Some(oid) = &c.unknown_critical {
-            return Err(CredentialError::UnsupportedCriticalExtension { subject: c.subject_slash.clone(), oid: oid.clone() });
+            return Err(CredentialError::UnsupportedCriticalExtension {
+                subject: c.subject_slash.clone(),
+                oid: oid.clone(),
+            });
         }
     }
     check_cas(&path, eec_i, &anchor)?;
@@ -198,12 +240,20 @@ pub fn validate(certs: &[Cert], trust: &TrustDir, p: &ChainPolicy) -> Result<Val
     if p.namespaces != NamespaceMode::Off {
         check_namespaces(&path, eec_i, &anchor, trust, p.namespaces)?;
     }
-    Ok(ValidatedChain { path, eec: eec_i, proxies, anchor })
+    Ok(ValidatedChain {
+        path,
+        eec: eec_i,
+        proxies,
+        anchor,
+    })
 }
 
 /// RFC 5280 6.1.4 (k), (l), (m), (n) for every CA above the EEC.
 fn check_cas(path: &[Cert], eec: usize, anchor: &Cert) -> Result<(), CredentialError> {
-    let cas: Vec<&Cert> = path[eec + 1..].iter().chain(std::iter::once(anchor)).collect();
+    let cas: Vec<&Cert> = path[eec + 1..]
+        .iter()
+        .chain(std::iter::once(anchor))
+        .collect();
     for (k, ca) in cas.iter().enumerate() {
         let child = if k == 0 { &path[eec] } else { cas[k - 1] };
         let is_anchor = k + 1 == cas.len();
@@ -213,43 +263,72 @@ fn check_cas(path: &[Cert], eec: usize, anchor: &Cert) -> Result<(), CredentialE
                 let below = cas[..k].iter().filter(|c| !c.self_signed_name).count() as u32;
                 if let Some(max) = path_len {
                     if below > max {
-                        return Err(CredentialError::CaPathLen { subject: ca.subject_slash.clone(), path_len: max, below });
+                        return Err(CredentialError::CaPathLen {
+                            subject: ca.subject_slash.clone(),
+                            path_len: max,
+                            below,
+                        });
                     }
                 }
             }
             // A v1 trust anchor without extensions is a CA by virtue of being installed.
             None if is_anchor => {}
-            _ => return Err(CredentialError::NotACa { subject: ca.subject_slash.clone(), child: child.subject_slash.clone() }),
+            _ => {
+                return Err(CredentialError::NotACa {
+                    subject: ca.subject_slash.clone(),
+                    child: child.subject_slash.clone(),
+                })
+            }
         }
         if ca.key_usage.is_some_and(|ku| !ku.key_cert_sign) {
-            return Err(CredentialError::KeyUsage { subject: ca.subject_slash.clone(), child: child.subject_slash.clone(), needed: "keyCertSign" });
+            return Err(CredentialError::KeyUsage {
+                subject: ca.subject_slash.clone(),
+                child: child.subject_slash.clone(),
+                needed: "keyCertSign",
+            });
         }
     }
     Ok(())
 }
 
 /// RFC 3820 section 4 and the Globus limited/legacy rules over the proxy part.
-fn check_proxies(path: &[Cert], proxies: &[ProxyInfo], p: &ChainPolicy) -> Result<(), CredentialError> {
+fn check_proxies(
+    path: &[Cert],
+    proxies: &[ProxyInfo],
+    p: &ChainPolicy,
+) -> Result<(), CredentialError> {
     let n = proxies.len();
     if n == 0 {
         return Ok(());
     }
     let kinds: Vec<_> = proxies.iter().rev().map(|x| x.kind).collect();
     if kinds.iter().any(|k| *k != kinds[0]) {
-        let names: Vec<String> = kinds.iter().map(|k| format!("{k:?}").to_lowercase()).collect();
-        return Err(CredentialError::MixedProxyTypes { detail: names.join(" -> ") });
+        let names: Vec<String> = kinds
+            .iter()
+            .map(|k| format!("{k:?}").to_lowercase())
+            .collect();
+        return Err(CredentialError::MixedProxyTypes {
+            detail: names.join(" -> "),
+        });
     }
     // From the EEC's first proxy (index n-1) down to the leaf (index 0).
     let mut limited_above: Option<&Cert> = None;
     for i in (0..n).rev() {
         let signer = &path[i + 1];
         if signer.key_usage.is_some_and(|ku| !ku.digital_signature) {
-            return Err(CredentialError::KeyUsage { subject: signer.subject_slash.clone(), child: path[i].subject_slash.clone(), needed: "digitalSignature" });
+            return Err(CredentialError::KeyUsage {
+                subject: signer.subject_slash.clone(),
+                child: path[i].subject_slash.clone(),
+                needed: "digitalSignature",
+            });
         }
         let info = &proxies[i];
         if let Some(l) = limited_above {
             if !info.limited {
-                return Err(CredentialError::FullAfterLimited { subject: path[i].subject_slash.clone(), limited: l.subject_slash.clone() });
+                return Err(CredentialError::FullAfterLimited {
+                    subject: path[i].subject_slash.clone(),
+                    limited: l.subject_slash.clone(),
+                });
             }
         }
         if info.limited {
@@ -258,49 +337,91 @@ fn check_proxies(path: &[Cert], proxies: &[ProxyInfo], p: &ChainPolicy) -> Resul
         if let Some(max) = info.path_len {
             let below = i as u32;
             if below > max {
-                return Err(CredentialError::ProxyPathLen { subject: path[i].subject_slash.clone(), allowed: max, below });
+                return Err(CredentialError::ProxyPathLen {
+                    subject: path[i].subject_slash.clone(),
+                    allowed: max,
+                    below,
+                });
             }
         }
     }
     if !p.allow_limited {
         if let Some(l) = limited_above {
-            return Err(CredentialError::LimitedProxy { subject: l.subject_slash.clone() });
+            return Err(CredentialError::LimitedProxy {
+                subject: l.subject_slash.clone(),
+            });
         }
     }
     Ok(())
 }
 
 /// RFC 5280 6.3 with the trust directory's CRLs, for each certificate issued by a CA.
-fn check_revocation(path: &[Cert], eec: usize, anchor: &Cert, trust: &TrustDir, p: &ChainPolicy) -> Result<(), CredentialError> {
+fn check_revocation(
+    path: &[Cert],
+    eec: usize,
+    anchor: &Cert,
+    trust: &TrustDir,
+    p: &ChainPolicy,
+) -> Result<(), CredentialError> {
     // CRL signatures are checked with SHA-1 allowed: IGTF CRLs are still widely SHA-1 signed and
     // a forged CRL can at worst hide nothing (a certificate missing from it is not trusted more).
-    let crl_algs = if p.algorithms.allows_sha1() { p.algorithms } else { AlgorithmPolicy::legacy() };
+    let crl_algs = if p.algorithms.allows_sha1() {
+        p.algorithms
+    } else {
+        AlgorithmPolicy::legacy()
+    };
     #[cfg(feature = "insecure-test-algorithms")]
-    let crl_algs = if p.algorithms == AlgorithmPolicy::insecure_test_only() { p.algorithms } else { crl_algs };
+    let crl_algs = if p.algorithms == AlgorithmPolicy::insecure_test_only() {
+        p.algorithms
+    } else {
+        crl_algs
+    };
     for i in eec..path.len() {
         let subject = &path[i];
         let ca = path.get(i + 1).unwrap_or(anchor);
         let ca_key = ca.public_key()?;
         let mut found = false;
         for crl in trust.crls_of(&ca.subject_key) {
-            if crl_algs.verify(&format!("CRL {}", crl.file), &ca.subject_slash, &crl.sig_alg, &ca_key, &crl.tbs, &crl.signature).is_err() {
+            if crl_algs
+                .verify(
+                    &format!("CRL {}", crl.file),
+                    &ca.subject_slash,
+                    &crl.sig_alg,
+                    &ca_key,
+                    &crl.tbs,
+                    &crl.signature,
+                )
+                .is_err()
+            {
                 continue; // not signed by this CA (or unusable): it says nothing about its certificates
             }
             found = true;
             if p.now + p.skew_secs < crl.this_update {
-                return Err(CredentialError::CrlInvalid { ca: ca.subject_slash.clone(), detail: format!("thisUpdate {} is in the future", fmt_time(crl.this_update)) });
+                return Err(CredentialError::CrlInvalid {
+                    ca: ca.subject_slash.clone(),
+                    detail: format!("thisUpdate {} is in the future", fmt_time(crl.this_update)),
+                });
             }
             if let Some(next) = crl.next_update {
                 if p.now > next + p.skew_secs && !p.crl.allow_expired {
-                    return Err(CredentialError::CrlExpired { ca: ca.subject_slash.clone(), next_update: fmt_time(next) });
+                    return Err(CredentialError::CrlExpired {
+                        ca: ca.subject_slash.clone(),
+                        next_update: fmt_time(next),
+                    });
                 }
             }
             if crl.revoked.contains(&subject.serial) {
-                return Err(CredentialError::Revoked { subject: subject.subject_slash.clone(), serial: subject.serial_hex(), ca: ca.subject_slash.clone() });
+                return Err(CredentialError::Revoked {
+                    subject: subject.subject_slash.clone(),
+                    serial: subject.serial_hex(),
+                    ca: ca.subject_slash.clone(),
+                });
             }
         }
         if !found && p.crl.require {
-            return Err(CredentialError::CrlMissing { ca: ca.subject_slash.clone() });
+            return Err(CredentialError::CrlMissing {
+                ca: ca.subject_slash.clone(),
+            });
         }
     }
     Ok(())
@@ -309,14 +430,29 @@ fn check_revocation(path: &[Cert], eec: usize, anchor: &Cert, trust: &TrustDir, 
 /// CA namespaces for each certificate issued by a CA: the first CA from the issuer upwards whose
 /// `.namespaces` has rules for the issuer decides; else (Globus mode) the first `.signing_policy`
 /// with a block for the issuer; else no policy applies.
-fn check_namespaces(path: &[Cert], eec: usize, anchor: &Cert, trust: &TrustDir, mode: NamespaceMode) -> Result<(), CredentialError> {
-    let cas: Vec<&Cert> = path[eec + 1..].iter().chain(std::iter::once(anchor)).collect();
+fn check_namespaces(
+    path: &[Cert],
+    eec: usize,
+    anchor: &Cert,
+    trust: &TrustDir,
+    mode: NamespaceMode,
+) -> Result<(), CredentialError> {
+    let cas: Vec<&Cert> = path[eec + 1..]
+        .iter()
+        .chain(std::iter::once(anchor))
+        .collect();
     for (k, issuer) in cas.iter().enumerate() {
         let subject = if k == 0 { &path[eec] } else { cas[k - 1] };
-        let deny = |policy: String| CredentialError::Namespace { subject: subject.subject_slash.clone(), issuer: issuer.subject_slash.clone(), policy };
+        let deny = |policy: String| CredentialError::Namespace {
+            subject: subject.subject_slash.clone(),
+            issuer: issuer.subject_slash.clone(),
+            policy,
+        };
         let mut decided = false;
         for owner in &cas[k..] {
-            let Some(entry) = trust.entry_of(owner) else { continue };
+            let Some(entry) = trust.entry_of(owner) else {
+                continue;
+            };
             match &entry.namespaces {
                 Some(Ok(ns)) => {
                     let rules = ns.rules_for(&issuer.subject_key, &owner.subject_key);
@@ -328,7 +464,12 @@ fn check_namespaces(path: &[Cert], eec: usize, anchor: &Cert, trust: &TrustDir, 
                         break;
                     }
                 }
-                Some(Err(e)) => return Err(CredentialError::TrustDir { path: trust.path.display().to_string(), detail: e.clone() }),
+                Some(Err(e)) => {
+                    return Err(CredentialError::TrustDir {
+                        path: trust.path.display().to_string(),
+                        detail: e.clone(),
+                    })
+                }
                 None => {}
             }
         }
@@ -336,7 +477,9 @@ fn check_namespaces(path: &[Cert], eec: usize, anchor: &Cert, trust: &TrustDir, 
             continue;
         }
         for owner in &cas[k..] {
-            let Some(entry) = trust.entry_of(owner) else { continue };
+            let Some(entry) = trust.entry_of(owner) else {
+                continue;
+            };
             if entry.namespaces.is_some() {
                 continue; // .namespaces wins when both exist
             }
@@ -349,7 +492,12 @@ fn check_namespaces(path: &[Cert], eec: usize, anchor: &Cert, trust: &TrustDir, 
                         break;
                     }
                 }
-                Some(Err(e)) => return Err(CredentialError::TrustDir { path: trust.path.display().to_string(), detail: e.clone() }),
+                Some(Err(e)) => {
+                    return Err(CredentialError::TrustDir {
+                        path: trust.path.display().to_string(),
+                        detail: e.clone(),
+                    })
+                }
                 None => {}
             }
         }
@@ -360,7 +508,12 @@ fn check_namespaces(path: &[Cert], eec: usize, anchor: &Cert, trust: &TrustDir, 
 /// Checks a VOMS server (AA) certificate chain, AA first, up to a trust anchor: signatures,
 /// algorithm policy, validity at `now` and CA constraints (no proxies, CRLs or namespaces).
 /// This is the callback the VOMS module uses.
-pub fn verify_ca_issued_chain(certs: &[Cert], trust: &TrustDir, now: i64, algorithms: AlgorithmPolicy) -> Result<(), CredentialError> {
+pub fn verify_ca_issued_chain(
+    certs: &[Cert],
+    trust: &TrustDir,
+    now: i64,
+    algorithms: AlgorithmPolicy,
+) -> Result<(), CredentialError> {
     let leaf = certs.first().ok_or(CredentialError::NoCertificate)?;
     let (intermediates, anchor) = build_ca_path(leaf, &certs[1..], trust, &algorithms)?;
     let mut path = vec![leaf.clone()];

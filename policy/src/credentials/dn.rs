@@ -40,15 +40,27 @@ const ATTRIBUTES: &[(&str, &str, &[&str])] = &[
     ("2.5.4.10", "O", &["o", "organizationname"]),
     ("2.5.4.11", "OU", &["ou", "organizationalunitname"]),
     ("2.5.4.3", "CN", &["cn", "commonname"]),
-    ("0.9.2342.19200300.100.1.25", "DC", &["dc", "domaincomponent"]),
-    ("1.2.840.113549.1.9.1", "emailAddress", &["emailaddress", "e", "email"]),
+    (
+        "0.9.2342.19200300.100.1.25",
+        "DC",
+        &["dc", "domaincomponent"],
+    ),
+    (
+        "1.2.840.113549.1.9.1",
+        "emailAddress",
+        &["emailaddress", "e", "email"],
+    ),
     ("0.9.2342.19200300.100.1.1", "UID", &["uid", "userid"]),
     ("2.5.4.5", "serialNumber", &["serialnumber"]),
     ("2.5.4.4", "SN", &["sn", "surname"]),
     ("2.5.4.42", "GN", &["gn", "givenname"]),
     ("2.5.4.12", "title", &["title", "t"]),
     ("2.5.4.43", "initials", &["initials"]),
-    ("2.5.4.44", "generationQualifier", &["generationqualifier", "generation"]),
+    (
+        "2.5.4.44",
+        "generationQualifier",
+        &["generationqualifier", "generation"],
+    ),
     ("2.5.4.46", "dnQualifier", &["dnqualifier", "dnq"]),
     ("2.5.4.65", "pseudonym", &["pseudonym"]),
     ("2.5.4.9", "street", &["street", "streetaddress"]),
@@ -56,13 +68,24 @@ const ATTRIBUTES: &[(&str, &str, &[&str])] = &[
     ("2.5.4.41", "name", &["name"]),
     ("2.5.4.13", "description", &["description"]),
     ("2.5.4.15", "businessCategory", &["businesscategory"]),
-    ("2.5.4.45", "x500UniqueIdentifier", &["x500uniqueidentifier"]),
+    (
+        "2.5.4.45",
+        "x500UniqueIdentifier",
+        &["x500uniqueidentifier"],
+    ),
     ("2.5.4.72", "role", &["role"]),
-    ("1.2.840.113549.1.9.2", "unstructuredName", &["unstructuredname"]),
+    (
+        "1.2.840.113549.1.9.2",
+        "unstructuredName",
+        &["unstructuredname"],
+    ),
 ];
 
 fn short_name_for_oid(oid: &str) -> Option<&'static str> {
-    ATTRIBUTES.iter().find(|(o, _, _)| *o == oid).map(|(_, sn, _)| *sn)
+    ATTRIBUTES
+        .iter()
+        .find(|(o, _, _)| *o == oid)
+        .map(|(_, sn, _)| *sn)
 }
 
 /// The canonical label for a label written by a human or another tool (case-insensitive,
@@ -98,7 +121,10 @@ impl Dn {
             for ava in rdn.iter() {
                 let oid = ava.attr_type().to_id_string();
                 let label = short_name_for_oid(&oid).map(str::to_string).unwrap_or(oid);
-                out.push(Attribute { label, value: value_bytes(ava.attr_value().tag(), ava.attr_value().data) });
+                out.push(Attribute {
+                    label,
+                    value: value_bytes(ava.attr_value().tag(), ava.attr_value().data),
+                });
             }
         }
         Dn(out)
@@ -137,7 +163,11 @@ impl Dn {
     pub fn to_rfc2253(&self) -> String {
         let mut parts = Vec::with_capacity(self.0.len());
         for a in self.0.iter().rev() {
-            parts.push(format!("{}={}", a.label, escape_rfc2253(&String::from_utf8_lossy(&a.value))));
+            parts.push(format!(
+                "{}={}",
+                a.label,
+                escape_rfc2253(&String::from_utf8_lossy(&a.value))
+            ));
         }
         parts.join(",")
     }
@@ -207,7 +237,10 @@ fn value_bytes(tag: Tag, data: &[u8]) -> Vec<u8> {
         return data.to_vec();
     }
     let chunks = data.chunks(width);
-    if chunks.clone().all(|c| c[..width - 1].iter().all(|b| *b == 0)) {
+    if chunks
+        .clone()
+        .all(|c| c[..width - 1].iter().all(|b| *b == 0))
+    {
         chunks.map(|c| c[width - 1]).collect()
     } else {
         data.to_vec()
@@ -247,7 +280,10 @@ fn unescape_slash_value(v: &str) -> Result<Vec<u8>, DnError> {
     while i < b.len() {
         if b[i] == b'\\' && i + 1 < b.len() {
             if b[i + 1] == b'x' || b[i + 1] == b'X' {
-                if let (Some(h), Some(l)) = (b.get(i + 2).and_then(|c| hex(*c)), b.get(i + 3).and_then(|c| hex(*c))) {
+                if let (Some(h), Some(l)) = (
+                    b.get(i + 2).and_then(|c| hex(*c)),
+                    b.get(i + 3).and_then(|c| hex(*c)),
+                ) {
                     out.push(h << 4 | l);
                     i += 4;
                     continue;
@@ -316,7 +352,10 @@ fn parse_slash(s: &str) -> Result<Dn, DnError> {
     }
     let mut out = Vec::with_capacity(attrs.len());
     for (l, v) in attrs {
-        out.push(Attribute { label: canonical_label(&l), value: unescape_slash_value(&v)? });
+        out.push(Attribute {
+            label: canonical_label(&l),
+            value: unescape_slash_value(&v)?,
+        });
     }
     Ok(Dn(out))
 }
@@ -354,7 +393,8 @@ fn parse_rfc2253(s: &str) -> Result<Dn, DnError> {
             while i < b.len() && b[i].is_ascii_hexdigit() {
                 i += 1;
             }
-            value = decode_hex_der(&s[hs..i]).ok_or_else(|| DnError::BadEscape(s[hs..i].to_string()))?;
+            value = decode_hex_der(&s[hs..i])
+                .ok_or_else(|| DnError::BadEscape(s[hs..i].to_string()))?;
         } else if i < b.len() && b[i] == b'"' {
             i += 1;
             while i < b.len() && b[i] != b'"' {
@@ -372,7 +412,10 @@ fn parse_rfc2253(s: &str) -> Result<Dn, DnError> {
             let mut trailing_plain_spaces = 0;
             while i < b.len() && !matches!(b[i], b',' | b';' | b'+') {
                 if b[i] == b'\\' {
-                    let n1 = b.get(i + 1).copied().ok_or_else(|| DnError::BadEscape(s.to_string()))?;
+                    let n1 = b
+                        .get(i + 1)
+                        .copied()
+                        .ok_or_else(|| DnError::BadEscape(s.to_string()))?;
                     if let (Some(h), Some(l)) = (hex(n1), b.get(i + 2).and_then(|c| hex(*c))) {
                         value.push(h << 4 | l);
                         i += 3;
@@ -382,14 +425,21 @@ fn parse_rfc2253(s: &str) -> Result<Dn, DnError> {
                     }
                     trailing_plain_spaces = 0;
                 } else {
-                    trailing_plain_spaces = if b[i] == b' ' { trailing_plain_spaces + 1 } else { 0 };
+                    trailing_plain_spaces = if b[i] == b' ' {
+                        trailing_plain_spaces + 1
+                    } else {
+                        0
+                    };
                     value.push(b[i]);
                     i += 1;
                 }
             }
             value.truncate(value.len() - trailing_plain_spaces);
         }
-        attrs.push(Attribute { label: canonical_label(label), value });
+        attrs.push(Attribute {
+            label: canonical_label(label),
+            value,
+        });
         while i < b.len() && b[i] == b' ' {
             i += 1;
         }
@@ -413,7 +463,10 @@ fn decode_hex_der(h: &str) -> Option<Vec<u8>> {
     if h.len() % 2 != 0 || h.is_empty() {
         return None;
     }
-    let bytes: Vec<u8> = (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).ok()).collect::<Option<_>>()?;
+    let bytes: Vec<u8> = (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).ok())
+        .collect::<Option<_>>()?;
     let (&tag, rest) = bytes.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {
@@ -423,7 +476,10 @@ fn decode_hex_der(h: &str) -> Option<Vec<u8>> {
         if n == 0 || n > 4 || rest.len() < n {
             return None;
         }
-        (rest[..n].iter().fold(0usize, |a, b| a << 8 | *b as usize), &rest[n..])
+        (
+            rest[..n].iter().fold(0usize, |a, b| a << 8 | *b as usize),
+            &rest[n..],
+        )
     };
     if rest.len() != len {
         return None;
@@ -444,16 +500,29 @@ pub fn openssl_subject_hash_of(dn: &str) -> Result<String, DnError> {
     let d = Dn::parse(dn)?;
     let mut canon = Vec::new();
     for a in &d.0 {
-        let oid = ATTRIBUTES.iter().find(|(_, sn, _)| *sn == a.label).map(|(o, _, _)| *o).unwrap_or(a.label.as_str());
+        let oid = ATTRIBUTES
+            .iter()
+            .find(|(_, sn, _)| *sn == a.label)
+            .map(|(o, _, _)| *o)
+            .unwrap_or(a.label.as_str());
         let oid_der = encode_oid(oid).ok_or_else(|| DnError::BadEscape(a.label.clone()))?;
         let text = String::from_utf8_lossy(&a.value);
-        let value: String = text.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase();
+        let value: String = text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_lowercase();
         let mut atv = der_tlv(0x06, &oid_der);
         atv.extend(der_tlv(0x0c, value.as_bytes()));
         canon.extend(der_tlv(0x31, &der_tlv(0x30, &atv)));
     }
     let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &canon);
-    let h = u32::from_le_bytes([digest.as_ref()[0], digest.as_ref()[1], digest.as_ref()[2], digest.as_ref()[3]]);
+    let h = u32::from_le_bytes([
+        digest.as_ref()[0],
+        digest.as_ref()[1],
+        digest.as_ref()[2],
+        digest.as_ref()[3],
+    ]);
     Ok(format!("{h:08x}"))
 }
 
@@ -463,7 +532,12 @@ fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     if n < 0x80 {
         out.push(n as u8);
     } else {
-        let bytes: Vec<u8> = n.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
+        let bytes: Vec<u8> = n
+            .to_be_bytes()
+            .iter()
+            .copied()
+            .skip_while(|b| *b == 0)
+            .collect();
         out.push(0x80 | bytes.len() as u8);
         out.extend(bytes);
     }
@@ -472,7 +546,10 @@ fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 }
 
 fn encode_oid(dotted: &str) -> Option<Vec<u8>> {
-    let arcs: Vec<u64> = dotted.split('.').map(|a| a.parse().ok()).collect::<Option<_>>()?;
+    let arcs: Vec<u64> = dotted
+        .split('.')
+        .map(|a| a.parse().ok())
+        .collect::<Option<_>>()?;
     if arcs.len() < 2 || arcs[0] > 2 {
         return None;
     }
@@ -497,20 +574,32 @@ mod tests {
 
     #[test]
     fn slash_and_rfc2253_round_trip() {
-        assert_eq!(rfc2253_to_openssl("CN=Valery Tschopp,O=SWITCH,C=ch").unwrap(), "/C=ch/O=SWITCH/CN=Valery Tschopp");
-        assert_eq!(openssl_to_rfc2253("/C=ch/O=SWITCH/CN=Valery Tschopp").unwrap(), "CN=Valery Tschopp,O=SWITCH,C=ch");
+        assert_eq!(
+            rfc2253_to_openssl("CN=Valery Tschopp,O=SWITCH,C=ch").unwrap(),
+            "/C=ch/O=SWITCH/CN=Valery Tschopp"
+        );
+        assert_eq!(
+            openssl_to_rfc2253("/C=ch/O=SWITCH/CN=Valery Tschopp").unwrap(),
+            "CN=Valery Tschopp,O=SWITCH,C=ch"
+        );
     }
 
     #[test]
     fn unescaped_slash_in_value_is_glued() {
         let d = Dn::parse("/DC=ch/DC=cern/OU=computers/CN=cmspilot02/vocms080.cern.ch").unwrap();
         assert_eq!(d.0.last().unwrap().value, b"cmspilot02/vocms080.cern.ch");
-        assert!(same_dn("/DC=ch/DC=cern/OU=computers/CN=cmspilot02\\/vocms080.cern.ch", "CN=cmspilot02/vocms080.cern.ch,OU=computers,DC=cern,DC=ch"));
+        assert!(same_dn(
+            "/DC=ch/DC=cern/OU=computers/CN=cmspilot02\\/vocms080.cern.ch",
+            "CN=cmspilot02/vocms080.cern.ch,OU=computers,DC=cern,DC=ch"
+        ));
     }
 
     #[test]
     fn labels_are_normalised() {
-        assert_eq!(normalize_dn("/C=EU/E=a@b/EMAIL=c@d/givenname=x").unwrap(), "/C=EU/emailAddress=a@b/emailAddress=c@d/GN=x");
+        assert_eq!(
+            normalize_dn("/C=EU/E=a@b/EMAIL=c@d/givenname=x").unwrap(),
+            "/C=EU/emailAddress=a@b/emailAddress=c@d/GN=x"
+        );
         assert!(Dn::parse("").is_err());
         assert!(Dn::parse("novalue").is_err());
     }

@@ -10,7 +10,11 @@ use crate::class::Class;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialError {
     #[error("the {what} is {size} bytes, more than the limit of {limit}")]
-    TooLarge { what: &'static str, size: usize, limit: usize },
+    TooLarge {
+        what: &'static str,
+        size: usize,
+        limit: usize,
+    },
     #[error("malformed PEM: {0}")]
     Pem(String),
     #[error("no certificate found in the proxy file")]
@@ -32,7 +36,11 @@ pub enum CredentialError {
     #[error("{subject} is signed with {algorithm}, which the algorithm policy rejects")]
     WeakAlgorithm { subject: String, algorithm: String },
     #[error("{subject} has a {bits}-bit RSA key, below the policy minimum of {min} bits")]
-    WeakKey { subject: String, bits: usize, min: usize },
+    WeakKey {
+        subject: String,
+        bits: usize,
+        min: usize,
+    },
     #[error("{subject}: unsupported {what}")]
     UnsupportedAlgorithm { subject: String, what: String },
     #[error("{subject} expired (notAfter {not_after})")]
@@ -42,15 +50,27 @@ pub enum CredentialError {
     #[error("{subject} issued {child} but is not a CA (basicConstraints cA is not set)")]
     NotACa { subject: String, child: String },
     #[error("CA {subject} has pathLenConstraint {path_len} but {below} CA certificates follow it")]
-    CaPathLen { subject: String, path_len: u32, below: u32 },
+    CaPathLen {
+        subject: String,
+        path_len: u32,
+        below: u32,
+    },
     #[error("{subject} signs {child} but its keyUsage lacks {needed}")]
-    KeyUsage { subject: String, child: String, needed: &'static str },
+    KeyUsage {
+        subject: String,
+        child: String,
+        needed: &'static str,
+    },
     #[error("{subject} has critical extension {oid}, which this verifier does not process")]
     UnsupportedCriticalExtension { subject: String, oid: String },
     #[error("{subject} is not a well-formed proxy: {detail}")]
     BadProxy { subject: String, detail: String },
     #[error("proxy {subject} allows {allowed} more proxies, {below} follow")]
-    ProxyPathLen { subject: String, allowed: u32, below: u32 },
+    ProxyPathLen {
+        subject: String,
+        allowed: u32,
+        below: u32,
+    },
     #[error("{subject} is a limited proxy and limited proxies are not accepted here")]
     LimitedProxy { subject: String },
     #[error("non-limited proxy {subject} was issued by limited proxy {limited}")]
@@ -60,7 +80,11 @@ pub enum CredentialError {
     #[error("{subject} is a proxy, and only end-entity certificates are accepted here")]
     ProxyNotAllowed { subject: String },
     #[error("{subject} (serial {serial}) is on the CRL of {ca}")]
-    Revoked { subject: String, serial: String, ca: String },
+    Revoked {
+        subject: String,
+        serial: String,
+        ca: String,
+    },
     #[error("the CRL of {ca} expired (nextUpdate {next_update})")]
     CrlExpired { ca: String, next_update: String },
     #[error("CRL required but none present for {ca}")]
@@ -68,7 +92,11 @@ pub enum CredentialError {
     #[error("the CRL of {ca} is unusable: {detail}")]
     CrlInvalid { ca: String, detail: String },
     #[error("subject {subject} not permitted for issuer {issuer} by {policy}")]
-    Namespace { subject: String, issuer: String, policy: String },
+    Namespace {
+        subject: String,
+        issuer: String,
+        policy: String,
+    },
     #[error("trust directory {path}: {detail}")]
     TrustDir { path: String, detail: String },
 }

@@ -72,7 +72,10 @@ pub(crate) fn normalise_pattern_labels(p: &str) -> String {
             out.push('/');
         }
         match seg.split_once('=') {
-            Some((label, rest)) if !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') => {
+            Some((label, rest))
+                if !label.is_empty()
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') =>
+            {
                 out.push_str(&canonical_label(label));
                 out.push('=');
                 out.push_str(rest);
@@ -86,7 +89,10 @@ pub(crate) fn normalise_pattern_labels(p: &str) -> String {
 /// Splits a logical line into tokens: bare words, or `"quoted"` strings that must be followed by
 /// white space, `#` or the end.
 fn tokens(line: &str, n: usize) -> Result<Vec<(bool, String)>, NamespacesError> {
-    let err = |d: &str| NamespacesError::Syntax { line: n, detail: d.into() };
+    let err = |d: &str| NamespacesError::Syntax {
+        line: n,
+        detail: d.into(),
+    };
     let mut out = Vec::new();
     let mut chars = line.chars().peekable();
     while let Some(&c) = chars.peek() {
@@ -104,7 +110,10 @@ fn tokens(line: &str, n: usize) -> Result<Vec<(bool, String)>, NamespacesError> 
                     None => return Err(err("unterminated quoted string")),
                 }
             }
-            if chars.peek().is_some_and(|ch| !ch.is_whitespace() && *ch != '#') {
+            if chars
+                .peek()
+                .is_some_and(|ch| !ch.is_whitespace() && *ch != '#')
+            {
                 return Err(err("a quoted string must be followed by white space"));
             }
             out.push((true, s));
@@ -175,17 +184,28 @@ impl Namespaces {
                 continue;
             }
             let err = |d: String| NamespacesError::Syntax { line: n, detail: d };
-            let kw = |i: usize, want: &str| t.get(i).is_some_and(|(q, w)| !q && w.eq_ignore_ascii_case(want));
+            let kw = |i: usize, want: &str| {
+                t.get(i)
+                    .is_some_and(|(q, w)| !q && w.eq_ignore_ascii_case(want))
+            };
             if t.len() != 6 || !kw(0, "TO") || !kw(1, "Issuer") || !kw(4, "Subject") {
-                return Err(err("expected: TO Issuer \"DN\"|SELF PERMIT|DENY Subject \"pattern\"".into()));
+                return Err(err(
+                    "expected: TO Issuer \"DN\"|SELF PERMIT|DENY Subject \"pattern\"".into(),
+                ));
             }
             let issuer = match &t[2] {
                 (false, w) if w.eq_ignore_ascii_case("SELF") => RuleIssuer::SelfCa,
                 (true, dn) => {
-                    let key = Dn::parse(dn).map_err(|e| err(format!("issuer {dn:?}: {e}")))?.comparison_key();
+                    let key = Dn::parse(dn)
+                        .map_err(|e| err(format!("issuer {dn:?}: {e}")))?
+                        .comparison_key();
                     RuleIssuer::Dn(key, dn.clone())
                 }
-                (false, w) => return Err(err(format!("issuer must be SELF or a quoted DN, not {w:?}"))),
+                (false, w) => {
+                    return Err(err(format!(
+                        "issuer must be SELF or a quoted DN, not {w:?}"
+                    )))
+                }
             };
             let permit = if kw(3, "PERMIT") {
                 true
@@ -198,7 +218,12 @@ impl Namespaces {
                 return Err(err("the subject pattern must be quoted".into()));
             }
             let subject = compile(&t[5].1).map_err(err)?;
-            rules.push(Rule { issuer, permit, pattern: t[5].1.clone(), subject });
+            rules.push(Rule {
+                issuer,
+                permit,
+                pattern: t[5].1.clone(),
+                subject,
+            });
         }
         Ok(Namespaces { rules })
     }
@@ -206,7 +231,10 @@ impl Namespaces {
     /// The rules about `issuer_key` in this file, which belongs to the CA `owner_key`
     /// (both [`Dn::comparison_key`]s).
     pub fn rules_for<'a>(&'a self, issuer_key: &str, owner_key: &str) -> Vec<&'a Rule> {
-        self.rules.iter().filter(|r| r.applies_to(issuer_key, owner_key)).collect()
+        self.rules
+            .iter()
+            .filter(|r| r.applies_to(issuer_key, owner_key))
+            .collect()
     }
 }
 
@@ -233,7 +261,12 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["TO Issuer \"/C=X\" PERMIT Subject\"/C=X\"", "TO Issuer /C=X PERMIT Subject \"/C=X\"", "TO Issuer \"/C=X\" PERMIT Subject \"*\"", "junk"] {
+        for bad in [
+            "TO Issuer \"/C=X\" PERMIT Subject\"/C=X\"",
+            "TO Issuer /C=X PERMIT Subject \"/C=X\"",
+            "TO Issuer \"/C=X\" PERMIT Subject \"*\"",
+            "junk",
+        ] {
             assert!(Namespaces::parse(bad).is_err(), "{bad}");
         }
     }

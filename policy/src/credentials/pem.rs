@@ -53,36 +53,61 @@ pub struct ProxyFile {
 /// Splits a PEM proxy file. Text outside `-----BEGIN`/`-----END` blocks is ignored, as OpenSSL does.
 pub fn read_proxy_file(bytes: &[u8]) -> Result<ProxyFile, CredentialError> {
     if bytes.len() > MAX_PROXY_FILE {
-        return Err(CredentialError::TooLarge { what: "proxy file", size: bytes.len(), limit: MAX_PROXY_FILE });
+        return Err(CredentialError::TooLarge {
+            what: "proxy file",
+            size: bytes.len(),
+            limit: MAX_PROXY_FILE,
+        });
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| CredentialError::Pem(format!("not text (invalid UTF-8 at byte {})", e.valid_up_to())))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        CredentialError::Pem(format!(
+            "not text (invalid UTF-8 at byte {})",
+            e.valid_up_to()
+        ))
+    })?;
     let mut out = ProxyFile::default();
     for block in pem_blocks(text)? {
         match block.label.as_str() {
             "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE" => {
                 if out.certs.len() == MAX_CERTIFICATES {
-                    return Err(CredentialError::ChainTooLong { count: out.certs.len() + 1, limit: MAX_CERTIFICATES });
+                    return Err(CredentialError::ChainTooLong {
+                        count: out.certs.len() + 1,
+                        limit: MAX_CERTIFICATES,
+                    });
                 }
                 out.certs.push(block.der);
             }
             "RSA PRIVATE KEY" | "PRIVATE KEY" | "EC PRIVATE KEY" => {
                 if block.encrypted {
-                    return Err(CredentialError::MalformedKey("the private key is encrypted; a proxy key must not be".into()));
+                    return Err(CredentialError::MalformedKey(
+                        "the private key is encrypted; a proxy key must not be".into(),
+                    ));
                 }
                 if out.key.is_some() {
-                    return Err(CredentialError::MalformedKey("more than one private key in the file".into()));
+                    return Err(CredentialError::MalformedKey(
+                        "more than one private key in the file".into(),
+                    ));
                 }
                 let format = match block.label.as_str() {
                     "RSA PRIVATE KEY" => KeyFormat::Pkcs1,
                     "PRIVATE KEY" => KeyFormat::Pkcs8,
                     _ => KeyFormat::Sec1,
                 };
-                out.key = Some(PrivateKey { format, der: block.der });
+                out.key = Some(PrivateKey {
+                    format,
+                    der: block.der,
+                });
             }
             "ENCRYPTED PRIVATE KEY" => {
-                return Err(CredentialError::MalformedKey("the private key is encrypted; a proxy key must not be".into()))
+                return Err(CredentialError::MalformedKey(
+                    "the private key is encrypted; a proxy key must not be".into(),
+                ))
             }
-            other => return Err(CredentialError::Pem(format!("unexpected PEM block {other:?}"))),
+            other => {
+                return Err(CredentialError::Pem(format!(
+                    "unexpected PEM block {other:?}"
+                )))
+            }
         }
     }
     if out.certs.is_empty() {
@@ -106,7 +131,10 @@ pub fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, CredentialError> {
     let mut lines = text.lines().enumerate();
     while let Some((n, line)) = lines.next() {
         let line = line.trim();
-        let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")) else {
+        let Some(label) = line
+            .strip_prefix("-----BEGIN ")
+            .and_then(|l| l.strip_suffix("-----"))
+        else {
             continue;
         };
         let end = format!("-----END {label}-----");
@@ -120,7 +148,10 @@ pub fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, CredentialError> {
                 break;
             }
             if l.starts_with("-----") {
-                return Err(CredentialError::Pem(format!("block {label:?} starting on line {} is not closed before {l:?}", n + 1)));
+                return Err(CredentialError::Pem(format!(
+                    "block {label:?} starting on line {} is not closed before {l:?}",
+                    n + 1
+                )));
             }
             if let Some((k, v)) = l.split_once(':') {
                 if k == "Proc-Type" && v.contains("ENCRYPTED") {
@@ -131,13 +162,28 @@ pub fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, CredentialError> {
             b64.push_str(l);
         }
         if !closed {
-            return Err(CredentialError::Pem(format!("block {label:?} starting on line {} has no END line", n + 1)));
+            return Err(CredentialError::Pem(format!(
+                "block {label:?} starting on line {} has no END line",
+                n + 1
+            )));
         }
-        let der = base64_decode(&b64).ok_or_else(|| CredentialError::Pem(format!("block {label:?} starting on line {} is not valid base64", n + 1)))?;
+        let der = base64_decode(&b64).ok_or_else(|| {
+            CredentialError::Pem(format!(
+                "block {label:?} starting on line {} is not valid base64",
+                n + 1
+            ))
+        })?;
         if der.is_empty() {
-            return Err(CredentialError::Pem(format!("block {label:?} starting on line {} is empty", n + 1)));
+            return Err(CredentialError::Pem(format!(
+                "block {label:?} starting on line {} is empty",
+                n + 1
+            )));
         }
-        blocks.push(PemBlock { label: label.to_string(), der, encrypted });
+        blocks.push(PemBlock {
+            label: label.to_string(),
+            der,
+            encrypted,
+        });
     }
     Ok(blocks)
 }
@@ -192,7 +238,10 @@ enum PublicHalf {
     Ec(Vec<u8>),
 }
 
-fn seq_items<'a>(der: &'a [u8], what: &str) -> Result<Vec<x509_parser::der_parser::ber::BerObject<'a>>, CredentialError> {
+fn seq_items<'a>(
+    der: &'a [u8],
+    what: &str,
+) -> Result<Vec<x509_parser::der_parser::ber::BerObject<'a>>, CredentialError> {
     let (rest, obj) = parse_der(der).map_err(|_| key_err(&format!("{what} is not valid DER")))?;
     if !rest.is_empty() {
         return Err(key_err(&format!("{what} has trailing bytes")));
@@ -203,7 +252,10 @@ fn seq_items<'a>(der: &'a [u8], what: &str) -> Result<Vec<x509_parser::der_parse
     }
 }
 
-fn int_bytes<'a>(o: &x509_parser::der_parser::ber::BerObject<'a>, what: &str) -> Result<&'a [u8], CredentialError> {
+fn int_bytes<'a>(
+    o: &x509_parser::der_parser::ber::BerObject<'a>,
+    what: &str,
+) -> Result<&'a [u8], CredentialError> {
     match &o.content {
         BerObjectContent::Integer(b) => Ok(b),
         _ => Err(key_err(&format!("{what} is not an INTEGER"))),
@@ -227,18 +279,23 @@ fn sec1_public(der: &[u8]) -> Result<PublicHalf, CredentialError> {
     //   parameters [0] OPTIONAL, publicKey [1] BIT STRING OPTIONAL }
     let items = seq_items(der, "ECPrivateKey")?;
     for item in items.iter().skip(2) {
-        if item.header.raw_tag() == Some(&[0xa1]) || (item.header.is_contextspecific() && item.header.tag().0 == 1) {
+        if item.header.raw_tag() == Some(&[0xa1])
+            || (item.header.is_contextspecific() && item.header.tag().0 == 1)
+        {
             let inner = match &item.content {
                 BerObjectContent::Unknown(any) => any.data,
                 _ => return Err(key_err("ECPrivateKey publicKey is malformed")),
             };
-            let (_, bits) = parse_der(inner).map_err(|_| key_err("ECPrivateKey publicKey is not DER"))?;
+            let (_, bits) =
+                parse_der(inner).map_err(|_| key_err("ECPrivateKey publicKey is not DER"))?;
             if let BerObjectContent::BitString(_, b) = bits.content {
                 return Ok(PublicHalf::Ec(b.data.to_vec()));
             }
         }
     }
-    Err(key_err("ECPrivateKey carries no public key, so it cannot be matched to the certificate"))
+    Err(key_err(
+        "ECPrivateKey carries no public key, so it cannot be matched to the certificate",
+    ))
 }
 
 impl PrivateKey {
@@ -253,7 +310,10 @@ impl PrivateKey {
                     return Err(key_err("PrivateKeyInfo has too few fields"));
                 }
                 let alg = match &items[1].content {
-                    BerObjectContent::Sequence(a) if !a.is_empty() => a[0].as_oid().map_err(|_| key_err("bad key algorithm"))?.to_id_string(),
+                    BerObjectContent::Sequence(a) if !a.is_empty() => a[0]
+                        .as_oid()
+                        .map_err(|_| key_err("bad key algorithm"))?
+                        .to_id_string(),
                     _ => return Err(key_err("PrivateKeyInfo algorithm is malformed")),
                 };
                 let inner = match &items[2].content {
@@ -263,7 +323,9 @@ impl PrivateKey {
                 match alg.as_str() {
                     "1.2.840.113549.1.1.1" => pkcs1_public(inner),
                     "1.2.840.10045.2.1" => sec1_public(inner),
-                    other => Err(key_err(&format!("unsupported private key algorithm {other}"))),
+                    other => Err(key_err(&format!(
+                        "unsupported private key algorithm {other}"
+                    ))),
                 }
             }
         }
@@ -276,21 +338,32 @@ impl PrivateKey {
     /// consistent with n (p·q = n, CRT values), when the key size is one ring accepts.
     pub fn matches(&self, spki: &SubjectPublicKeyInfo<'_>) -> Result<bool, CredentialError> {
         let mine = self.public_half()?;
-        if let (PublicHalf::Rsa { .. }, KeyFormat::Pkcs1 | KeyFormat::Pkcs8) = (&mine, self.format) {
+        if let (PublicHalf::Rsa { .. }, KeyFormat::Pkcs1 | KeyFormat::Pkcs8) = (&mine, self.format)
+        {
             let checked = match self.format {
                 KeyFormat::Pkcs1 => ring::rsa::KeyPair::from_der(&self.der),
                 _ => ring::rsa::KeyPair::from_pkcs8(&self.der),
             };
             if let Err(e) = checked {
                 if e.to_string() == "InconsistentComponents" || e.to_string() == "InvalidEncoding" {
-                    return Err(key_err(&format!("RSA private key rejected: {}", e.to_string())));
+                    return Err(key_err(&format!(
+                        "RSA private key rejected: {}",
+                        e.to_string()
+                    )));
                 }
             }
         }
         let theirs = match spki.parsed() {
-            Ok(PublicKey::RSA(k)) => PublicHalf::Rsa { n: strip_zeros(k.modulus).to_vec(), e: strip_zeros(k.exponent).to_vec() },
+            Ok(PublicKey::RSA(k)) => PublicHalf::Rsa {
+                n: strip_zeros(k.modulus).to_vec(),
+                e: strip_zeros(k.exponent).to_vec(),
+            },
             Ok(PublicKey::EC(p)) => PublicHalf::Ec(p.data().to_vec()),
-            _ => return Err(key_err("the certificate's public key type is not supported")),
+            _ => {
+                return Err(key_err(
+                    "the certificate's public key type is not supported",
+                ))
+            }
         };
         Ok(mine == theirs)
     }
@@ -311,7 +384,10 @@ mod tests {
 
     #[test]
     fn truncated_and_empty_files_are_errors() {
-        assert_eq!(read_proxy_file(b"").unwrap_err(), CredentialError::NoCertificate);
+        assert_eq!(
+            read_proxy_file(b"").unwrap_err(),
+            CredentialError::NoCertificate
+        );
         let e = read_proxy_file(b"-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap_err();
         assert_eq!(e.code(), "malformed_pem");
         let big = vec![b'A'; MAX_PROXY_FILE + 1];

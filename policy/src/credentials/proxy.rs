@@ -63,10 +63,19 @@ pub fn parse_proxy_cert_info(der: &[u8]) -> Result<ProxyCertInfo, String> {
     let mut language = None;
     for item in &items {
         match &item.content {
-            BerObjectContent::Integer(_) if path_len.is_none() => path_len = Some(path_len_value(item)?),
-            BerObjectContent::Sequence(p) if language.is_none() => language = Some(policy_language(p)?),
-            BerObjectContent::Unknown(any) if item.header.is_contextspecific() && item.header.tag().0 == 1 && path_len.is_none() => {
-                let (_, inner) = parse_der(any.data).map_err(|_| "ProxyCertInfo [1] is not DER".to_string())?;
+            BerObjectContent::Integer(_) if path_len.is_none() => {
+                path_len = Some(path_len_value(item)?)
+            }
+            BerObjectContent::Sequence(p) if language.is_none() => {
+                language = Some(policy_language(p)?)
+            }
+            BerObjectContent::Unknown(any)
+                if item.header.is_contextspecific()
+                    && item.header.tag().0 == 1
+                    && path_len.is_none() =>
+            {
+                let (_, inner) =
+                    parse_der(any.data).map_err(|_| "ProxyCertInfo [1] is not DER".to_string())?;
                 path_len = Some(path_len_value(&inner)?);
             }
             _ => return Err("ProxyCertInfo has an unexpected or repeated field".into()),
@@ -88,12 +97,21 @@ fn path_len_value(o: &BerObject<'_>) -> Result<u32, String> {
     if digits > 4 {
         return Ok(u32::MAX); // larger than any chain we accept: effectively unlimited
     }
-    Ok(bytes.iter().fold(0u32, |acc, b| acc.wrapping_shl(8) | *b as u32))
+    Ok(bytes
+        .iter()
+        .fold(0u32, |acc, b| acc.wrapping_shl(8) | *b as u32))
 }
 
 fn policy_language(p: &[BerObject<'_>]) -> Result<PolicyLanguage, String> {
-    let oid = p.first().and_then(|o| o.as_oid().ok()).ok_or("ProxyPolicy has no policyLanguage")?.to_id_string();
-    if p.len() > 2 || p.get(1).is_some_and(|o| !matches!(o.content, BerObjectContent::OctetString(_))) {
+    let oid = p
+        .first()
+        .and_then(|o| o.as_oid().ok())
+        .ok_or("ProxyPolicy has no policyLanguage")?
+        .to_id_string();
+    if p.len() > 2
+        || p.get(1)
+            .is_some_and(|o| !matches!(o.content, BerObjectContent::OctetString(_)))
+    {
         return Err("ProxyPolicy has unexpected fields".into());
     }
     Ok(match oid.as_str() {
@@ -116,7 +134,10 @@ pub struct ProxyInfo {
 }
 
 fn bad(cert: &Cert, detail: impl Into<String>) -> CredentialError {
-    CredentialError::BadProxy { subject: cert.subject_slash.clone(), detail: detail.into() }
+    CredentialError::BadProxy {
+        subject: cert.subject_slash.clone(),
+        detail: detail.into(),
+    }
 }
 
 /// Decides whether `cert`, signed by the non-CA `signer`, is a proxy and of which profile.
@@ -125,10 +146,18 @@ fn bad(cert: &Cert, detail: impl Into<String>) -> CredentialError {
 /// (carries ProxyCertInfo) but breaks the profile.
 pub fn classify(cert: &Cert, signer: &Cert) -> Result<Option<ProxyInfo>, CredentialError> {
     let (kind, pci) = match (&cert.pci_rfc, &cert.pci_draft) {
-        (Some(_), Some(_)) => return Err(bad(cert, "carries both the RFC 3820 and the draft ProxyCertInfo")),
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                cert,
+                "carries both the RFC 3820 and the draft ProxyCertInfo",
+            ))
+        }
         (Some(r), None) => {
             if !cert.pci_rfc_critical {
-                return Err(bad(cert, "the RFC 3820 ProxyCertInfo extension is not critical (RFC 3820 section 3.8)"));
+                return Err(bad(
+                    cert,
+                    "the RFC 3820 ProxyCertInfo extension is not critical (RFC 3820 section 3.8)",
+                ));
             }
             (ProxyType::Rfc3820, Some(r))
         }
@@ -137,7 +166,8 @@ pub fn classify(cert: &Cert, signer: &Cert) -> Result<Option<ProxyInfo>, Credent
     };
     let extra_cn = cert.subject.0.len() == signer.subject.0.len() + 1
         && cert.subject.0.last().is_some_and(|a| a.label == "CN")
-        && super::dn::Dn(cert.subject.0[..cert.subject.0.len() - 1].to_vec()).comparison_key() == signer.subject_key;
+        && super::dn::Dn(cert.subject.0[..cert.subject.0.len() - 1].to_vec()).comparison_key()
+            == signer.subject_key;
     let Some(pci) = pci else {
         // Legacy: only by name.
         let last = cert.subject.0.last().map(|a| a.value.as_slice());
@@ -150,29 +180,56 @@ pub fn classify(cert: &Cert, signer: &Cert) -> Result<Option<ProxyInfo>, Credent
             return Ok(None);
         }
         check_common(cert)?;
-        return Ok(Some(ProxyInfo { kind, limited, independent: false, path_len: None }));
+        return Ok(Some(ProxyInfo {
+            kind,
+            limited,
+            independent: false,
+            path_len: None,
+        }));
     };
     let info = parse_proxy_cert_info(pci).map_err(|e| bad(cert, e))?;
     if !extra_cn {
-        return Err(bad(cert, format!("its subject must be its issuer's subject {} plus one CN (RFC 3820 section 3.4)", signer.subject_slash)));
+        return Err(bad(
+            cert,
+            format!(
+                "its subject must be its issuer's subject {} plus one CN (RFC 3820 section 3.4)",
+                signer.subject_slash
+            ),
+        ));
     }
     check_common(cert)?;
     let (limited, independent) = match info.language {
         PolicyLanguage::InheritAll | PolicyLanguage::AnyLanguage => (false, false),
         PolicyLanguage::Independent => (false, true),
         PolicyLanguage::Limited => (true, false),
-        PolicyLanguage::Other(oid) => return Err(bad(cert, format!("proxy policy language {oid} is not supported"))),
+        PolicyLanguage::Other(oid) => {
+            return Err(bad(
+                cert,
+                format!("proxy policy language {oid} is not supported"),
+            ))
+        }
     };
-    Ok(Some(ProxyInfo { kind, limited, independent, path_len: info.path_len }))
+    Ok(Some(ProxyInfo {
+        kind,
+        limited,
+        independent,
+        path_len: info.path_len,
+    }))
 }
 
 /// Rules every proxy profile shares: not a CA, no alternative names (RFC 3820 3.5–3.7).
 fn check_common(cert: &Cert) -> Result<(), CredentialError> {
     if cert.basic_constraints.is_some_and(|bc| bc.0) {
-        return Err(bad(cert, "a proxy must not be a CA (basicConstraints cA is set)"));
+        return Err(bad(
+            cert,
+            "a proxy must not be a CA (basicConstraints cA is set)",
+        ));
     }
     if cert.has_alt_names {
-        return Err(bad(cert, "a proxy must not carry subjectAltName or issuerAltName"));
+        return Err(bad(
+            cert,
+            "a proxy must not carry subjectAltName or issuerAltName",
+        ));
     }
     Ok(())
 }
@@ -184,11 +241,29 @@ mod tests {
     #[test]
     fn parses_rfc_and_draft_layouts() {
         // SEQUENCE { INTEGER 2, SEQUENCE { OID inheritAll } }
-        let rfc = [0x30, 0x0f, 0x02, 0x01, 0x02, 0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x15, 0x01];
-        assert_eq!(parse_proxy_cert_info(&rfc).unwrap(), ProxyCertInfo { path_len: Some(2), language: PolicyLanguage::InheritAll });
+        let rfc = [
+            0x30, 0x0f, 0x02, 0x01, 0x02, 0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05,
+            0x07, 0x15, 0x01,
+        ];
+        assert_eq!(
+            parse_proxy_cert_info(&rfc).unwrap(),
+            ProxyCertInfo {
+                path_len: Some(2),
+                language: PolicyLanguage::InheritAll
+            }
+        );
         // SEQUENCE { SEQUENCE { OID independent }, [1] { INTEGER 42 } }
-        let draft = [0x30, 0x11, 0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x15, 0x02, 0xa1, 0x03, 0x02, 0x01, 0x2a];
-        assert_eq!(parse_proxy_cert_info(&draft).unwrap(), ProxyCertInfo { path_len: Some(42), language: PolicyLanguage::Independent });
+        let draft = [
+            0x30, 0x11, 0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x15, 0x02,
+            0xa1, 0x03, 0x02, 0x01, 0x2a,
+        ];
+        assert_eq!(
+            parse_proxy_cert_info(&draft).unwrap(),
+            ProxyCertInfo {
+                path_len: Some(42),
+                language: PolicyLanguage::Independent
+            }
+        );
         assert!(parse_proxy_cert_info(&[0x30, 0x03, 0x02, 0x01, 0x01]).is_err());
         assert!(parse_proxy_cert_info(&[0x30, 0x80]).is_err());
         assert!(parse_proxy_cert_info(&[]).is_err());

@@ -13,7 +13,7 @@
 //! `?` one character) matched against the whole slash-form subject, case-insensitively.
 
 use super::dn::Dn;
-use super::namespaces::{MAX_POLICY_FILE, normalise_pattern_labels};
+use super::namespaces::{normalise_pattern_labels, MAX_POLICY_FILE};
 use regex::{Regex, RegexBuilder};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,7 +56,11 @@ fn glob_to_regex(glob: &str) -> Result<Regex, String> {
         }
     }
     re.push('$');
-    RegexBuilder::new(&re).case_insensitive(true).size_limit(1 << 20).build().map_err(|e| e.to_string())
+    RegexBuilder::new(&re)
+        .case_insensitive(true)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// The inside of a quoted value ending in `q`, with `\'`/`\"` unescaped; None when the value
@@ -79,7 +83,9 @@ fn quoted(body: &str, q: char) -> Option<String> {
 fn value(v: &str) -> Result<(bool, String), String> {
     let v = v.trim();
     if let Some(r) = v.strip_prefix('\'') {
-        return quoted(r, '\'').map(|s| (true, s)).ok_or_else(|| "unterminated or stray single quote".into());
+        return quoted(r, '\'')
+            .map(|s| (true, s))
+            .ok_or_else(|| "unterminated or stray single quote".into());
     }
     if let Some(r) = v.strip_prefix('"') {
         let inner = quoted(r, '"').ok_or("unterminated or stray double quote")?;
@@ -100,7 +106,9 @@ fn subject_list(s: &str) -> Result<Vec<String>, String> {
     let mut rest = s.trim();
     while !rest.is_empty() {
         if let Some(r) = rest.strip_prefix('"') {
-            let end = r.find('"').ok_or("unterminated double quote in subject list")?;
+            let end = r
+                .find('"')
+                .ok_or("unterminated double quote in subject list")?;
             out.push(r[..end].to_string());
             rest = &r[end + 1..];
             if !rest.is_empty() && !rest.starts_with(char::is_whitespace) {
@@ -142,32 +150,54 @@ impl SigningPolicy {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let mut parts = line.splitn(3, char::is_whitespace).filter(|p| !p.is_empty());
-            let (Some(key), Some(rest)) = (parts.next(), Some(line.split_once(char::is_whitespace).map(|x| x.1).unwrap_or(""))) else {
+            let mut parts = line
+                .splitn(3, char::is_whitespace)
+                .filter(|p| !p.is_empty());
+            let (Some(key), Some(rest)) = (
+                parts.next(),
+                Some(
+                    line.split_once(char::is_whitespace)
+                        .map(|x| x.1)
+                        .unwrap_or(""),
+                ),
+            ) else {
                 return Err(err("empty statement".into()));
             };
             let rest = rest.trim_start();
-            let (kind, val) = rest.split_once(char::is_whitespace).ok_or_else(|| err(format!("{key} needs a type and a value")))?;
+            let (kind, val) = rest
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| err(format!("{key} needs a type and a value")))?;
             let (single, v) = value(val).map_err(err)?;
             match key {
                 "access_id_CA" => {
                     if kind != "X509" {
                         return Err(err(format!("access_id_CA type must be X509, not {kind:?}")));
                     }
-                    blocks.push(Block { line: n, ca_dn: v, rights: false, patterns: None });
+                    blocks.push(Block {
+                        line: n,
+                        ca_dn: v,
+                        rights: false,
+                        patterns: None,
+                    });
                 }
                 "pos_rights" | "cond_subjects" => {
                     if kind != "globus" {
                         return Err(err(format!("{key} type must be globus, not {kind:?}")));
                     }
-                    let b = blocks.last_mut().ok_or_else(|| err(format!("{key} before access_id_CA")))?;
+                    let b = blocks
+                        .last_mut()
+                        .ok_or_else(|| err(format!("{key} before access_id_CA")))?;
                     if key == "pos_rights" {
                         if v != "CA:sign" {
                             return Err(err(format!("unsupported right {v:?}")));
                         }
                         b.rights = true;
                     } else {
-                        let list = if single { subject_list(&v).map_err(err)? } else { vec![v] };
+                        let list = if single {
+                            subject_list(&v).map_err(err)?
+                        } else {
+                            vec![v]
+                        };
                         b.patterns.get_or_insert_with(Vec::new).extend(list);
                     }
                 }
@@ -176,14 +206,32 @@ impl SigningPolicy {
         }
         let mut cas = Vec::new();
         for b in blocks {
-            let err = |d: String| SigningPolicyError::Syntax { line: b.line, detail: d };
+            let err = |d: String| SigningPolicyError::Syntax {
+                line: b.line,
+                detail: d,
+            };
             if !b.rights {
-                return Err(err("access_id_CA block without pos_rights globus CA:sign".into()));
+                return Err(err(
+                    "access_id_CA block without pos_rights globus CA:sign".into()
+                ));
             }
-            let patterns = b.patterns.ok_or_else(|| err("access_id_CA block without cond_subjects".into()))?;
-            let ca_key = Dn::parse(&b.ca_dn).map_err(|e| err(format!("CA DN {:?}: {e}", b.ca_dn)))?.comparison_key();
-            let regexes = patterns.iter().map(|p| glob_to_regex(p)).collect::<Result<Vec<_>, _>>().map_err(err)?;
-            cas.push(CaPolicy { ca_dn: b.ca_dn, ca_key, patterns, regexes });
+            let patterns = b
+                .patterns
+                .ok_or_else(|| err("access_id_CA block without cond_subjects".into()))?;
+            let ca_key = Dn::parse(&b.ca_dn)
+                .map_err(|e| err(format!("CA DN {:?}: {e}", b.ca_dn)))?
+                .comparison_key();
+            let regexes = patterns
+                .iter()
+                .map(|p| glob_to_regex(p))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            cas.push(CaPolicy {
+                ca_dn: b.ca_dn,
+                ca_key,
+                patterns,
+                regexes,
+            });
         }
         Ok(SigningPolicy { cas })
     }
@@ -201,9 +249,14 @@ mod tests {
     #[test]
     fn parses_and_matches_globs() {
         let p = SigningPolicy::parse("access_id_CA X509 '/C=EU/CN=CA2'\npos_rights globus CA:sign\ncond_subjects globus '\"/C=??/E=a@b/*\"'\n").unwrap();
-        let ca = p.for_issuer(&Dn::parse("/C=EU/CN=CA2").unwrap().comparison_key()).unwrap();
+        let ca = p
+            .for_issuer(&Dn::parse("/C=EU/CN=CA2").unwrap().comparison_key())
+            .unwrap();
         assert!(ca.permits("/C=XY/emailAddress=a@b/CN=x"));
         assert!(!ca.permits("/C=XYZ/emailAddress=a@b/CN=x"));
-        assert!(SigningPolicy::parse("access_id_CA X509 '/C=EU/CN=CA2'\ncond_subjects globus '\"/C=*\"'\n").is_err());
+        assert!(SigningPolicy::parse(
+            "access_id_CA X509 '/C=EU/CN=CA2'\ncond_subjects globus '\"/C=*\"'\n"
+        )
+        .is_err());
     }
 }

@@ -66,7 +66,9 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
-    f.take(limit + 1).read_to_end(&mut buf).map_err(|e| e.to_string())?;
+    f.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| e.to_string())?;
     if buf.len() as u64 > limit {
         return Err(format!("larger than {limit} bytes"));
     }
@@ -79,7 +81,9 @@ fn first_der(bytes: &[u8], label: &str) -> Result<Vec<u8>, String> {
         Ok(text) if text.contains("-----BEGIN") => pem_blocks(text)
             .map_err(|e| e.to_string())?
             .into_iter()
-            .find(|b| b.label == label || (label == "CERTIFICATE" && b.label == "TRUSTED CERTIFICATE"))
+            .find(|b| {
+                b.label == label || (label == "CERTIFICATE" && b.label == "TRUSTED CERTIFICATE")
+            })
             .map(|b| b.der)
             .ok_or_else(|| format!("no {label} block")),
         _ => Ok(bytes.to_vec()),
@@ -91,30 +95,56 @@ impl TrustDir {
     /// individual CA or CRL file is skipped (it cannot vouch for anything), and a broken policy
     /// file is remembered so that certificates of that CA are refused.
     pub fn load(path: &Path) -> Result<TrustDir, CredentialError> {
-        let site = |detail: String| CredentialError::TrustDir { path: path.display().to_string(), detail };
+        let site = |detail: String| CredentialError::TrustDir {
+            path: path.display().to_string(),
+            detail,
+        };
         let entries = std::fs::read_dir(path).map_err(|e| site(e.to_string()))?;
-        let mut names: Vec<String> = entries.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect();
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
         names.sort();
         let mut cas: Vec<TrustedCa> = Vec::new();
         let mut crls = Vec::new();
         for name in &names {
-            let Some((stem, ext)) = name.split_once('.') else { continue };
+            let Some((stem, ext)) = name.split_once('.') else {
+                continue;
+            };
             if !is_hash(stem) {
                 continue;
             }
             let full = path.join(name);
             if !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_digit()) {
-                let Ok(bytes) = read_bounded(&full, MAX_CA_FILE) else { continue };
-                let Ok(der) = first_der(&bytes, "CERTIFICATE") else { continue };
-                let Ok(cert) = Cert::from_der(&der, 0) else { continue };
+                let Ok(bytes) = read_bounded(&full, MAX_CA_FILE) else {
+                    continue;
+                };
+                let Ok(der) = first_der(&bytes, "CERTIFICATE") else {
+                    continue;
+                };
+                let Ok(cert) = Cert::from_der(&der, 0) else {
+                    continue;
+                };
                 if let Some(existing) = cas.iter_mut().find(|c| c.cert.der == cert.der) {
                     existing.stems.push(stem.to_string());
                 } else {
-                    cas.push(TrustedCa { cert, stems: vec![stem.to_string()], namespaces: None, signing_policy: None });
+                    cas.push(TrustedCa {
+                        cert,
+                        stems: vec![stem.to_string()],
+                        namespaces: None,
+                        signing_policy: None,
+                    });
                 }
-            } else if ext.len() > 1 && ext.starts_with('r') && ext[1..].bytes().all(|b| b.is_ascii_digit()) {
-                let Ok(bytes) = read_bounded(&full, MAX_CRL_FILE) else { continue };
-                let Ok(der) = first_der(&bytes, "X509 CRL") else { continue };
+            } else if ext.len() > 1
+                && ext.starts_with('r')
+                && ext[1..].bytes().all(|b| b.is_ascii_digit())
+            {
+                let Ok(bytes) = read_bounded(&full, MAX_CRL_FILE) else {
+                    continue;
+                };
+                let Ok(der) = first_der(&bytes, "X509 CRL") else {
+                    continue;
+                };
                 if let Some(crl) = parse_crl(&der, name) {
                     crls.push(crl);
                 }
@@ -146,12 +176,21 @@ impl TrustDir {
                 }
             }
         }
-        Ok(TrustDir { path: path.to_path_buf(), cas, crls })
+        Ok(TrustDir {
+            path: path.to_path_buf(),
+            cas,
+            crls,
+        })
     }
 
     /// Trusted CAs whose subject is `subject_key` ([`super::dn::Dn::comparison_key`]).
-    pub fn cas_named<'a>(&'a self, subject_key: &'a str) -> impl Iterator<Item = &'a TrustedCa> + 'a {
-        self.cas.iter().filter(move |c| c.cert.subject_key == subject_key)
+    pub fn cas_named<'a>(
+        &'a self,
+        subject_key: &'a str,
+    ) -> impl Iterator<Item = &'a TrustedCa> + 'a {
+        self.cas
+            .iter()
+            .filter(move |c| c.cert.subject_key == subject_key)
     }
 
     /// The trust-directory entry of exactly this certificate, if it is installed.
@@ -161,7 +200,9 @@ impl TrustDir {
 
     /// CRLs whose issuer name is `subject_key`.
     pub fn crls_of<'a>(&'a self, subject_key: &'a str) -> impl Iterator<Item = &'a Crl> + 'a {
-        self.crls.iter().filter(move |c| c.issuer_key == subject_key)
+        self.crls
+            .iter()
+            .filter(move |c| c.issuer_key == subject_key)
     }
 }
 
@@ -174,7 +215,16 @@ fn parse_crl(der: &[u8], file: &str) -> Option<Crl> {
         issuer_slash: issuer.to_slash(),
         this_update: crl.tbs_cert_list.this_update.timestamp(),
         next_update: crl.tbs_cert_list.next_update.map(|t| t.timestamp()),
-        revoked: crl.iter_revoked_certificates().map(|r| r.raw_serial().iter().copied().skip_while(|b| *b == 0).collect()).collect(),
+        revoked: crl
+            .iter_revoked_certificates()
+            .map(|r| {
+                r.raw_serial()
+                    .iter()
+                    .copied()
+                    .skip_while(|b| *b == 0)
+                    .collect()
+            })
+            .collect(),
         sig_alg: crl.signature_algorithm.algorithm.to_id_string(),
         signature: crl.signature_value.data.to_vec(),
         tbs: crl.tbs_cert_list.as_ref().to_vec(),

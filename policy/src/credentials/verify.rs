@@ -79,14 +79,25 @@ pub fn verify_proxy(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, Cred
 }
 
 /// Verifies a proxy file against an already loaded trust directory.
-pub fn verify_with_trust_dir(bytes: &[u8], trust: &TrustDir, opts: &VerifyOptions) -> Result<Verified, CredentialError> {
+pub fn verify_with_trust_dir(
+    bytes: &[u8],
+    trust: &TrustDir,
+    opts: &VerifyOptions,
+) -> Result<Verified, CredentialError> {
     let file = read_proxy_file(bytes)?;
-    let certs = file.certs.iter().enumerate().map(|(i, d)| Cert::from_der(d, i)).collect::<Result<Vec<_>, _>>()?;
+    let certs = file
+        .certs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Cert::from_der(d, i))
+        .collect::<Result<Vec<_>, _>>()?;
     let leaf = &certs[0];
     match &file.key {
         Some(k) => {
             if !k.matches(&leaf.public_key()?)? {
-                return Err(CredentialError::KeyMismatch { subject: leaf.subject_slash.clone() });
+                return Err(CredentialError::KeyMismatch {
+                    subject: leaf.subject_slash.clone(),
+                });
             }
         }
         None if opts.require_key => return Err(CredentialError::NoKey),
@@ -106,8 +117,13 @@ pub fn verify_with_trust_dir(bytes: &[u8], trust: &TrustDir, opts: &VerifyOption
     let eec = &chain.path[chain.eec];
     let proxy_type: Option<ProxyType> = chain.proxies.first().map(|p| p.kind);
     // The earliest notAfter of the presented non-CA certificates: proxies and the EEC.
-    let not_after = chain.path[..=chain.eec].iter().map(|c| c.not_after).min().unwrap_or(eec.not_after);
-    let not_after = OffsetDateTime::from_unix_timestamp(not_after).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let not_after = chain.path[..=chain.eec]
+        .iter()
+        .map(|c| c.not_after)
+        .min()
+        .unwrap_or(eec.not_after);
+    let not_after =
+        OffsetDateTime::from_unix_timestamp(not_after).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let voms = voms_hook::voms_attributes(&chain, trust, opts, now);
     let identity = Identity {
         dn: eec.subject_slash.clone(),

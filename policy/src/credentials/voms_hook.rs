@@ -16,19 +16,31 @@ use time::OffsetDateTime;
 
 /// The raw AC extension value of the proxy nearest the leaf that carries one, if any.
 pub fn find_ac(chain: &ValidatedChain) -> Option<&[u8]> {
-    chain.path[..chain.eec].iter().find_map(|c| c.voms_ac.as_deref())
+    chain.path[..chain.eec]
+        .iter()
+        .find_map(|c| c.voms_ac.as_deref())
 }
 
 /// VOMS attributes of a verified chain (None: no AC, or VOMS support not built in).
 #[cfg(not(feature = "voms"))]
-pub fn voms_attributes(chain: &ValidatedChain, _trust: &TrustDir, _opts: &VerifyOptions, _now: OffsetDateTime) -> Option<Voms> {
+pub fn voms_attributes(
+    chain: &ValidatedChain,
+    _trust: &TrustDir,
+    _opts: &VerifyOptions,
+    _now: OffsetDateTime,
+) -> Option<Voms> {
     let _ = find_ac(chain);
     None
 }
 
 /// VOMS attributes of a verified chain (None: no AC on any proxy).
 #[cfg(feature = "voms")]
-pub fn voms_attributes(chain: &ValidatedChain, trust: &TrustDir, opts: &VerifyOptions, now: OffsetDateTime) -> Option<Voms> {
+pub fn voms_attributes(
+    chain: &ValidatedChain,
+    trust: &TrustDir,
+    opts: &VerifyOptions,
+    now: OffsetDateTime,
+) -> Option<Voms> {
     use super::cert::Cert;
     use x509_parser::prelude::{FromDer, X509Certificate};
     let ac = find_ac(chain)?;
@@ -36,8 +48,12 @@ pub fn voms_attributes(chain: &ValidatedChain, trust: &TrustDir, opts: &VerifyOp
     let (_, holder) = X509Certificate::from_der(eec_der).ok()?;
     let algorithms = opts.algorithms;
     let check_chain = |certs: &[X509Certificate<'_>]| -> Result<(), String> {
-        let owned = certs.iter().map(|c| Cert::from_x509(c, c.as_ref())).collect::<Result<Vec<_>, _>>()?;
-        super::chain::verify_ca_issued_chain(&owned, trust, now.unix_timestamp(), algorithms).map_err(|e| e.reason())
+        let owned = certs
+            .iter()
+            .map(|c| Cert::from_x509(c, c.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        super::chain::verify_ca_issued_chain(&owned, trust, now.unix_timestamp(), algorithms)
+            .map_err(|e| e.reason())
     };
     let ctx = crate::voms::VomsContext {
         vomsdir: opts.voms_dir.as_deref(),

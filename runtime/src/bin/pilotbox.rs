@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "pilotbox", version, about = "Run a grid payload as its owner, sandboxed")]
+#[command(
+    name = "pilotbox",
+    version,
+    about = "Run a grid payload as its owner, sandboxed"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,7 +23,11 @@ fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { policy::Class::PilotError.exit_code() } else { 0 };
+            let code = if e.use_stderr() {
+                policy::Class::PilotError.exit_code()
+            } else {
+                0
+            };
             let _ = e.print();
             std::process::exit(code);
         }

@@ -4,7 +4,9 @@
 //! file), 123 when the trust directory is unusable. `--json` prints exactly the fields `valid`,
 //! `reason`, `dn`, `issuer_dn`, `proxy_type`, `limited`, `not_after`, `vo`, `fqans`, `voms_valid`.
 
-use policy::credentials::{verify_proxy, AlgorithmPolicy, CredentialError, Verified, VerifyOptions};
+use policy::credentials::{
+    verify_proxy, AlgorithmPolicy, CredentialError, Verified, VerifyOptions,
+};
 use policy::Class;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -36,7 +38,8 @@ pub struct Args {
 }
 
 fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|e| format!("not an RFC 3339 time: {e}"))
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 time: {e}"))
 }
 
 /// The `--json` document (field names are the contract).
@@ -62,7 +65,9 @@ impl Report {
         Report {
             valid: true,
             // A valid proxy whose AC failed carries the AC's reason (authorization decides).
-            reason: voms.and_then(|x| x.reason.clone()).map(|r| format!("voms: {r}")),
+            reason: voms
+                .and_then(|x| x.reason.clone())
+                .map(|r| format!("voms: {r}")),
             dn: Some(id.dn.clone()),
             issuer_dn: Some(id.issuer_dn.clone()),
             proxy_type: id.proxy_type,
@@ -91,7 +96,12 @@ impl Report {
 }
 
 fn dir_default(flag: Option<PathBuf>, env: &str, fallback: &str) -> PathBuf {
-    flag.or_else(|| std::env::var_os(env).filter(|v| !v.is_empty()).map(PathBuf::from)).unwrap_or_else(|| PathBuf::from(fallback))
+    flag.or_else(|| {
+        std::env::var_os(env)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+    .unwrap_or_else(|| PathBuf::from(fallback))
 }
 
 pub fn run(args: Args) -> i32 {
@@ -102,30 +112,51 @@ pub fn run(args: Args) -> i32 {
             return Class::PilotError.exit_code();
         }
     };
-    let mut opts = VerifyOptions::new(dir_default(args.ca_dir, "X509_CERT_DIR", "/etc/grid-security/certificates"));
-    opts.voms_dir = Some(dir_default(args.voms_dir, "X509_VOMS_DIR", "/etc/grid-security/vomsdir"));
+    let mut opts = VerifyOptions::new(dir_default(
+        args.ca_dir,
+        "X509_CERT_DIR",
+        "/etc/grid-security/certificates",
+    ));
+    opts.voms_dir = Some(dir_default(
+        args.voms_dir,
+        "X509_VOMS_DIR",
+        "/etc/grid-security/vomsdir",
+    ));
     opts.at = args.at;
     opts.allow_limited = args.allow_limited;
     if args.legacy_algorithms {
         opts.algorithms = AlgorithmPolicy::legacy();
     }
-    opts.host_fqdn = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok());
+    opts.host_fqdn = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok());
     let result = verify_proxy(&bytes, &opts);
     let report = match &result {
         Ok(v) => Report::accepted(v),
         Err(e) => Report::rejected(e),
     };
     if args.json {
-        println!("{}", serde_json::to_string(&report).unwrap_or_else(|_| "{\"valid\":false}".into()));
+        println!(
+            "{}",
+            serde_json::to_string(&report).unwrap_or_else(|_| "{\"valid\":false}".into())
+        );
     } else {
         match &result {
             Ok(v) => println!(
                 "valid: {} (issuer {}, {}{}, until {})",
                 v.identity.dn,
                 v.identity.issuer_dn,
-                v.identity.proxy_type.map(|t| format!("{t:?}").to_lowercase()).unwrap_or_else(|| "end-entity certificate".into()),
+                v.identity
+                    .proxy_type
+                    .map(|t| format!("{t:?}").to_lowercase())
+                    .unwrap_or_else(|| "end-entity certificate".into()),
                 if v.identity.limited { ", limited" } else { "" },
-                report.not_after.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()).unwrap_or_default()
+                report
+                    .not_after
+                    .and_then(|t| t
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .ok())
+                    .unwrap_or_default()
             ),
             Err(e) => println!("rejected: {}", e.reason()),
         }
@@ -145,7 +176,8 @@ pub fn run(args: Args) -> i32 {
 /// Reads the proxy file, bounded (a larger file is refused by the verifier with a reason).
 fn read_proxy(path: &std::path::Path) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| format!("cannot open proxy file {}: {e}", path.display()))?;
+    let f = std::fs::File::open(path)
+        .map_err(|e| format!("cannot open proxy file {}: {e}", path.display()))?;
     let mut buf = Vec::new();
     f.take(policy::credentials::pem::MAX_PROXY_FILE as u64 + 1)
         .read_to_end(&mut buf)
