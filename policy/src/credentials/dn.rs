@@ -371,14 +371,15 @@ fn parse_rfc2253(s: &str) -> Result<Dn, DnError> {
         let start = i;
         while i < b.len() && b[i] != b'=' {
             if b[i] == b',' || b[i] == b';' || b[i] == b'+' {
-                return Err(DnError::NoEquals(s[start..i].to_string()));
+                return Err(DnError::NoEquals(String::from_utf8_lossy(&b[start..i]).into_owned()));
             }
             i += 1;
         }
         if i >= b.len() {
-            return Err(DnError::NoEquals(s[start..].to_string()));
+            return Err(DnError::NoEquals(String::from_utf8_lossy(&b[start..]).into_owned()));
         }
-        let label = s[start..i].trim();
+        let label_owned = String::from_utf8_lossy(&b[start..i]).into_owned();
+        let label = label_owned.trim();
         if label.is_empty() {
             return Err(DnError::EmptyLabel(s.to_string()));
         }
@@ -447,6 +448,9 @@ fn parse_rfc2253(s: &str) -> Result<Dn, DnError> {
             break;
         }
         // separator: ',' ';' or '+' (multi-valued RDN; flattened like X509_NAME_oneline)
+        if !matches!(b[i], b',' | b';' | b'+') {
+            return Err(DnError::BadEscape(s.to_string()));
+        }
         i += 1;
         while i < b.len() && b[i] == b' ' {
             i += 1;
@@ -602,5 +606,7 @@ mod tests {
         );
         assert!(Dn::parse("").is_err());
         assert!(Dn::parse("novalue").is_err());
+        // found by the dn fuzz target: a multi-byte character right after a quoted value
+        assert!(Dn::parse("R=\"/1#=\u{2}\"\u{c4}=u\u{2}").is_err());
     }
 }
