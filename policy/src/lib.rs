@@ -16,6 +16,7 @@
 pub mod authz;
 pub mod class;
 pub mod config;
+pub mod credentials;
 pub mod identity;
 pub mod voms;
 pub mod lease;

@@ -1,16 +1,58 @@
-//! The core of `pilotbox map --proxy FILE [--explain] [--json]`: the decision for an already
-//! verified identity, without launching anything. (Credential verification, which produces the
-//! [`Identity`], is wired in by the caller.)
+//! `pilotbox map --proxy FILE [--explain] [--json]`: verify the proxy against the site policy's
+//! trust dirs, then print the mapping decision, without launching anything.
 //!
 //! JSON (DESIGN.md "Details that pilots and tools depend on"): `account`, `uid`, `gid`,
 //! `groups`, `pool` (null for a fixed mapping), `limits`, `reasons`, plus `lease`, `rule`,
 //! `env` names. A denial prints `outcome`, `exit_code`, `reason`.
 
 use policy::authz::{decide, Decision, Policy, Request};
+use policy::credentials::{verify_proxy, VerifyOptions};
+use std::path::PathBuf;
 use policy::class::Denial;
 use policy::identity::Identity;
 use policy::lease::{open_store, unix_now};
 use serde_json::{json, Value};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The proxy file (default: $X509_USER_PROXY).
+    #[arg(long, env = "X509_USER_PROXY")]
+    pub proxy: PathBuf,
+    /// Print the reason trail.
+    #[arg(long)]
+    pub explain: bool,
+    /// Print JSON for programs.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `map`: the system policy (fixed path), its trust dirs, the caller's proxy.
+pub fn run(args: Args) -> i32 {
+    let policy = match Policy::load_system() {
+        Ok(p) => p,
+        Err(e) => return fail(Denial::from(e), args.json),
+    };
+    let bytes = match super::verify::read_proxy(&args.proxy) {
+        Ok(b) => b,
+        Err(msg) => return fail(Denial::new(policy::Class::PilotError, msg), args.json),
+    };
+    let mut opts = VerifyOptions::new(policy.file.trust.ca_dir.clone());
+    opts.voms_dir = Some(policy.file.trust.voms_dir.clone());
+    opts.host_fqdn = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok());
+    let verified = match verify_proxy(&bytes, &opts) {
+        Ok(v) => v,
+        Err(e) => return fail(Denial::new(e.class(), format!("credential rejected: {}", e.reason())), args.json),
+    };
+    run_with_identity(&policy, &verified.identity, args.explain, args.json)
+}
+
+fn fail(d: Denial, json_flag: bool) -> i32 {
+    if json_flag {
+        println!("{}", serde_json::to_string_pretty(&denial_json(&d)).unwrap_or_default());
+    }
+    eprintln!("pilotbox map: {d}");
+    d.class.exit_code()
+}
 
 /// Human-readable account of a decision (`--explain`).
 pub fn explain(d: &Decision) -> String {

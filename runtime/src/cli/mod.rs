@@ -4,3 +4,4 @@
 pub mod leases;
 pub mod map;
 pub mod policy_check;
+pub mod verify;
