@@ -35,13 +35,15 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "== building pilotbox (release, policy fixed at $D/etc/policy.toml)"
-PILOTBOX_POLICY="$D/etc/policy.toml" cargo build -q --release --target-dir target/demo -p runtime --bins
-BIN="$ROOT/target/demo/release"
+echo "== building pilotbox (policy fixed at $D/etc/policy.toml)"
+PILOTBOX_POLICY="$D/etc/policy.toml" cargo build -q --target-dir target/demo -p runtime --bins
+BIN="$ROOT/target/demo/debug"
 
 echo "== a throwaway CA, user, VOMS server and VOMS proxy (openssl, voms-proxy-fake)"
 mkdir -p "$D/ca" "$D/certificates" "$D/vomsdir/demo" "$D/etc" "$D/pilot"
 cd "$D/ca"
+export RANDFILE="$D/ca/.rnd"
+openssl rand -out "$RANDFILE" 256
 openssl req -x509 -newkey rsa:2048 -sha256 -nodes -days 2 -subj "/DC=org/DC=pilotbox-demo/CN=Demo CA" \
     -addext basicConstraints=critical,CA:true -addext keyUsage=critical,keyCertSign,cRLSign \
     -keyout ca.key -out ca.pem 2>/dev/null
@@ -56,11 +58,14 @@ issue voms "/DC=org/DC=pilotbox-demo/O=Hosts/CN=voms.demo.example"
 chmod 600 user.key
 h=$(openssl x509 -in ca.pem -noout -subject_hash)
 cp ca.pem "$D/certificates/$h.0"
-printf 'access_id_CA X509 "/DC=org/DC=pilotbox-demo/CN=Demo CA"\npos_rights globus CA:sign\ncond_subjects globus "\\"/DC=org/DC=pilotbox-demo/*\\""\n' \
-    > "$D/certificates/$h.signing_policy"
+cat > "$D/certificates/$h.signing_policy" <<'POLICY'
+access_id_CA   X509    '/DC=org/DC=pilotbox-demo/CN=Demo CA'
+pos_rights     globus  CA:sign
+cond_subjects  globus  '"/DC=org/DC=pilotbox-demo/*"'
+POLICY
 printf '/DC=org/DC=pilotbox-demo/O=Hosts/CN=voms.demo.example\n/DC=org/DC=pilotbox-demo/CN=Demo CA\n' \
     > "$D/vomsdir/demo/voms.demo.example.lsc"
-voms-proxy-fake -q -rfc -cert user.pem -key user.key -hostcert voms.pem -hostkey voms.key \
+X509_CERT_DIR="$D/certificates" X509_VOMS_DIR="$D/vomsdir" voms-proxy-fake -q -rfc -cert user.pem -key user.key -hostcert voms.pem -hostkey voms.key \
     -voms demo -uri voms.demo.example:15000 -fqan /demo/Role=NULL/Capability=NULL \
     -fqan /demo/analysis/Role=NULL/Capability=NULL -hours 2 -vomslife 2 -out "$D/pilot/x509up"
 chmod 600 "$D/pilot/x509up"
@@ -117,7 +122,7 @@ chown "$uid:$gid" "$D/work"
         echo "payload: hostname $(hostname); pid $$; processes visible: $(ls /proc | grep -c "^[0-9]")"
         grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status | sed "s/^/payload: /"
         echo "payload: namespaces: $(for n in user pid mnt ipc uts cgroup; do printf "%s " "$n:$(readlink /proc/self/ns/$n | tr -dc 0-9)"; done)"
-        echo "payload: the pilot proxy dir is hidden: $(ls -A '"$D"'/pilot | wc -l) entries"
+        echo "payload: the pilot proxy dir is hidden: $(ls -A '"$D"'/pilot 2>/dev/null | wc -l) entries"
         echo "payload: work dir is writable: $(echo ok > result.txt && cat result.txt)"
         echo "payload: limits: memory $(cat /sys/fs/cgroup/memory.max 2>/dev/null || echo "(v1: see report)"), nofile $(ulimit -n)"'
 echo "== report"
