@@ -4,4 +4,5 @@
 pub mod leases;
 pub mod map;
 pub mod policy_check;
+pub mod run;
 pub mod verify;

@@ -9,4 +9,10 @@
 //! 6. [`prepare`] — state dir, proxy copy, work-dir hand-over, the payload Spec;
 //! 7. launch and supervise (`engine::run`), writing the [`state`] record once running;
 //! 8. finish: report, [`audit`] end record, cleanup.
+pub mod audit;
+pub mod credfile;
+pub mod handover;
+pub mod prepare;
+pub mod sanitize;
 pub mod state;
+pub mod unprivileged;

@@ -109,9 +109,7 @@ pub fn validate_id(id: &str) -> Result<(), StateError> {
         && id != "."
         && id != ".."
         && id != "pilot"
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -127,9 +125,7 @@ pub struct Store {
 
 impl Default for Store {
     fn default() -> Self {
-        Store {
-            root: RUN_DIR.into(),
-        }
+        Store { root: RUN_DIR.into() }
     }
 }
 
@@ -158,7 +154,10 @@ impl Store {
             .create(&self.root)
             .map_err(|e| io(&self.root, e))?;
         std::fs::DirBuilder::new().mode(0o711).create(&dir).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => io(&dir, "a payload with this id is already running (or was not cleaned up: run `pilotbox gc`)"),
+            std::io::ErrorKind::AlreadyExists => io(
+                &dir,
+                "a payload with this id is already running (or was not cleaned up: run `pilotbox gc`)",
+            ),
             _ => io(&dir, e),
         })?;
         Ok(dir)
@@ -177,9 +176,7 @@ impl Store {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)
             .map_err(|e| io(&tmp, e))?;
-        f.write_all(&text)
-            .and_then(|_| f.sync_all())
-            .map_err(|e| io(&tmp, e))?;
+        f.write_all(&text).and_then(|_| f.sync_all()).map_err(|e| io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
     }
 
@@ -188,9 +185,7 @@ impl Store {
         let path = self.file(id)?;
         let text = match std::fs::read(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StateError::NotFound(id.into()))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StateError::NotFound(id.into())),
             Err(e) => return Err(io(&path, e)),
         };
         let rec: Record = serde_json::from_slice(&text).map_err(|e| StateError::Malformed {
@@ -279,10 +274,7 @@ mod tests {
     fn write_read_all_remove_round_trip() {
         let t = tempfile::tempdir().unwrap();
         let s = Store::new(t.path().join("run"));
-        assert!(
-            s.read_all().unwrap().0.is_empty(),
-            "missing root: nothing runs"
-        );
+        assert!(s.read_all().unwrap().0.is_empty(), "missing root: nothing runs");
         s.create_dir("b").unwrap();
         s.create_dir("a").unwrap();
         assert!(s.create_dir("a").is_err(), "an id is never shared");
@@ -290,10 +282,7 @@ mod tests {
         s.write(&rec("b")).unwrap();
         std::fs::create_dir(s.root.join("starting")).unwrap();
         let (ok, bad) = s.read_all().unwrap();
-        assert_eq!(
-            ok.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-            ["a", "b"]
-        );
+        assert_eq!(ok.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(bad.len(), 1);
         assert!(matches!(bad[0].1, StateError::NotFound(_)));
         assert_eq!(s.read("a").unwrap(), rec("a"));
@@ -311,9 +300,6 @@ mod tests {
         }
         let mut r = rec("z");
         r.supervisor_start += 1;
-        assert!(
-            !r.supervisor_alive(),
-            "same pid, other start time: not our supervisor"
-        );
+        assert!(!r.supervisor_alive(), "same pid, other start time: not our supervisor");
     }
 }
