@@ -29,7 +29,9 @@ pub struct Args {
     pub cgroup_root: Option<String>,
 }
 
-pub fn run(a: Args) -> i32 {
+/// `sanitized`: see `cli::renew::run` (a relative `--workdir` is relative to the caller's cwd).
+pub fn run(mut a: Args, sanitized: &crate::launcher::sanitize::Caller) -> i32 {
+    a.workdir = a.workdir.map(|w| sanitized.absolute(&w));
     let caller = Caller::current();
     if let Err(c) = root_only(
         "check",

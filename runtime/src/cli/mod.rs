@@ -4,6 +4,7 @@
 pub mod leases;
 pub mod map;
 pub mod policy_check;
+pub mod run;
 pub mod verify;
 // Lifecycle commands (issue 6).
 pub mod check;

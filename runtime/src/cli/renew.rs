@@ -27,7 +27,10 @@ pub struct Args {
     pub state: StateArgs,
 }
 
-pub fn run(a: Args) -> i32 {
+/// `sanitized` is what `main` learnt before clearing the process state (it chdir'd to `/`):
+/// a relative `--proxy` is relative to the caller's cwd.
+pub fn run(mut a: Args, sanitized: &crate::launcher::sanitize::Caller) -> i32 {
+    a.proxy = sanitized.absolute(&a.proxy);
     let caller = Caller::current();
     let dir = match a.state.resolve("renew", caller) {
         Ok(d) => d,

@@ -49,8 +49,8 @@ pub struct Status {
     pub supervisor_pid: i32,
     #[serde(with = "time::serde::rfc3339")]
     pub started: time::OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub cred_not_after: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub cred_not_after: Option<time::OffsetDateTime>,
     /// Host pids in the payload cgroup right now (init included).
     pub pids: Vec<i32>,
     /// Usage so far (hierarchical cgroup counters); null when the cgroup is gone.
@@ -115,6 +115,9 @@ pub fn status(state_dir: &Path, caller: Caller, id: &str) -> Result<Status, Life
 }
 
 fn open_cgroup(rec: &StateRecord) -> Result<Cgroup, LifecycleError> {
+    if rec.cgroup.is_empty() {
+        return Err(LifecycleError::Ended { id: rec.id.clone(), cgroup: "(none recorded)".into() });
+    }
     Cgroup::open(&rec.cgroup).map_err(|e| match e {
         CgroupError::NotFound(_) => LifecycleError::Ended {
             id: rec.id.clone(),

@@ -95,6 +95,7 @@ fn reclaim(
     report: &mut GcReport,
 ) -> Result<(), LifecycleError> {
     match Cgroup::open(&rec.cgroup) {
+        _ if rec.cgroup.is_empty() => {}
         Ok(cg) => cg.destroy().map_err(|source| LifecycleError::Cgroup {
             id: rec.id.clone(),
             source,

@@ -51,7 +51,9 @@ pub struct StateRecord {
     pub fqans: Vec<String>,
     #[serde(default)]
     pub lease_key: Option<String>,
-    /// The payload cgroup path as given to `Cgroup::create` (uniform or v1 per-controller form).
+    /// The payload cgroup path as given to `Cgroup::create` (uniform or v1 per-controller form);
+    /// empty when the launcher recorded none (`null`).
+    #[serde(default, deserialize_with = "null_as_empty", serialize_with = "empty_as_null")]
     pub cgroup: String,
     #[serde(default)]
     pub workdir: Option<PathBuf>,
@@ -61,8 +63,25 @@ pub struct StateRecord {
     pub workdir_handover: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub started: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub cred_not_after: OffsetDateTime,
+    /// notAfter of the proxy copy in the sandbox (`null` when the launcher did not record it).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub cred_not_after: Option<OffsetDateTime>,
+    /// Fields this module does not interpret (`pilot_gid`, `pool`, …), kept so that rewriting
+    /// the record (`renew`) never loses what the launcher wrote.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+fn empty_as_null<S: serde::Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_empty() {
+        s.serialize_none()
+    } else {
+        s.serialize_str(v)
+    }
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 impl StateRecord {
@@ -263,6 +282,25 @@ mod tests {
             read(dir.path(), "p-1"),
             Err(LifecycleError::NoSuchPayload(_))
         ));
+    }
+
+    #[test]
+    fn reads_what_the_launcher_writes_and_keeps_its_extra_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::launcher::state::Store::new(dir.path());
+        let mut v = serde_json::to_value(sample("p-3")).unwrap();
+        v["pilot_gid"] = 1000.into();
+        v["pool"] = "testvo".into();
+        v["cgroup"] = serde_json::Value::Null;
+        v["cred_not_after"] = serde_json::Value::Null;
+        v["workdir_handover"] = "none".into();
+        let theirs: crate::launcher::state::Record = serde_json::from_value(v).unwrap();
+        store.create_dir("p-3").unwrap();
+        store.write(&theirs).unwrap();
+        let mine = read(dir.path(), "p-3").unwrap();
+        assert_eq!((mine.cgroup.as_str(), mine.cred_not_after), ("", None));
+        write(dir.path(), &mine).unwrap();
+        assert_eq!(store.read("p-3").unwrap(), theirs, "a rewrite loses nothing");
     }
 
     #[test]

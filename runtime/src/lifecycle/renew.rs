@@ -86,7 +86,7 @@ pub fn renew(
     }
     replace_credential(state_dir, &rec, &bytes)?;
     let old = rec.cred_not_after;
-    rec.cred_not_after = new.not_after;
+    rec.cred_not_after = Some(new.not_after);
     record::write(state_dir, &rec)?;
     let fmt = |t: time::OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
@@ -95,7 +95,7 @@ pub fn renew(
     let _ = audit::record(
         "renew",
         json!({"id": rec.id, "caller_uid": caller.uid, "pilot_uid": rec.pilot_uid, "dn": rec.dn,
-               "fqans": rec.fqans, "old_not_after": fmt(old), "cred_not_after": fmt(new.not_after)}),
+               "fqans": rec.fqans, "old_not_after": old.map(fmt), "cred_not_after": fmt(new.not_after)}),
     );
     Ok(new.not_after)
 }
