@@ -2,11 +2,11 @@
 //!
 //! Owned by the credentials module (it fills it in); authorization only reads it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// Which proxy profile the chain used (all certificates of one chain must agree).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProxyType {
     /// RFC 3820 proxy (ProxyCertInfo 1.3.6.1.5.5.7.1.14).
@@ -18,7 +18,7 @@ pub enum ProxyType {
 }
 
 /// VOMS attributes as read from the AC nearest the leaf that carries one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Voms {
     /// The VO name from the AC.
     pub vo: String,
@@ -39,7 +39,7 @@ pub struct Voms {
 }
 
 /// A verified grid identity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     /// End-entity subject DN, OpenSSL slash form (`/DC=org/DC=example/CN=Alice`).
     pub dn: String,

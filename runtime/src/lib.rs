@@ -13,6 +13,8 @@ pub mod engine;
 pub mod identity;
 pub mod init;
 pub mod launch;
+pub mod launcher;
+pub mod lifecycle;
 pub mod plan;
 pub mod rootfs;
 pub mod seccomp;

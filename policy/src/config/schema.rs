@@ -46,6 +46,10 @@ pub struct PolicyFile {
     pub env: Env,
     #[serde(default)]
     pub lease: LeaseConf,
+    #[serde(default)]
+    pub cgroup: CgroupConf,
+    #[serde(default)]
+    pub audit: AuditConf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -288,5 +292,92 @@ impl Default for LeaseConf {
             gridmapdir_groups: GroupSuffix::None,
             busy_timeout: default_busy(),
         }
+    }
+}
+
+/// Where payload cgroups go (`runtime::cgroups::Placement`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupPlacement {
+    /// Under `root`, the same path in every hierarchy.
+    #[default]
+    Root,
+    /// Under the pilot's own cgroup (its batch slot); `root` is the fallback.
+    Nested,
+}
+
+/// `[cgroup]`: payload cgroup placement.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CgroupConf {
+    #[serde(default)]
+    pub placement: CgroupPlacement,
+    /// Absolute cgroup path payloads go under (placement "root"), or the fallback ("nested").
+    #[serde(default = "default_cgroup_root")]
+    pub root: String,
+}
+
+fn default_cgroup_root() -> String {
+    "/pilotbox".into()
+}
+
+impl Default for CgroupConf {
+    fn default() -> Self {
+        CgroupConf {
+            placement: CgroupPlacement::Root,
+            root: default_cgroup_root(),
+        }
+    }
+}
+
+/// `[audit]`: the JSON-lines audit log (root, 0600, append-only writes).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConf {
+    #[serde(default = "default_audit_log")]
+    pub log: PathBuf,
+    /// Also send each record to syslog (`LOG_AUTHPRIV`).
+    #[serde(default = "default_true")]
+    pub syslog: bool,
+}
+
+fn default_audit_log() -> PathBuf {
+    "/var/log/pilotbox/audit.jsonl".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for AuditConf {
+    fn default() -> Self {
+        AuditConf {
+            log: default_audit_log(),
+            syslog: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod launcher_tables {
+    use super::*;
+
+    #[test]
+    fn cgroup_and_audit_tables() {
+        let p = std::path::Path::new("t.toml");
+        let d = crate::config::parse("", p).unwrap();
+        assert_eq!(d.cgroup, CgroupConf::default());
+        assert_eq!(d.cgroup.root, "/pilotbox");
+        assert_eq!(d.audit.log, PathBuf::from("/var/log/pilotbox/audit.jsonl"));
+        assert!(d.audit.syslog);
+        let f = crate::config::parse(
+            "[cgroup]\nplacement = \"nested\"\nroot = \"/site/pb\"\n[audit]\nlog = \"/x/a.jsonl\"\nsyslog = false\n",
+            p,
+        )
+        .unwrap();
+        assert_eq!(f.cgroup.placement, CgroupPlacement::Nested);
+        assert_eq!(f.cgroup.root, "/site/pb");
+        assert!(!f.audit.syslog);
+        assert!(crate::config::parse("[cgroup]\nplacment = \"root\"\n", p).is_err());
+        assert!(crate::config::parse("[cgroup]\nplacement = \"pod\"\n", p).is_err());
     }
 }

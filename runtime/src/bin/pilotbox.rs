@@ -21,9 +21,47 @@ enum Command {
     Policy(cli::policy_check::Args),
     /// Pool-account leases (root only): `leases list`, `leases expire`.
     Leases(cli::leases::Args),
+    /// Run a payload as the proxy's owner, sandboxed (setuid root; called by a pilot).
+    Run(cli::run::Args),
+    /// Your running payloads (root: all).
+    Ps(cli::ps::PsArgs),
+    /// State, account, cgroup and usage of one payload.
+    Status(cli::ps::StatusArgs),
+    /// Signal a payload (default SIGKILL: the whole cgroup).
+    Kill(cli::control::KillArgs),
+    /// Freeze a payload.
+    Suspend(cli::control::IdArgs),
+    /// Thaw a frozen payload.
+    Resume(cli::control::IdArgs),
+    /// Replace a payload's proxy with a fresh one of the same identity.
+    Renew(cli::renew::Args),
+    /// Reclaim what payloads whose supervisor is gone left behind.
+    Gc(cli::gc::Args),
+    /// Check the installation (setuid, policy, trust, cgroups, user namespaces).
+    Check(cli::check::Args),
 }
 
+/// Caller variables the read-only subcommands keep (their documented defaults); `run` reads
+/// only what it needs from the remembered environment, never from the process's.
+const KEPT_FOR_TOOLS: [&str; 3] = ["X509_USER_PROXY", "X509_CERT_DIR", "X509_VOMS_DIR"];
+
 fn main() {
+    // First, for every subcommand: the process state a setuid program inherits is the caller's.
+    let caller = match runtime::launcher::sanitize::sanitize() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pilotbox: cannot sanitize the process: {e}");
+            std::process::exit(policy::Class::SiteError.exit_code());
+        }
+    };
+    if std::env::args_os().nth(1).is_none_or(|a| a != "run") {
+        for name in KEPT_FOR_TOOLS {
+            if let Some((k, v)) = caller.env.iter().find(|(k, _)| k == name) {
+                // Still single-threaded.
+                std::env::set_var(k, v);
+            }
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -38,6 +76,15 @@ fn main() {
         Command::Map(a) => cli::map::run(a),
         Command::Policy(a) => cli::policy_check::run(a),
         Command::Leases(a) => cli::leases::run(a),
+        Command::Run(a) => cli::run::run(a, &caller),
+        Command::Ps(a) => cli::ps::run_ps(a),
+        Command::Status(a) => cli::ps::run_status(a),
+        Command::Kill(a) => cli::control::run_kill(a),
+        Command::Suspend(a) => cli::control::run_suspend(a),
+        Command::Resume(a) => cli::control::run_resume(a),
+        Command::Renew(a) => cli::renew::run(a, &caller),
+        Command::Gc(a) => cli::gc::run(a),
+        Command::Check(a) => cli::check::run(a, &caller),
     };
     std::process::exit(code);
 }

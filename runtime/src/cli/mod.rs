@@ -4,4 +4,12 @@
 pub mod leases;
 pub mod map;
 pub mod policy_check;
+pub mod run;
 pub mod verify;
+// Lifecycle commands (issue 6).
+pub mod check;
+pub mod control;
+pub mod gc;
+pub mod lifecycle_args;
+pub mod ps;
+pub mod renew;

@@ -1,0 +1,86 @@
+//! `pilotbox gc [--json]`: reclaim records, cgroups and work-dir hand-overs of payloads whose
+//! supervisor is gone (see `lifecycle::gc`). A pilot reclaims its own payloads; root reclaims
+//! all and also sweeps unclaimed empty cgroups and record-less state dirs.
+//!
+//! Exit 0 when everything found was reclaimed, 123 when something could not be.
+
+use super::lifecycle_args::{fail, root_only, StateArgs};
+use crate::lifecycle::caller::Caller;
+use crate::lifecycle::gc::{self, GcOptions};
+use policy::Class;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print what was reclaimed as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// (root only) Cgroup root to sweep instead of /pilotbox (repeatable).
+    #[arg(long, hide = true)]
+    pub cgroup_root: Vec<String>,
+    /// (root only) Minimum age in seconds of an unclaimed cgroup or state dir before it is
+    /// removed (default 600: younger ones may be a launch in progress).
+    #[arg(long, hide = true)]
+    pub min_age: Option<u64>,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+pub fn run(a: Args) -> i32 {
+    let caller = Caller::current();
+    let state_dir = match a.state.resolve("gc", caller) {
+        Ok(d) => d,
+        Err(c) => return c,
+    };
+    if let Err(c) = root_only(
+        "gc",
+        caller,
+        "--cgroup-root/--min-age",
+        !a.cgroup_root.is_empty() || a.min_age.is_some(),
+    ) {
+        return c;
+    }
+    let opts = GcOptions {
+        state_dir,
+        cgroup_roots: if a.cgroup_root.is_empty() {
+            vec![gc::DEFAULT_CGROUP_ROOT.into()]
+        } else {
+            a.cgroup_root
+        },
+        min_age: a
+            .min_age
+            .map(Duration::from_secs)
+            .unwrap_or(gc::DEFAULT_MIN_AGE),
+    };
+    let report = match gc::collect(&opts, caller) {
+        Ok(r) => r,
+        Err(e) => return fail("gc", &e),
+    };
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).unwrap_or_else(|_| "{}".into())
+        );
+    } else {
+        for id in &report.reclaimed {
+            println!("reclaimed payload {id}");
+        }
+        for c in &report.cgroups_removed {
+            println!("removed unclaimed cgroup {c}");
+        }
+        for d in &report.stale_dirs_removed {
+            println!("removed stale state dir {}", d.display());
+        }
+        if report.files_restored > 0 {
+            println!("gave {} files back to their pilots", report.files_restored);
+        }
+    }
+    for e in &report.errors {
+        eprintln!("pilotbox gc: {e}");
+    }
+    if report.errors.is_empty() {
+        0
+    } else {
+        Class::SiteError.exit_code()
+    }
+}

@@ -1,0 +1,148 @@
+//! Audit records: one JSON line per decision, payload start and payload end, appended to the
+//! root-owned log `[audit] log` (default `/var/log/pilotbox/audit.jsonl`, 0600, `O_APPEND` so
+//! concurrent pilotbox processes never interleave inside a line) and sent to syslog with
+//! facility `LOG_AUTHPRIV` (RFC 3164 framing over `/dev/log`, as syslog(3) does).
+//!
+//! The end record carries APEL's accounting names (`WallDuration`, `CpuDuration`,
+//! `MemoryReal` peak, `Processors`) next to ours, so an accounting parser can take it as is.
+
+use policy::config::schema::AuditConf;
+use serde_json::{json, Map, Value};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit log {path}: {reason}")]
+    Log { path: PathBuf, reason: String },
+}
+
+/// `LOG_AUTHPRIV | LOG_INFO` (syslog.h: facility 10 << 3, severity 6).
+const PRI_AUTHPRIV_INFO: u8 = (10 << 3) | 6;
+
+pub struct Audit {
+    conf: AuditConf,
+}
+
+/// Now, RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl Audit {
+    pub fn new(conf: &AuditConf) -> Audit {
+        Audit { conf: conf.clone() }
+    }
+
+    /// Append `{"event": event, "time": now, ...fields}` as one line; syslog best effort.
+    pub fn record(&self, event: &str, fields: Value) -> Result<(), AuditError> {
+        let mut obj = Map::new();
+        obj.insert("event".into(), json!(event));
+        obj.insert("time".into(), json!(now_rfc3339()));
+        if let Value::Object(f) = fields {
+            obj.extend(f);
+        }
+        let line = Value::Object(obj).to_string();
+        if self.conf.syslog {
+            syslog(&line);
+        }
+        self.append(&line)
+    }
+
+    fn append(&self, line: &str) -> Result<(), AuditError> {
+        let path = &self.conf.log;
+        let err = |reason: String| AuditError::Log {
+            path: path.clone(),
+            reason,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| err(e.to_string()))?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
+            .open(path)
+            .map_err(|e| err(e.to_string()))?;
+        let md = f.metadata().map_err(|e| err(e.to_string()))?;
+        if !md.is_file() || md.uid() != 0 || md.mode() & 0o022 != 0 {
+            return Err(err(format!(
+                "must be a regular file owned by root, not group/world-writable (uid {}, mode {:o})",
+                md.uid(),
+                md.mode() & 0o7777
+            )));
+        }
+        let mut buf = line.as_bytes().to_vec();
+        buf.push(b'\n');
+        // One write(2) of the whole line: O_APPEND makes its placement atomic.
+        f.write_all(&buf).map_err(|e| err(e.to_string()))
+    }
+}
+
+/// RFC 3164 message to the local syslog socket; nothing happens when there is none.
+fn syslog(msg: &str) {
+    let s = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    let line = format!("<{PRI_AUTHPRIV_INFO}>pilotbox[{}]: {msg}", std::process::id());
+    let _ = s.send_to(line.as_bytes(), "/dev/log");
+}
+
+/// The APEL-style fields of an end record from the engine's report `usage`.
+pub fn apel_fields(usage: &Value, processors: Option<f64>) -> Value {
+    let cpu = usage["cpu_user_s"].as_f64().unwrap_or(0.0) + usage["cpu_sys_s"].as_f64().unwrap_or(0.0);
+    json!({
+        "WallDuration": usage["wall_s"].as_f64().map(|w| w.round() as u64),
+        "CpuDuration": cpu.round() as u64,
+        "MemoryReal": usage["mem_peak_bytes"].as_u64().map(|b| b / 1024),
+        "Processors": processors.map(|c| c.ceil() as u64).unwrap_or(1),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apel_fields_from_usage() {
+        let u = json!({"wall_s": 61.6, "cpu_user_s": 10.2, "cpu_sys_s": 1.0, "mem_peak_bytes": 2048_u64 * 1024});
+        let a = apel_fields(&u, Some(1.5));
+        assert_eq!(
+            a,
+            json!({"WallDuration": 62, "CpuDuration": 11, "MemoryReal": 2048, "Processors": 2})
+        );
+    }
+
+    #[test]
+    fn appends_lines_and_refuses_a_group_writable_log() {
+        let t = tempfile::tempdir().unwrap();
+        let conf = AuditConf {
+            log: t.path().join("log/audit.jsonl"),
+            syslog: false,
+        };
+        let a = Audit::new(&conf);
+        if nix::unistd::geteuid().is_root() {
+            a.record("decision", json!({"dn": "/CN=A"})).unwrap();
+            a.record("end", json!({"exit": 0})).unwrap();
+            let text = std::fs::read_to_string(&conf.log).unwrap();
+            let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            assert_eq!(lines.len(), 2);
+            assert_eq!(lines[0]["event"], "decision");
+            assert_eq!(lines[1]["exit"], 0);
+            std::fs::set_permissions(&conf.log, std::os::unix::fs::PermissionsExt::from_mode(0o620)).unwrap();
+        }
+        assert!(
+            a.record("x", json!({})).is_err(),
+            "a log others may write is refused (or not root-owned)"
+        );
+    }
+}

@@ -1,0 +1,234 @@
+//! Step 7: everything the payload needs besides the decision — its id, the per-payload state
+//! dir with the proxy copy, the work-dir hand-over, the hidden paths, the environment — and the
+//! payload [`PayloadSpec`]. [`Prepared::finish`] undoes all of it at the end.
+
+use super::handover::{self, Transfer};
+use super::sanitize::Caller;
+use super::state::{Handover, Store};
+use crate::spec_builder::{Bind, PayloadSpec};
+use policy::authz::Decision;
+use policy::{Class, Denial};
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Where the proxy copy appears inside the sandbox (a directory bound read-only: `renew`
+/// replaces the file in it atomically and the payload sees the new one).
+pub const SANDBOX_CRED_DIR: &str = "/tmp/pilotbox-cred";
+pub const SANDBOX_PROXY: &str = "/tmp/pilotbox-cred/x509up";
+pub const PAYLOAD_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Adapter for the engine's idmapped-mount probe (lead's engine change, not yet on main):
+/// until `engine::idmap_supported(path)` lands every hand-over is the recorded chown one.
+fn idmap_supported(_workdir: &Path) -> bool {
+    false
+}
+
+/// What the launcher asks for.
+pub struct Request<'a> {
+    pub caller: &'a Caller,
+    pub id: Option<String>,
+    /// The work dir, opened as the caller ([`super::credfile::open_workdir`]).
+    pub workdir: Option<OwnedFd>,
+    /// The caller's proxy path (hidden in the sandbox).
+    pub proxy_path: &'a Path,
+    pub proxy_bytes: &'a [u8],
+    pub decision: &'a Decision,
+    /// `--env K=V` from the pilot.
+    pub extra_env: &'a [(String, String)],
+    pub cmd: Vec<String>,
+}
+
+pub struct Prepared {
+    pub id: String,
+    pub dir: PathBuf,
+    pub spec: PayloadSpec,
+    pub workdir: Option<PathBuf>,
+    pub handover: Handover,
+    /// Kept open for the whole run: the bind source is `/proc/self/fd/<fd>` (no path race).
+    workdir_fd: Option<OwnedFd>,
+    pilot: (u32, u32),
+    pool_uid: u32,
+}
+
+fn site(r: impl Into<String>) -> Denial {
+    Denial::new(Class::SiteError, r)
+}
+
+/// A random payload id `pb-<16 hex>` from the kernel's CSPRNG.
+pub fn random_id() -> Result<String, Denial> {
+    let mut b = [0u8; 8];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| site(format!("/dev/urandom: {e}")))?;
+    Ok(format!("pb-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()))
+}
+
+/// The caller's home directory from NSS (hidden from the payload).
+fn caller_home(uid: u32) -> Option<PathBuf> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.dir)
+}
+
+/// Prepare the run of `req` in `store`. On error nothing is left behind.
+pub fn prepare(store: &Store, req: Request) -> Result<Prepared, Denial> {
+    let d = req.decision;
+    let chosen = req.id.is_some();
+    let id = match req.id {
+        Some(id) => {
+            super::state::validate_id(&id).map_err(|e| Denial::new(Class::PilotError, e.to_string()))?;
+            id
+        }
+        None => random_id()?,
+    };
+    // A pilot-chosen id that is taken is the pilot's error; a random one colliding is not.
+    let dir = store.create_dir(&id).map_err(|e| match chosen {
+        true => Denial::new(Class::PilotError, e.to_string()),
+        false => site(e.to_string()),
+    })?;
+    let mut p = Prepared {
+        id,
+        dir,
+        spec: PayloadSpec::new(req.cmd, d.uid, d.gid),
+        workdir: None,
+        handover: Handover::None,
+        workdir_fd: None,
+        pilot: (req.caller.uid, req.caller.gid),
+        pool_uid: d.uid,
+    };
+    if let Err(e) = fill(&mut p, req.caller, req.workdir, req.proxy_path, req.proxy_bytes, d, req.extra_env) {
+        p.finish();
+        return Err(e);
+    }
+    Ok(p)
+}
+
+fn fill(
+    p: &mut Prepared,
+    caller: &Caller,
+    workdir: Option<OwnedFd>,
+    proxy_path: &Path,
+    proxy_bytes: &[u8],
+    d: &Decision,
+    extra_env: &[(String, String)],
+) -> Result<(), Denial> {
+    // The proxy copy: cred/ owned by the pool account (0700), x509up 0600.
+    let cred = p.dir.join("cred");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&cred)
+        .map_err(|e| site(format!("{}: {e}", cred.display())))?;
+    let file = cred.join("x509up");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&file)
+        .map_err(|e| site(format!("{}: {e}", file.display())))?;
+    f.write_all(proxy_bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| site(format!("{}: {e}", file.display())))?;
+    for path in [&file, &cred] {
+        std::os::unix::fs::lchown(path, Some(d.uid), Some(d.gid)).map_err(|e| site(format!("chown {}: {e}", path.display())))?;
+    }
+    p.spec.groups = d.groups.clone();
+    p.spec.binds.push(Bind {
+        source: cred,
+        dest: SANDBOX_CRED_DIR.into(),
+        readonly: true,
+    });
+
+    // The work dir, at its own path.
+    let mut cwd = PathBuf::from("/tmp");
+    if let Some(fd) = workdir {
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .map_err(|e| site(format!("resolving the work directory: {e}")))?;
+        if idmap_supported(&real) {
+            p.handover = Handover::Idmap;
+        } else {
+            let (moved, failed) = handover::transfer(
+                &fd,
+                Transfer {
+                    from_uid: caller.uid,
+                    to_uid: d.uid,
+                    to_gid: d.gid,
+                    skip_multilinked: false,
+                },
+            );
+            p.handover = Handover::Chown;
+            if failed > 0 {
+                tracing::warn!("work dir hand-over: {failed} entries not handed over ({moved} were)");
+            }
+        }
+        p.spec.binds.push(Bind {
+            source: format!("/proc/self/fd/{}", fd.as_raw_fd()).into(),
+            dest: real.clone(),
+            readonly: false,
+        });
+        p.workdir_fd = Some(fd);
+        p.workdir = Some(real.clone());
+        cwd = real;
+    }
+    p.spec.cwd = cwd.clone();
+
+    // Hidden: the pilot's home (unless the work dir lies in it: a mask would cover the work
+    // dir too), the pilot's proxy, pilotbox's state and configuration.
+    if let Some(home) = caller_home(caller.uid).filter(|h| h != Path::new("/")) {
+        if !p.workdir.as_ref().is_some_and(|w| w.starts_with(&home)) {
+            p.spec.hide.push(home);
+        }
+    }
+    p.spec.hide.push(caller.absolute(proxy_path));
+    p.spec.hide.push("/var/lib/pilotbox".into());
+    if let Some(conf_dir) = Path::new(policy::config::POLICY_PATH).parent() {
+        p.spec.hide.push(conf_dir.into());
+    }
+
+    // Environment: fixed names, then what the policy lets through from the caller, then the
+    // pilot's explicit --env.
+    let mut env: Vec<(String, String)> = vec![
+        ("HOME".into(), cwd.to_string_lossy().into_owned()),
+        ("USER".into(), d.account.clone()),
+        ("LOGNAME".into(), d.account.clone()),
+        ("PATH".into(), PAYLOAD_PATH.into()),
+        ("TMPDIR".into(), "/tmp".into()),
+        ("X509_USER_PROXY".into(), SANDBOX_PROXY.into()),
+    ];
+    for (k, v) in d.env.iter().chain(extra_env) {
+        env.retain(|(name, _)| name != k);
+        env.push((k.clone(), v.clone()));
+    }
+    p.spec.env = env.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Ok(())
+}
+
+impl Prepared {
+    /// Undo the hand-over (files owned by the pool account go back to the pilot) and remove the
+    /// state dir. Returns a description of what could not be undone.
+    pub fn finish(self) -> Option<String> {
+        let mut problems = Vec::new();
+        if let (Handover::Chown, Some(fd)) = (self.handover, &self.workdir_fd) {
+            let (_, failed) = handover::transfer(
+                fd,
+                Transfer {
+                    from_uid: self.pool_uid,
+                    to_uid: self.pilot.0,
+                    to_gid: self.pilot.1,
+                    skip_multilinked: true,
+                },
+            );
+            if failed > 0 {
+                problems.push(format!("{failed} work-dir entries not given back to uid {}", self.pilot.0));
+            }
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            problems.push(format!("{}: {e}", self.dir.display()));
+        }
+        (!problems.is_empty()).then(|| problems.join("; "))
+    }
+}

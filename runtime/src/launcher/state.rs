@@ -1,0 +1,305 @@
+//! The running-payload record: `/var/lib/pilotbox/run/<id>/state.json` (docs/launcher-design.md
+//! "State record").
+//!
+//! `pilotbox run` writes it once the sandbox is up (atomically: a temp file in the same
+//! directory, fsync, `rename(2)`), and removes the whole per-payload directory at the end. The
+//! lifecycle commands (`ps`, `status`, `kill`, `suspend`, `resume`, `renew`) and `gc` read it.
+//! Nothing in it is trusted on its own: a reader checks that `supervisor_pid` still runs with
+//! `supervisor_start` as its start time (`/proc/<pid>/stat` field 22) before acting on it
+//! ([`Record::supervisor_alive`]), so a recycled pid is never mistaken for our supervisor.
+//!
+//! Directory and file modes: `/var/lib/pilotbox/run` root 0711 (a pilot may traverse to its
+//! own `cred/` only through the sandbox bind, never list the payloads); `state.json` root 0600.
+
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Where every per-payload directory lives (overridable by tests of this module only).
+pub const RUN_DIR: &str = "/var/lib/pilotbox/run";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("payload id {0:?} is not valid: 1-128 characters of [A-Za-z0-9._-], not '.', '..' or 'pilot'")]
+    BadId(String),
+    #[error("state record {path}: {reason}")]
+    Io { path: PathBuf, reason: String },
+    #[error("state record {path} is malformed: {reason}")]
+    Malformed { path: PathBuf, reason: String },
+    #[error("no running payload with id {0}")]
+    NotFound(String),
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> StateError {
+    StateError::Io {
+        path: path.into(),
+        reason: e.to_string(),
+    }
+}
+
+/// How the work directory was made usable by the pool uid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Handover {
+    /// No `--workdir`.
+    None,
+    /// An idmapped bind mount (pilot uid ↔ pool uid): nothing on disk changed.
+    Idmap,
+    /// Ownership of the work dir tree was given to the pool uid; `gc`/the end gives it back to
+    /// `pilot_uid` (see [`crate::launcher::prepare`]).
+    Chown,
+}
+
+/// One running payload. Field names are the contract of docs/launcher-design.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub pilot_uid: u32,
+    pub pilot_gid: u32,
+    pub supervisor_pid: i32,
+    /// `/proc/<supervisor_pid>/stat` starttime (clock ticks since boot).
+    pub supervisor_start: u64,
+    /// Host pid of the sandbox's init (pid 1 inside).
+    pub init_pid: i32,
+    pub account: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub dn: String,
+    pub issuer_dn: String,
+    pub vo: Option<String>,
+    pub fqans: Vec<String>,
+    /// The pool the account came from (None: fixed mapping).
+    pub pool: Option<String>,
+    /// Normalised lease identity (DN + primary FQAN), for `renew` and `gc`.
+    pub lease_key: Option<String>,
+    pub cgroup: Option<String>,
+    pub workdir: Option<PathBuf>,
+    pub workdir_handover: Handover,
+    /// RFC 3339.
+    pub started: String,
+    /// RFC 3339: notAfter of the proxy copy in the sandbox.
+    pub cred_not_after: Option<String>,
+}
+
+impl Record {
+    /// Whether the recorded supervisor still runs (same pid *and* same start time).
+    pub fn supervisor_alive(&self) -> bool {
+        proc_start_time(self.supervisor_pid) == Some(self.supervisor_start)
+    }
+}
+
+/// Field 22 (`starttime`) of `/proc/<pid>/stat`. The command name (field 2) may contain spaces
+/// and parentheses, so parse after the *last* `)` as proc(5) advises.
+pub fn proc_start_time(pid: i32) -> Option<u64> {
+    if pid <= 0 {
+        return None;
+    }
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 1..];
+    // After ")": field 3 (state) is index 0, so field 22 is index 19.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// A payload id is one path component (the same rule as the cgroup placement's).
+pub fn validate_id(id: &str) -> Result<(), StateError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id != "."
+        && id != ".."
+        && id != "pilot"
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(StateError::BadId(id.into()))
+    }
+}
+
+/// The state store: a root directory holding one `<id>/` per payload.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub root: PathBuf,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store { root: RUN_DIR.into() }
+    }
+}
+
+impl Store {
+    pub fn new(root: impl Into<PathBuf>) -> Store {
+        Store { root: root.into() }
+    }
+
+    /// `<root>/<id>` (the id validated).
+    pub fn dir(&self, id: &str) -> Result<PathBuf, StateError> {
+        validate_id(id)?;
+        Ok(self.root.join(id))
+    }
+
+    fn file(&self, id: &str) -> Result<PathBuf, StateError> {
+        Ok(self.dir(id)?.join("state.json"))
+    }
+
+    /// Create `<root>` (0711) and `<root>/<id>` (0711); fails if the id is already taken, so two
+    /// runs can never share a directory.
+    pub fn create_dir(&self, id: &str) -> Result<PathBuf, StateError> {
+        let dir = self.dir(id)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&self.root)
+            .map_err(|e| io(&self.root, e))?;
+        std::fs::DirBuilder::new().mode(0o711).create(&dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => io(
+                &dir,
+                "a payload with this id is already running (or was not cleaned up: run `pilotbox gc`)",
+            ),
+            _ => io(&dir, e),
+        })?;
+        Ok(dir)
+    }
+
+    /// Write the record atomically: temp file (0600) in the same dir, fsync, rename over.
+    pub fn write(&self, rec: &Record) -> Result<(), StateError> {
+        let path = self.file(&rec.id)?;
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(rec).map_err(|e| io(&path, e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .map_err(|e| io(&tmp, e))?;
+        f.write_all(&text).and_then(|_| f.sync_all()).map_err(|e| io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
+    }
+
+    /// The record of `id`.
+    pub fn read(&self, id: &str) -> Result<Record, StateError> {
+        let path = self.file(id)?;
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StateError::NotFound(id.into())),
+            Err(e) => return Err(io(&path, e)),
+        };
+        let rec: Record = serde_json::from_slice(&text).map_err(|e| StateError::Malformed {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        if rec.id != id {
+            return Err(StateError::Malformed {
+                path,
+                reason: format!("records id {:?}", rec.id),
+            });
+        }
+        Ok(rec)
+    }
+
+    /// Every readable record, sorted by id. Directories without a record (a run still starting,
+    /// or one that died before writing it) are listed in the second vector for `gc`, with
+    /// malformed records.
+    pub fn read_all(&self) -> Result<(Vec<Record>, Vec<(String, StateError)>), StateError> {
+        let mut ok = Vec::new();
+        let mut bad = Vec::new();
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((ok, bad)),
+            Err(e) => return Err(io(&self.root, e)),
+        };
+        for e in entries.flatten() {
+            let Some(id) = e.file_name().to_str().map(String::from) else {
+                continue;
+            };
+            if validate_id(&id).is_err() {
+                continue;
+            }
+            match self.read(&id) {
+                Ok(r) => ok.push(r),
+                Err(err) => bad.push((id, err)),
+            }
+        }
+        ok.sort_by(|a, b| a.id.cmp(&b.id));
+        bad.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok((ok, bad))
+    }
+
+    /// Remove `<root>/<id>` and everything in it (the record, the proxy copy).
+    pub fn remove(&self, id: &str) -> Result<(), StateError> {
+        let dir = self.dir(id)?;
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&dir, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str) -> Record {
+        Record {
+            id: id.into(),
+            pilot_uid: 1000,
+            pilot_gid: 1000,
+            supervisor_pid: std::process::id() as i32,
+            supervisor_start: proc_start_time(std::process::id() as i32).unwrap(),
+            init_pid: 0,
+            account: "testvo007".into(),
+            uid: 30007,
+            gid: 30000,
+            groups: vec![30000],
+            dn: "/DC=org/CN=A".into(),
+            issuer_dn: "/DC=org/CN=CA".into(),
+            vo: Some("testvo".into()),
+            fqans: vec!["/testvo/Role=NULL/Capability=NULL".into()],
+            pool: Some("testvo".into()),
+            lease_key: None,
+            cgroup: Some("/pilotbox/x".into()),
+            workdir: None,
+            workdir_handover: Handover::None,
+            started: "2026-01-01T00:00:00Z".into(),
+            cred_not_after: None,
+        }
+    }
+
+    #[test]
+    fn write_read_all_remove_round_trip() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::new(t.path().join("run"));
+        assert!(s.read_all().unwrap().0.is_empty(), "missing root: nothing runs");
+        s.create_dir("b").unwrap();
+        s.create_dir("a").unwrap();
+        assert!(s.create_dir("a").is_err(), "an id is never shared");
+        s.write(&rec("a")).unwrap();
+        s.write(&rec("b")).unwrap();
+        std::fs::create_dir(s.root.join("starting")).unwrap();
+        let (ok, bad) = s.read_all().unwrap();
+        assert_eq!(ok.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(bad.len(), 1);
+        assert!(matches!(bad[0].1, StateError::NotFound(_)));
+        assert_eq!(s.read("a").unwrap(), rec("a"));
+        assert!(s.read("a").unwrap().supervisor_alive());
+        s.remove("a").unwrap();
+        assert!(matches!(s.read("a"), Err(StateError::NotFound(_))));
+        s.remove("a").unwrap();
+    }
+
+    #[test]
+    fn bad_ids_and_stale_pids_are_refused() {
+        let s = Store::new("/nonexistent");
+        for id in ["", ".", "..", "a/b", "pilot", "x y"] {
+            assert!(matches!(s.dir(id), Err(StateError::BadId(_))), "{id:?}");
+        }
+        let mut r = rec("z");
+        r.supervisor_start += 1;
+        assert!(!r.supervisor_alive(), "same pid, other start time: not our supervisor");
+    }
+}

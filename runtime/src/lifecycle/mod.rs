@@ -1,0 +1,90 @@
+//! The pilot's control over running payloads (DESIGN.md "Contracts", docs/launcher-design.md
+//! "Lifecycle commands"): list, status, kill, suspend/resume, renew the credential, `gc`, and the
+//! installation self-check. The pilot never needs the user's credential for any of these.
+//!
+//! * [`record`] — the per-payload state record the launcher writes.
+//! * [`procs`] — (pid, start time) identity of processes, so a recycled pid is never signalled.
+//! * [`caller`] — who is asking (real uid), authorization (the record's pilot uid or root), and
+//!   reading a caller-supplied file *as the caller*.
+//! * [`control`] — status, kill, freeze, thaw on the payload's cgroup.
+//! * [`renew`] + [`unprivileged`] — credential renewal, verified without privilege.
+//! * [`gc`] — reclaim what dead supervisors left behind.
+//! * [`check`] — installation checks with fix hints.
+//! * [`audit`] — one JSON line per lifecycle action.
+
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod caller;
+pub mod check;
+pub mod control;
+pub mod gc;
+pub mod procs;
+pub mod record;
+pub mod renew;
+pub mod unprivileged;
+
+use std::path::PathBuf;
+
+use crate::cgroups::CgroupError;
+use policy::Class;
+
+/// Everything a lifecycle command can fail with. Each variant names what failed and why;
+/// [`LifecycleError::class`] gives the DESIGN.md exit class.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error(
+        "bad payload id {0:?}: expected 1-64 characters of [A-Za-z0-9_.-], not starting with '.'"
+    )]
+    BadId(String),
+    #[error("no payload {0:?} on this node (see `pilotbox ps`)")]
+    NoSuchPayload(String),
+    #[error("payload {id} was launched by uid {owner}: only that uid and root may control it")]
+    NotYours { id: String, owner: u32 },
+    #[error("payload {id} has ended (its cgroup {cgroup} is gone)")]
+    Ended { id: String, cgroup: String },
+    #[error("state record {path}: {reason}")]
+    Record { path: PathBuf, reason: String },
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("payload {id}: {source}")]
+    Cgroup {
+        id: String,
+        #[source]
+        source: CgroupError,
+    },
+    #[error("proxy file {path}: {reason}")]
+    ProxyFile { path: PathBuf, reason: String },
+    #[error("proxy rejected: {0}")]
+    ProxyRejected(String),
+    #[error("renewal refused for payload {id}: {reason}")]
+    IdentityChanged { id: String, reason: String },
+    #[error("{what}: {reason}")]
+    Site { what: &'static str, reason: String },
+}
+
+impl LifecycleError {
+    /// The DESIGN.md class: bad ids, unknown or ended payloads and unusable proxy files are the
+    /// pilot's error (122); another pilot's payload, a rejected proxy or a changed identity are
+    /// denials (120); anything about the installation is the site's (123).
+    pub fn class(&self) -> Class {
+        match self {
+            LifecycleError::BadId(_)
+            | LifecycleError::NoSuchPayload(_)
+            | LifecycleError::Ended { .. }
+            | LifecycleError::ProxyFile { .. } => Class::PilotError,
+            LifecycleError::NotYours { .. }
+            | LifecycleError::ProxyRejected(_)
+            | LifecycleError::IdentityChanged { .. } => Class::Denied,
+            LifecycleError::Record { .. }
+            | LifecycleError::Io { .. }
+            | LifecycleError::Cgroup { .. }
+            | LifecycleError::Site { .. } => Class::SiteError,
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! `renew ID --proxy FILE`: give a running payload a fresh proxy of the *same* identity.
+//!
+//! Sequence (docs/launcher-design.md "Lifecycle commands"):
+//! 1. the record is read and the caller authorized (the launching pilot or root);
+//! 2. the new proxy is read **as the caller** ([`caller::read_private_file`]: owned by the
+//!    caller, not accessible to group/others, no symlink);
+//! 3. it is verified in an unprivileged child ([`unprivileged::verify`]);
+//! 4. the DN and the primary FQAN must equal the record's — the payload was authorized and
+//!    mapped with those; anything else is refused (120) and audited;
+//! 5. `cred/x509up` in the state dir is replaced atomically (a new 0600 file owned by the pool
+//!    uid, fsync, `rename(2)` over the old one): the sandbox binds the *directory*, so it sees the
+//!    new file at once and never a half-written one;
+//! 6. the record's `cred_not_after` moves to the new proxy's notAfter (the supervisor's expiry
+//!    enforcement reads it), and the renewal is audited.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use policy::credentials::VerifyOptions;
+use serde_json::json;
+
+use super::caller::{self, Caller};
+use super::record::{self, StateRecord};
+use super::unprivileged::{self, VerifiedId};
+use super::{audit, control, LifecycleError};
+
+/// The credential copy inside the state dir, as bound into the sandbox.
+pub const CRED_DIR: &str = "cred";
+pub const CRED_FILE: &str = "x509up";
+
+/// Why `new` may not replace the credential of `rec`, if it may not.
+pub fn identity_mismatch(rec: &StateRecord, new: &VerifiedId) -> Option<String> {
+    if new.dn != rec.dn {
+        return Some(format!(
+            "the new proxy is for {:?}, the payload runs for {:?}",
+            new.dn, rec.dn
+        ));
+    }
+    let primary = new.fqans.first().map(String::as_str);
+    if primary != rec.primary_fqan() {
+        return Some(format!(
+            "the new proxy's primary FQAN is {}, the payload was mapped with {}",
+            primary.unwrap_or("(none)"),
+            rec.primary_fqan().unwrap_or("(none)")
+        ));
+    }
+    None
+}
+
+/// Renew the credential of payload `id`; returns the new notAfter.
+pub fn renew(
+    state_dir: &Path,
+    caller: Caller,
+    id: &str,
+    proxy_path: &Path,
+    opts: &VerifyOptions,
+) -> Result<time::OffsetDateTime, LifecycleError> {
+    let mut rec = control::load(state_dir, caller, id)?;
+    let bytes =
+        caller::read_private_file(caller, proxy_path, policy::credentials::pem::MAX_PROXY_FILE)?;
+    let refuse = |rec: &StateRecord, reason: String, err: LifecycleError| {
+        let _ = audit::record(
+            "renew_refused",
+            json!({"id": rec.id, "caller_uid": caller.uid, "pilot_uid": rec.pilot_uid,
+                   "dn": rec.dn, "fqans": rec.fqans, "reason": reason}),
+        );
+        err
+    };
+    let new = match unprivileged::verify(&bytes, opts)? {
+        Ok(v) => v,
+        Err(reason) => {
+            return Err(refuse(
+                &rec,
+                reason.clone(),
+                LifecycleError::ProxyRejected(reason),
+            ))
+        }
+    };
+    if let Some(reason) = identity_mismatch(&rec, &new) {
+        let err = LifecycleError::IdentityChanged {
+            id: rec.id.clone(),
+            reason: reason.clone(),
+        };
+        return Err(refuse(&rec, format!("{reason} (new DN {:?})", new.dn), err));
+    }
+    replace_credential(state_dir, &rec, &bytes)?;
+    let old = rec.cred_not_after;
+    rec.cred_not_after = Some(new.not_after);
+    record::write(state_dir, &rec)?;
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let _ = audit::record(
+        "renew",
+        json!({"id": rec.id, "caller_uid": caller.uid, "pilot_uid": rec.pilot_uid, "dn": rec.dn,
+               "fqans": rec.fqans, "old_not_after": old.map(fmt), "cred_not_after": fmt(new.not_after)}),
+    );
+    Ok(new.not_after)
+}
+
+/// Write `bytes` to `<state>/<id>/cred/x509up` atomically, owned by the pool uid/gid, 0600.
+///
+/// The `cred` directory may be writable by the pool uid (the payload's proxy directory), so the
+/// payload could plant names in it: the temporary file is created with `O_CREAT|O_EXCL|
+/// O_NOFOLLOW` (a planted symlink or file makes it fail, nothing is followed), ownership is set
+/// on the open descriptor, and `rename(2)` replaces the directory entry itself. The path up to
+/// `cred` is root's (state dir 0711).
+pub fn replace_credential(
+    state_dir: &Path,
+    rec: &StateRecord,
+    bytes: &[u8],
+) -> Result<(), LifecycleError> {
+    let dir = record::dir_of(state_dir, &rec.id)?.join(CRED_DIR);
+    let tmp = dir.join(format!(".{CRED_FILE}.renew.{}", std::process::id()));
+    let dest = dir.join(CRED_FILE);
+    let io = |op: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| LifecycleError::Io { op, path, source }
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(io("create", &tmp))?;
+    let result = (|| {
+        std::os::unix::fs::fchown(&f, Some(rec.uid), Some(rec.gid)).map_err(io("chown", &tmp))?;
+        f.write_all(bytes).map_err(io("write", &tmp))?;
+        f.sync_all().map_err(io("fsync", &tmp))?;
+        std::fs::rename(&tmp, &dest).map_err(io("rename", &dest))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec() -> StateRecord {
+        serde_json::from_value(json!({"id": "p", "pilot_uid": 1, "supervisor_pid": 1,
+            "supervisor_start": 1, "init_pid": 1, "account": "a", "uid": 2, "gid": 2,
+            "dn": "/CN=A", "issuer_dn": "/CN=CA", "fqans": ["/vo/Role=NULL/Capability=NULL", "/vo/x/Role=NULL/Capability=NULL"],
+            "cgroup": "/x", "started": "2026-01-01T00:00:00Z", "cred_not_after": "2026-01-02T00:00:00Z"}))
+        .unwrap()
+    }
+
+    fn id(dn: &str, fqans: &[&str]) -> VerifiedId {
+        VerifiedId {
+            dn: dn.into(),
+            issuer_dn: "/CN=CA".into(),
+            vo: Some("vo".into()),
+            fqans: fqans.iter().map(|s| s.to_string()).collect(),
+            not_after: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn same_dn_and_primary_fqan_is_accepted_other_order_of_the_rest_too() {
+        assert_eq!(
+            identity_mismatch(&rec(), &id("/CN=A", &["/vo/Role=NULL/Capability=NULL"])),
+            None
+        );
+    }
+
+    #[test]
+    fn other_dn_or_primary_fqan_is_refused() {
+        assert!(
+            identity_mismatch(&rec(), &id("/CN=B", &["/vo/Role=NULL/Capability=NULL"])).is_some()
+        );
+        assert!(
+            identity_mismatch(&rec(), &id("/CN=A", &["/vo/x/Role=NULL/Capability=NULL"])).is_some()
+        );
+        assert!(identity_mismatch(&rec(), &id("/CN=A", &[])).is_some());
+    }
+}

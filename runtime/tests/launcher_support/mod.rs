@@ -1,0 +1,237 @@
+//! Fixtures for the setuid launcher tests: build `pilotbox` with a test policy path baked in
+//! (`PILOTBOX_POLICY` at build time, in a SEPARATE target dir so nobody else's build changes),
+//! install it setuid root into a root-owned prefix, and a per-test [`Env`]: a real CA and
+//! proxies, a trust dir readable by `nobody` (the verifier runs as nobody), the policy, a pilot
+//! directory owned by the non-root pilot uid. Everything is removed on drop, cgroups included.
+//! Tests share one policy path, so they run one at a time ([`Env::new`] takes a global lock).
+#![allow(dead_code)]
+
+pub mod pki;
+
+use pki::{Cred, Pki};
+use serde_json::Value;
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+pub const TOP: &str = "/var/lib/pilotbox-tests";
+/// The build-time policy path of the test binary (its directory is root-owned, 0755).
+pub const POLICY: &str = "/var/lib/pilotbox-tests/launcher-etc/policy.toml";
+pub const TARGET: &str = "/var/lib/pilotbox-tests/launcher-target";
+pub const PREFIX: &str = "/var/lib/pilotbox-tests/launcher-prefix";
+pub const BASE: &str = "/var/lib/pilotbox-tests/launcher";
+pub const PILOT: u32 = 30290;
+pub const NOT_PILOT: u32 = 30291;
+pub const POOL: std::ops::RangeInclusive<u32> = 30201..=30205;
+pub const POOL_GID: u32 = 30200;
+pub const SMALL_UID: u32 = 30211;
+
+static LOCK: Mutex<()> = Mutex::new(());
+static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
+
+fn mode(p: &Path, m: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+}
+
+/// Build (once per test process) and install the setuid binary; its path.
+pub fn install() -> &'static Path {
+    INSTALLED.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "-p", "runtime", "--bin", "pilotbox", "--target-dir", TARGET])
+            .env("PILOTBOX_POLICY", POLICY)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "building the test pilotbox failed");
+        let bin = Path::new(PREFIX).join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for d in [Path::new(TOP), Path::new(PREFIX), &bin] {
+            chown(d, Some(0), Some(0)).unwrap();
+            mode(d, 0o755);
+        }
+        let dst = bin.join("pilotbox");
+        let tmp = bin.join(".pilotbox.new");
+        std::fs::copy(Path::new(TARGET).join("debug/pilotbox"), &tmp).unwrap();
+        chown(&tmp, Some(0), Some(0)).unwrap();
+        mode(&tmp, 0o4755);
+        std::fs::rename(&tmp, &dst).unwrap();
+        dst
+    })
+}
+
+pub struct Env {
+    _lock: MutexGuard<'static, ()>,
+    pub bin: PathBuf,
+    pub pki: Pki,
+    pub host: Cred,
+    pub user: Cred,
+    /// The pilot's directory (owned by the pilot, 0711) holding its proxy and work dirs.
+    pub pilot_dir: PathBuf,
+    /// The user's VOMS proxy, owned by the pilot, 0600.
+    pub proxy: PathBuf,
+    pub audit: PathBuf,
+    pub cgroup_root: String,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let bin = install().to_path_buf();
+        let _ = std::fs::remove_dir_all(BASE);
+        std::fs::create_dir_all(BASE).unwrap();
+        mode(Path::new(BASE), 0o755);
+        let pki = Pki::new("Launcher Test CA");
+        let host = pki.cert("voms.example.org");
+        let user = pki.cert("Alice Launcher");
+        // Trust dirs the unprivileged verifier (nobody) can read.
+        let trust = Path::new(BASE).join("certificates");
+        std::fs::create_dir_all(&trust).unwrap();
+        for e in std::fs::read_dir(&pki.ca_dir).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), trust.join(e.file_name())).unwrap();
+            mode(&trust.join(e.file_name()), 0o644);
+        }
+        let vomsdir = Path::new(BASE).join("vomsdir");
+        for vo in ["testvo", "smallvo"] {
+            pki.lsc(&vomsdir, vo, &host);
+        }
+        Command::new("chmod").args(["-R", "a+rX"]).arg(&trust).arg(&vomsdir).status().unwrap();
+        let pilot_dir = Path::new(BASE).join("pilot");
+        std::fs::create_dir_all(&pilot_dir).unwrap();
+        chown(&pilot_dir, Some(PILOT), Some(PILOT)).unwrap();
+        mode(&pilot_dir, 0o711);
+        let cgroup_root = format!("/pilotbox-test/launcher-{}", std::process::id());
+        let mut env = Env {
+            _lock: lock,
+            bin,
+            proxy: PathBuf::new(),
+            audit: Path::new(BASE).join("log/audit.jsonl"),
+            pki,
+            host,
+            user,
+            pilot_dir,
+            cgroup_root,
+        };
+        env.write_policy("");
+        let proxy = env.pki.voms_proxy(&env.user, &env.host, "testvo");
+        env.proxy = env.give_to_pilot(&proxy, "x509up");
+        env
+    }
+
+    /// (Re)write the policy; `extra` is appended.
+    pub fn write_policy(&self, extra: &str) {
+        let etc = Path::new(POLICY).parent().unwrap();
+        std::fs::create_dir_all(etc).unwrap();
+        mode(etc, 0o755);
+        let text = format!(
+            r#"[trust]
+ca_dir = "{base}/certificates"
+voms_dir = "{base}/vomsdir"
+[pilots]
+users = [{PILOT}]
+[[pool]]
+name = "testvo"
+uids = "30201-30205"
+gid = {POOL_GID}
+[[pool]]
+name = "smallvo"
+uids = "{SMALL_UID}-{SMALL_UID}"
+gid = 30210
+[[map]]
+fqan = "/testvo/*"
+pool = "testvo"
+[[map]]
+fqan = "/smallvo/*"
+pool = "smallvo"
+[ban]
+dns = ["/DC=org/DC=example/CN=Mallory"]
+[env]
+allow = ["PANDA_*"]
+[lease]
+store = "{base}/state/leases.sqlite"
+[cgroup]
+placement = "root"
+root = "{cg}"
+[audit]
+log = "{audit}"
+syslog = false
+{extra}"#,
+            base = BASE,
+            cg = self.cgroup_root,
+            audit = self.audit.display()
+        );
+        std::fs::write(POLICY, text).unwrap();
+        chown(POLICY, Some(0), Some(0)).unwrap();
+        mode(Path::new(POLICY), 0o644);
+    }
+
+    /// Copy `src` into the pilot's dir as `name`, owned by the pilot, 0600.
+    pub fn give_to_pilot(&self, src: &Path, name: &str) -> PathBuf {
+        let dst = self.pilot_dir.join(name);
+        std::fs::copy(src, &dst).unwrap();
+        chown(&dst, Some(PILOT), Some(PILOT)).unwrap();
+        mode(&dst, 0o600);
+        dst
+    }
+
+    /// A work dir owned by the pilot (0700).
+    pub fn workdir(&self, name: &str) -> PathBuf {
+        let w = self.pilot_dir.join(name);
+        std::fs::create_dir_all(&w).unwrap();
+        chown(&w, Some(PILOT), Some(PILOT)).unwrap();
+        mode(&w, 0o700);
+        w
+    }
+
+    /// `pilotbox run ARGS -- CMD` as `uid` (non-root, no groups), with only `env` set — by
+    /// `env -i` running as that uid, so the variables reach pilotbox and nothing before it.
+    pub fn run_as(&self, uid: u32, env: &[(&str, &str)], args: &[&str], cmd: &[&str]) -> Command {
+        let mut c = Command::new("setpriv");
+        c.env_clear()
+            .args(["--reuid", &uid.to_string(), "--regid", &uid.to_string(), "--clear-groups", "--", "/usr/bin/env", "-i"])
+            .args(env.iter().map(|(k, v)| format!("{k}={v}")))
+            .arg(&self.bin)
+            .arg("run")
+            .args(args)
+            .arg("--")
+            .args(cmd)
+            .current_dir(&self.pilot_dir);
+        c
+    }
+
+    /// Run as the pilot with `--proxy <the user's proxy>`; (code, stdout, stderr).
+    pub fn run(&self, args: &[&str], cmd: &[&str]) -> (i32, String, String) {
+        let mut a = vec!["--proxy", self.proxy.to_str().unwrap()];
+        a.extend_from_slice(args);
+        result(self.run_as(PILOT, &[], &a, cmd).output().unwrap())
+    }
+
+    pub fn report_path(&self) -> PathBuf {
+        self.pilot_dir.join("report.json")
+    }
+
+    pub fn report(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.report_path()).expect("no report")).unwrap()
+    }
+
+    pub fn audit_lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.audit).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Payload cgroups are removed by pilotbox; the per-process root is ours.
+        let _ = runtime::cgroups::Cgroup::open(&self.cgroup_root).and_then(|c| c.destroy());
+        let _ = std::fs::remove_dir_all(BASE);
+        let _ = std::fs::remove_file(POLICY);
+    }
+}
+
+pub fn result(out: Output) -> (i32, String, String) {
+    use std::os::unix::process::ExitStatusExt;
+    let code = out.status.code().unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
+    (code, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
