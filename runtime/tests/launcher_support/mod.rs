@@ -98,6 +98,8 @@ impl Env {
             pki.lsc(&vomsdir, vo, &host);
         }
         Command::new("chmod").args(["-R", "a+rX"]).arg(&trust).arg(&vomsdir).status().unwrap();
+        std::fs::create_dir_all(Path::new(BASE).join("state")).unwrap();
+        mode(&Path::new(BASE).join("state"), 0o700);
         let pilot_dir = Path::new(BASE).join("pilot");
         std::fs::create_dir_all(&pilot_dir).unwrap();
         chown(&pilot_dir, Some(PILOT), Some(PILOT)).unwrap();
@@ -201,9 +203,13 @@ syslog = false
         c
     }
 
-    /// Run as the pilot with `--proxy <the user's proxy>`; (code, stdout, stderr).
+    /// Run as the pilot, with `--proxy <the user's proxy>` unless `args` name one; (code,
+    /// stdout, stderr).
     pub fn run(&self, args: &[&str], cmd: &[&str]) -> (i32, String, String) {
-        let mut a = vec!["--proxy", self.proxy.to_str().unwrap()];
+        let mut a = vec![];
+        if !args.contains(&"--proxy") {
+            a.extend(["--proxy", self.proxy.to_str().unwrap()]);
+        }
         a.extend_from_slice(args);
         result(self.run_as(PILOT, &[], &a, cmd).output().unwrap())
     }
