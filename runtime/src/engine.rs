@@ -14,19 +14,41 @@ use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-pub struct RunOptions {
+pub struct RunOptions<'a> {
     pub walltime: Option<Duration>,
     pub grace: Duration,
     pub setup_timeout: Duration,
     /// Where compiled seccomp filters are cached (root-owned, 0700). `None`: compile each time.
     pub seccomp_cache: Option<PathBuf>,
+    /// Called once the payload is running (the launcher writes its state record here).
+    pub on_started: Option<&'a dyn Fn(&Started)>,
+    /// Act before the payload's credential expires (see [`CredExpiry`]).
+    pub cred_expiry: Option<CredExpiry<'a>>,
 }
 
-impl Default for RunOptions {
+impl Default for RunOptions<'_> {
     fn default() -> Self {
-        RunOptions { walltime: None, grace: Duration::from_secs(10), setup_timeout: Duration::from_secs(30), seccomp_cache: None }
+        RunOptions {
+            walltime: None,
+            grace: Duration::from_secs(10),
+            setup_timeout: Duration::from_secs(30),
+            seccomp_cache: None,
+            on_started: None,
+            cred_expiry: None,
+        }
     }
 }
+
+/// What the launcher learns once the payload runs.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// Pid 1 of the sandbox, in the caller's pid namespace.
+    pub init_pid: i32,
+    pub cgroup: Option<String>,
+    pub started: SystemTime,
+}
+
+pub use crate::supervisor::CredExpiry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -87,6 +109,7 @@ impl RunResult {
         let reason = match (&o.exec_error, o.walltime_exceeded) {
             (Some((_, why)), _) => json!(why),
             (None, true) => json!("wall-time limit exceeded"),
+            _ if o.cred_expired => json!("credential expired"),
             _ if self.usage.as_ref().is_some_and(|u| u.oom_killed) => json!("out of memory"),
             _ => Value::Null,
         };
@@ -147,8 +170,20 @@ pub fn run(spec: &Spec, opts: &RunOptions) -> Result<RunResult, EngineError> {
             setup_timeout: opts.setup_timeout,
         };
         let running = launch::launch(&plan, &lopts)?;
+        if let Some(hook) = opts.on_started {
+            hook(&Started {
+                init_pid: running.init.as_raw(),
+                cgroup: cgroup.as_ref().map(|c| c.path().to_string()),
+                started: running.started,
+            });
+        }
         let kill = || cgroup.as_ref().map_or(Ok(()), |c| c.kill().map_err(|e| e.to_string()));
-        let sopts = SuperviseOptions { walltime: opts.walltime, grace: opts.grace, kill_all: Some(&kill) };
+        let sopts = SuperviseOptions {
+            walltime: opts.walltime,
+            grace: opts.grace,
+            kill_all: Some(&kill),
+            cred_expiry: opts.cred_expiry.as_ref(),
+        };
         Ok(supervisor::supervise(running, &sopts)?)
     })();
     launch::unblock_signals();
@@ -176,6 +211,17 @@ pub fn resources(memory: Option<i64>, pids: Option<i64>, cpus: Option<f64>) -> O
         r["cpu"] = json!({"quota": (c * 100_000.0).round() as i64, "period": 100_000u64});
     }
     serde_json::from_value(r).ok()
+}
+
+/// Whether the filesystem at `path` supports idmapped mounts (ext4, xfs, btrfs; tmpfs from
+/// linux 6.3; ...): tries exactly what the engine would do, on a detached clone that is then
+/// dropped. Root only.
+pub fn idmap_supported(path: &std::path::Path) -> bool {
+    use std::os::fd::AsFd;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else { return false };
+    let Ok(tree) = crate::sys::open_tree_clone(&c, false) else { return false };
+    let Ok(ns) = crate::sys::userns_fd("0 0 1\n", "0 0 1\n") else { return false };
+    crate::sys::mount_setattr_idmap(tree.as_fd(), ns.as_fd(), false).is_ok()
 }
 
 /// Where compiled seccomp filters are cached: `/var/lib/pilotbox/seccomp`, created root-only

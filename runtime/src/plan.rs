@@ -55,8 +55,9 @@ pub struct IdMap {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountKind {
     /// Bind mount from the host (`source` is a host path, resolved before the sandbox root is
-    /// switched).
-    Bind { source: PathBuf, recursive: bool },
+    /// switched). `idmap`: (uid map, gid map) of an idmapped mount (OCI `uidMappings` /
+    /// `gidMappings` on the mount): on-disk owner `container` appears as `host`.
+    Bind { source: PathBuf, recursive: bool, idmap: Option<(Vec<IdMap>, Vec<IdMap>)> },
     /// A fresh filesystem (proc, tmpfs, devpts, mqueue, sysfs, ...).
     Fs { fstype: String, source: String },
 }
@@ -306,7 +307,20 @@ impl Plan {
                     value: dest.display().to_string(),
                     why: "has no source",
                 })?;
-                MountKind::Bind { source: abs("bind source", source)?, recursive: rec }
+                let idmap = match (m.uid_mappings(), m.gid_mappings()) {
+                    (None, None) => None,
+                    (Some(u), Some(g)) if !u.is_empty() && !g.is_empty() => {
+                        Some((id_maps(&Some(u.clone())), id_maps(&Some(g.clone()))))
+                    }
+                    _ => {
+                        return Err(PlanError::Invalid {
+                            what: "idmapped mount",
+                            value: dest.display().to_string(),
+                            why: "needs both uidMappings and gidMappings",
+                        })
+                    }
+                };
+                MountKind::Bind { source: abs("bind source", source)?, recursive: rec, idmap }
             } else {
                 if typ.is_empty() {
                     return Err(PlanError::Invalid { what: "mount", value: dest.display().to_string(), why: "has no type" });

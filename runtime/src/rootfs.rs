@@ -43,8 +43,15 @@ impl Sources {
         let mut binds = Vec::with_capacity(plan.mounts.len());
         for m in &plan.mounts {
             binds.push(match &m.kind {
-                MountKind::Bind { source, recursive } => {
+                MountKind::Bind { source, recursive, idmap } => {
                     let tree = clone(source, *recursive)?;
+                    if let Some((uids, gids)) = idmap {
+                        // Only possible on a detached tree, hence here and not in stage 2.
+                        let ns = crate::sys::userns_fd(&Plan::map_file(uids), &Plan::map_file(gids))
+                            .ctx("user namespace for idmapped mount", source)?;
+                        crate::sys::mount_setattr_idmap(tree.as_fd(), ns.as_fd(), *recursive)
+                            .ctx("idmap bind source", source)?;
+                    }
                     Some((tree, source.is_dir()))
                 }
                 MountKind::Fs { .. } => None,

@@ -38,7 +38,7 @@ fn index_of(calls: &[String], prefix: &str) -> usize {
 #[test]
 fn sequence_cuts_propagation_first_and_pivots_last() {
     let mut p = PayloadSpec::new(vec!["true".into()], 30001, 30000);
-    p.binds.push(Bind { source: "/srv/w".into(), dest: "/srv/w".into(), readonly: true });
+    p.binds.push(Bind { source: "/srv/w".into(), dest: "/srv/w".into(), readonly: true, idmap: None });
     p.hide.push("/home/pilot".into());
     let plan = plan(&p);
     let r = host_like();
@@ -85,7 +85,7 @@ fn masks_files_with_dev_null_and_ignores_missing_paths() {
 #[test]
 fn a_failing_step_names_the_payload_path() {
     let mut p = PayloadSpec::new(vec!["true".into()], 1, 1);
-    p.binds.push(Bind { source: "/srv/w".into(), dest: "/opt/new/w".into(), readonly: false });
+    p.binds.push(Bind { source: "/srv/w".into(), dest: "/opt/new/w".into(), readonly: false, idmap: None });
     let plan = plan(&p);
     let r = host_like();
     r.fail.borrow_mut().push(("mkdir /newroot/opt".into(), Errno::EROFS));

@@ -21,6 +21,20 @@ pub struct Bind {
     pub source: PathBuf,
     pub dest: PathBuf,
     pub readonly: bool,
+    /// Make it an idmapped mount (see [`Idmap`]).
+    pub idmap: Option<Idmap>,
+}
+
+/// An idmapped bind: files owned on disk by `disk_uid`/`disk_gid` (the pilot) appear owned by
+/// `uid`/`gid` (the pool account) inside, and what the payload creates is stored on disk as the
+/// pilot's. The work-dir hand-over without chown (needs filesystem support:
+/// [`crate::engine::idmap_supported`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Idmap {
+    pub disk_uid: u32,
+    pub disk_gid: u32,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -92,7 +106,12 @@ impl PayloadSpec {
             if b.readonly {
                 opts.push("ro");
             }
-            m.push(json!({"destination": b.dest, "type": "bind", "source": b.source, "options": opts}));
+            let mut mount = json!({"destination": b.dest, "type": "bind", "source": b.source, "options": opts});
+            if let Some(i) = b.idmap {
+                mount["uidMappings"] = json!([{"containerID": i.disk_uid, "hostID": i.uid, "size": 1}]);
+                mount["gidMappings"] = json!([{"containerID": i.disk_gid, "hostID": i.gid, "size": 1}]);
+            }
+            m.push(mount);
         }
         m
     }
@@ -183,7 +202,7 @@ mod tests {
     fn default_payload_spec_is_a_valid_plan() {
         let mut p = PayloadSpec::new(vec!["id".into()], 30001, 30000);
         p.groups = vec![30000, 30500];
-        p.binds.push(Bind { source: "/srv/work".into(), dest: "/srv/work".into(), readonly: false });
+        p.binds.push(Bind { source: "/srv/work".into(), dest: "/srv/work".into(), readonly: false, idmap: None });
         p.hide.push("/home/pilot".into());
         let plan = Plan::from_spec(&p.to_spec().unwrap()).unwrap();
         assert_eq!((plan.uid, plan.gid), (30001, 30000));

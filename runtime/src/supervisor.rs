@@ -40,6 +40,8 @@ pub struct Outcome {
     /// The payload never started: execve (or a step right before it) failed, with errno.
     pub exec_error: Option<(i32, String)>,
     pub walltime_exceeded: bool,
+    /// Ended because its credential expired (and was not renewed).
+    pub cred_expired: bool,
     pub started: SystemTime,
     pub ended: SystemTime,
     pub wall: Duration,
@@ -47,10 +49,54 @@ pub struct Outcome {
 
 pub struct SuperviseOptions<'a> {
     pub walltime: Option<Duration>,
-    /// Between SIGTERM and the hard kill when the wall time is up.
+    /// Between SIGTERM and the hard kill when the wall time (or the credential) is up.
     pub grace: Duration,
     /// Kills every process of the payload's cgroup (v2 cgroup.kill / v1 freeze-kill loop).
     pub kill_all: Option<&'a dyn Fn() -> Result<(), String>>,
+    pub cred_expiry: Option<&'a CredExpiry<'a>>,
+}
+
+/// The pilot must never "lose control" of a payload whose proxy expires: `margin` before
+/// `not_after` the payload gets `signal` (a warning: time to stop or ask for a renewal), and at
+/// `not_after` it is ended like at the wall-time limit. Before acting, `refresh` re-reads the
+/// expiry: a `pilotbox renew` may have extended it, and then nothing happens.
+pub struct CredExpiry<'a> {
+    pub not_after: SystemTime,
+    pub margin: Duration,
+    /// One of [`FORWARDED`] (init forwards only those; anything else is sent as SIGUSR2).
+    pub signal: Signal,
+    pub refresh: &'a dyn Fn() -> Option<SystemTime>,
+}
+
+/// Credential-expiry state inside the supervisor loop.
+struct Expiry<'a> {
+    conf: &'a CredExpiry<'a>,
+    not_after: SystemTime,
+    warned: bool,
+    expired: bool,
+}
+
+impl Expiry<'_> {
+    /// Adopt a later expiry if `refresh` reports one; true if it was extended.
+    fn refresh(&mut self) -> bool {
+        match (self.conf.refresh)() {
+            Some(n) if n > self.not_after => {
+                self.not_after = n;
+                self.warned = SystemTime::now() + self.conf.margin >= n && self.warned;
+                true
+            }
+            _ => false,
+        }
+    }
+    fn warn_at(&self) -> SystemTime {
+        self.not_after.checked_sub(self.conf.margin).unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+    /// The next moment the supervisor must look at the credential.
+    fn next(&self) -> Option<Instant> {
+        let at = if !self.warned { self.warn_at() } else if !self.expired { self.not_after } else { return None };
+        let now = SystemTime::now();
+        Some(Instant::now() + at.duration_since(now).unwrap_or_default())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +115,7 @@ pub fn supervise(run: Running, opts: &SuperviseOptions) -> Result<Outcome, Super
     let mut walltime_exceeded = false;
     let mut hard_kill_at: Option<Instant> = None;
     let mut killed_hard = false;
+    let mut expiry = opts.cred_expiry.map(|conf| Expiry { conf, not_after: conf.not_after, warned: false, expired: false });
 
     let init_status = loop {
         // Init may already be gone (its SIGCHLD can predate the signalfd).
@@ -85,6 +132,21 @@ pub fn supervise(run: Running, opts: &SuperviseOptions) -> Result<Outcome, Super
                 hard_kill_at = Some(now + opts.grace);
             }
         }
+        if let Some(e) = expiry.as_mut() {
+            let sys_now = SystemTime::now();
+            if !e.warned && sys_now >= e.warn_at() && !e.refresh() {
+                e.warned = true;
+                let sig = if FORWARDED.contains(&e.conf.signal) { e.conf.signal } else { Signal::SIGUSR2 };
+                let _ = kill(run.init, sig);
+            }
+            if e.warned && !e.expired && sys_now >= e.not_after && !e.refresh() {
+                e.expired = true;
+                if hard_kill_at.is_none() {
+                    let _ = kill(run.init, Signal::SIGTERM);
+                    hard_kill_at = Some(now + opts.grace);
+                }
+            }
+        }
         if let Some(at) = hard_kill_at {
             if !killed_hard && now >= at {
                 killed_hard = true;
@@ -98,6 +160,7 @@ pub fn supervise(run: Running, opts: &SuperviseOptions) -> Result<Outcome, Super
         let next_deadline = [
             opts.walltime.filter(|_| !walltime_exceeded).map(|w| run.started_at + w),
             hard_kill_at.filter(|_| !killed_hard),
+            expiry.as_ref().and_then(Expiry::next),
         ]
         .into_iter()
         .flatten()
@@ -154,6 +217,7 @@ pub fn supervise(run: Running, opts: &SuperviseOptions) -> Result<Outcome, Super
         status,
         exec_error,
         walltime_exceeded,
+        cred_expired: expiry.is_some_and(|e| e.expired),
         started: run.started,
         ended,
         wall: run.started_at.elapsed(),

@@ -88,29 +88,29 @@ pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
-/// `mount_setattr(path, [AT_RECURSIVE], {attr_set})` (linux 5.12): set flags on a mount (tree)
-/// in one call, keeping each mount's other (possibly locked) flags — the per-mount
-/// `MS_REMOUNT|MS_BIND` walk bubblewrap does would have to repeat them.
-pub fn mount_setattr(path: &std::ffi::CStr, attr_set: u64, recursive: bool) -> Result<(), Errno> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    const AT_RECURSIVE: libc::c_uint = 0x8000;
-    let attr = MountAttr { attr_set, attr_clr: 0, propagation: 0, userns_fd: 0 };
-    let flags = if recursive { AT_RECURSIVE } else { 0 };
-    // SAFETY: `path` is a valid NUL-terminated string, `attr` a valid mount_attr whose size is
-    // passed; the kernel only reads both during the call.
+/// `struct mount_attr` of `linux/mount.h`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+/// The one `mount_setattr(2)` call both wrappers below make.
+fn mount_setattr_raw(dirfd: RawFd, path: &std::ffi::CStr, flags: libc::c_uint, attr: &MountAttr) -> Result<(), Errno> {
+    // SAFETY: `path` is a valid NUL-terminated string and `attr` a valid mount_attr whose size
+    // is passed; the kernel only reads both during the call. `dirfd` is AT_FDCWD or an fd the
+    // caller borrows for the duration of the call.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
+            dirfd,
             path.as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
@@ -118,6 +118,57 @@ pub fn mount_setattr(path: &std::ffi::CStr, attr_set: u64, recursive: bool) -> R
         Err(Errno::last())
     } else {
         Ok(())
+    }
+}
+
+/// `mount_setattr(path, [AT_RECURSIVE], {attr_set})` (linux 5.12): set flags on a mount (tree)
+/// in one call, keeping each mount's other (possibly locked) flags — the per-mount
+/// `MS_REMOUNT|MS_BIND` walk bubblewrap does would have to repeat them.
+pub fn mount_setattr(path: &std::ffi::CStr, attr_set: u64, recursive: bool) -> Result<(), Errno> {
+    let attr = MountAttr { attr_set, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    mount_setattr_raw(libc::AT_FDCWD, path, if recursive { AT_RECURSIVE } else { 0 }, &attr)
+}
+
+/// `MOUNT_ATTR_IDMAP`: the mount translates file ownership through a user namespace's maps.
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// `mount_setattr(tree, "", AT_EMPTY_PATH [|AT_RECURSIVE], {MOUNT_ATTR_IDMAP, userns})`: make
+/// a detached tree (from [`open_tree_clone`], not yet attached — the kernel only allows it
+/// then) an idmapped mount: an on-disk owner `c` appears as `h` for each map line `c h n` of
+/// `userns`, and files created through it are stored with the reverse translation.
+pub fn mount_setattr_idmap(tree: BorrowedFd<'_>, userns: BorrowedFd<'_>, recursive: bool) -> Result<(), Errno> {
+    let attr = MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns.as_raw_fd() as u64 };
+    let flags = libc::AT_EMPTY_PATH as libc::c_uint | if recursive { AT_RECURSIVE } else { 0 };
+    mount_setattr_raw(tree.as_raw_fd(), c"", flags, &attr)
+}
+
+/// An fd of a new user namespace with the given `uid_map`/`gid_map` contents, for idmapped
+/// mounts. A short-lived child creates the namespace (clone3 with CLONE_NEWUSER) and waits; we
+/// write its maps as root of the parent namespace, open `/proc/<child>/ns/user`, and let it exit:
+/// the namespace lives on as long as the fd. Callers must be single-threaded (see
+/// [`clone3_fork`]).
+pub fn userns_fd(uid_map: &str, gid_map: &str) -> Result<OwnedFd, Errno> {
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    match clone3_fork(libc::CLONE_NEWUSER as u64, None)? {
+        Forked::Child => {
+            drop(wr);
+            let mut b = [0u8; 1];
+            let _ = nix::unistd::read(&rd, &mut b);
+            exit_now(0)
+        }
+        Forked::Parent(child) => {
+            drop(rd);
+            let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+            let result = (|| {
+                std::fs::write(format!("/proc/{child}/uid_map"), uid_map).map_err(io)?;
+                std::fs::write(format!("/proc/{child}/gid_map"), gid_map).map_err(io)?;
+                let f = std::fs::File::open(format!("/proc/{child}/ns/user")).map_err(io)?;
+                Ok(OwnedFd::from(f))
+            })();
+            drop(wr);
+            let _ = nix::sys::wait::waitpid(child, None);
+            result
+        }
     }
 }
 

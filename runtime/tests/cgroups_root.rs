@@ -6,10 +6,10 @@
 //! belongs to whoever runs the tests; `create` makes it if missing). Only `/bin/sh` + busybox-level tools are used, so the same
 //! tests run in a busybox initramfs.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{
@@ -53,17 +53,33 @@ impl Fixture {
     /// Spawn `/bin/sh -c 'read _; <script>'`: it waits on stdin so the test can put it in a
     /// cgroup before it does anything; [`release`] starts it.
     fn spawn_gated(&mut self, script: &str) -> (i32, ChildStdin) {
+        let (pid, stdin, _) = self.spawn_gated_with(script, Stdio::null());
+        (pid, stdin)
+    }
+
+    /// [`spawn_gated`] with the script's stdout piped back, so it can report progress.
+    fn spawn_gated_reporting(&mut self, script: &str) -> (i32, ChildStdin, ChildStdout) {
+        let (pid, stdin, out) = self.spawn_gated_with(script, Stdio::piped());
+        (pid, stdin, out.expect("piped stdout"))
+    }
+
+    fn spawn_gated_with(
+        &mut self,
+        script: &str,
+        stdout: Stdio,
+    ) -> (i32, ChildStdin, Option<ChildStdout>) {
         let mut c = Command::new("/bin/sh")
             .arg("-c")
             .arg(format!("read _ ; {script}"))
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .spawn()
             .expect("spawn /bin/sh");
         let stdin = c.stdin.take().unwrap();
+        let out = c.stdout.take();
         let pid = c.id() as i32;
         self.kids.push(c);
-        (pid, stdin)
+        (pid, stdin, out)
     }
 
     fn wait(&mut self, pid: i32, timeout: Duration) -> ExitStatus {
@@ -169,6 +185,24 @@ fn resources(mem: Option<i64>, swap: Option<i64>, pids: Option<i64>) -> LinuxRes
         b = b.pids(LinuxPidsBuilder::default().limit(p).build().unwrap());
     }
     b.build().unwrap()
+}
+
+/// The first line `out` prints, or a panic naming `what` if it ends first or prints nothing for
+/// `timeout`. The timeout only guards against a hang: callers wait for a script to *say* it is
+/// done, not for a guessed amount of work to happen, so a slow machine (the QEMU/TCG guest
+/// forks ~4 processes/s) cannot make the test fail.
+fn first_line(out: ChildStdout, what: &str, timeout: Duration) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(line) if !line.is_empty() => line.trim().to_owned(),
+        Ok(_) => panic!("{what}: the script ended without reporting"),
+        Err(_) => panic!("{what}: nothing reported within {timeout:?}"),
+    }
 }
 
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -372,13 +406,19 @@ fn kill_empties_a_200_process_tree_and_a_forking_one() {
     };
     let cg =
         Cgroup::create(&fx.path("p"), Some(&resources(None, None, Some(400)))).expect("create");
-    let (pid, gate) =
-        fx.spawn_gated("i=0; while [ $i -lt 200 ]; do sleep 1000 & i=$((i+1)); done; wait");
+    // The shell reports once its 200th fork has returned: from then on all 201 processes exist
+    // (a child is in its parent's cgroup from fork on, and none of them exits by itself).
+    let (pid, gate, out) = fx.spawn_gated_reporting(
+        "i=0; while [ $i -lt 200 ]; do sleep 1000 >/dev/null & i=$((i+1)); done; echo forked; wait",
+    );
     cg.add_process(pid).unwrap();
     release(gate);
-    wait_until("201 processes", Duration::from_secs(20), || {
-        cg.pids().unwrap().len() >= 201
-    });
+    assert_eq!(
+        first_line(out, "200-process tree", Duration::from_secs(400)),
+        "forked"
+    );
+    let n = cg.pids().unwrap().len();
+    assert_eq!(n, 201, "the cgroup lists {n} processes, the tree has 201");
     // plus a process that keeps forking short-lived children (fork race)
     let (racer, gate2) = fx.spawn_gated("while :; do ( sleep 1000 & ) ; done");
     cg.add_process(racer).unwrap();
@@ -547,9 +587,39 @@ fn placement_under_a_root_and_nested_under_a_caller() {
             read(&file(&cg, "memory", "memory.max")),
             (64 * MIB).to_string()
         );
-        // a second payload of the same pilot: nothing to move any more
+        // A second and third payload of the same pilot, whose cgroup is now slot/pilot: beside
+        // the first under slot (not nested under slot/pilot), and nothing moves any more.
         assert_eq!(place(&nested, pilot, "p2").unwrap(), fx.path("slot/p2"));
+        let cg2 = Cgroup::create(&fx.path("slot/p2"), Some(&resources(None, None, Some(20))))
+            .expect("create second nested");
+        assert_eq!(place(&nested, pilot, "p3").unwrap(), fx.path("slot/p3"));
+        assert_eq!(
+            read(&slot_dir.join("pilot/cgroup.procs")),
+            pilot.to_string()
+        );
+        assert!(!slot_dir.join("pilot/pilot").exists());
+        cg2.destroy().unwrap();
         cg.destroy().unwrap();
+
+        // Control: a cgroup named `pilot` that placement did not make (a batch system's own,
+        // without our trusted xattr marker) is never stepped out of, although its parent is
+        // empty and enables the controllers: the payload nests inside it.
+        let foreign = Cgroup::create(&fx.path("batch/pilot"), None).expect("foreign pilot");
+        let batch_dir = foreign.dirs()[0].parent().unwrap().to_owned();
+        // enable all it has, as our own placement would (the parent fact must hold)
+        let avail = read(&batch_dir.join("cgroup.controllers"));
+        for c in avail.split_whitespace() {
+            std::fs::write(batch_dir.join("cgroup.subtree_control"), format!("+{c}")).unwrap();
+        }
+        let sc = read(&batch_dir.join("cgroup.subtree_control"));
+        assert!(sc.contains("memory") && sc.contains("pids"), "{sc}");
+        assert_eq!(sc, avail);
+        foreign.add_process(pilot).unwrap();
+        assert_eq!(read(&batch_dir.join("cgroup.procs")), "");
+        assert_eq!(
+            place(&nested, pilot, "p4").unwrap(),
+            fx.path("batch/pilot/p4")
+        );
     }
     // An unknown caller: no fallback -> site error; with fallback -> the configured root.
     let e = place(&nested, i32::MAX, "p3").unwrap_err();

@@ -187,3 +187,29 @@ fn cannot_see_host_processes() {
     assert!(pids.contains(&1), "its own init is pid 1");
     assert!(!out.contains("SEES-PILOT") || pilot < 50, "{out}");
 }
+
+#[test]
+fn an_idmapped_workdir_hands_the_pilots_dir_to_the_payload_and_back() {
+    require_root!();
+    let f = Fixture::new("idmap");
+    let w = f.dir.join("pilotwork");
+    std::fs::create_dir_all(&w).unwrap();
+    chown(&w, Some(PILOT_UID), Some(PILOT_UID)).unwrap();
+    std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(w.join("input"), "from the pilot").unwrap();
+    chown(w.join("input"), Some(PILOT_UID), Some(PILOT_UID)).unwrap();
+    if !runtime::engine::idmap_supported(&w) {
+        eprintln!("SKIPPED: no idmapped mounts on this filesystem");
+        return;
+    }
+    let bind = format!("{}:{}:idmap={PILOT_UID},{PILOT_UID}", w.display(), w.display());
+    let script = format!("cd {} && stat -c %u . && cat input && echo output > result", w.display());
+    let (code, out, err) = f.sh(&["--bind", &bind], &script);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), vec!["30001", "from the pilot"], "the pilot's 0700 dir is the payload's inside");
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(w.join("result")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (PILOT_UID, PILOT_UID), "outputs belong to the pilot on disk");
+    let dir = std::fs::metadata(&w).unwrap();
+    assert_eq!((dir.uid(), dir.mode() & 0o777), (PILOT_UID, 0o700), "the pilot's dir was never chowned or chmodded");
+}

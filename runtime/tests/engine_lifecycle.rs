@@ -83,3 +83,29 @@ fn pilot_signals_are_forwarded() {
         assert!(stdout.contains(&format!("got-{name}")), "{stdout}");
     }
 }
+
+#[test]
+fn credential_expiry_warns_then_ends_the_payload() {
+    require_root!();
+    let f = Fixture::new("expiry");
+    let t = Instant::now();
+    let script = "trap 'echo warned' USR2; trap 'echo terminated; exit 9' TERM; while :; do sleep 0.05; done";
+    let (code, out, err) = f.sh(&["--expires-in", "2", "--expiry-margin", "1", "--grace", "5"], script);
+    assert_eq!(code, 9, "{out} {err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), vec!["warned", "terminated"], "warning first, then the end");
+    assert!(t.elapsed() >= Duration::from_secs(2), "not before expiry: {:?}", t.elapsed());
+    assert_eq!(f.report()["reason"], "credential expired");
+}
+
+#[test]
+fn a_renewed_credential_lets_the_payload_finish() {
+    require_root!();
+    let f = Fixture::new("renewed");
+    let file = f.dir.join("not_after");
+    let later = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    std::fs::write(&file, later.to_string()).unwrap();
+    let script = "trap 'echo warned' USR2; trap 'echo terminated; exit 9' TERM; sleep 3; echo finished";
+    let (code, out, err) = f.sh(&["--expires-in", "2", "--expiry-margin", "1", "--expiry-file", path_str(&file)], script);
+    assert_eq!((code, out.trim()), (0, "finished"), "{err}");
+    assert_eq!(f.report()["reason"], serde_json::Value::Null);
+}

@@ -3,7 +3,7 @@
 //! `pilotbox`.
 use clap::{Parser, Subcommand};
 use runtime::engine::{self, RunOptions};
-use runtime::spec_builder::{Bind, PayloadSpec};
+use runtime::spec_builder::{Bind, Idmap, PayloadSpec};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,6 +25,19 @@ struct Common {
     /// Write the outcome and usage as JSON here.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// The payload's credential expires in this many seconds (warned, then ended).
+    #[arg(long)]
+    expires_in: Option<u64>,
+    /// Warn this many seconds before the credential expires.
+    #[arg(long, default_value_t = 300)]
+    expiry_margin: u64,
+    /// Signal that warns of expiry.
+    #[arg(long, default_value = "SIGUSR2")]
+    expiry_signal: nix::sys::signal::Signal,
+    /// A file holding the credential's current expiry (unix seconds), re-read before acting:
+    /// what `pilotbox renew` updates.
+    #[arg(long)]
+    expiry_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -45,7 +58,7 @@ enum Cmd {
         /// Supplementary gids.
         #[arg(long, value_delimiter = ',')]
         groups: Vec<u32>,
-        /// SRC:DEST[:ro] bind mounts from the host.
+        /// SRC:DEST[:ro|:idmap=DISKUID,DISKGID] bind mounts from the host.
         #[arg(long)]
         bind: Vec<String>,
         /// Paths to hide from the payload.
@@ -107,9 +120,18 @@ fn main() {
             for b in bind {
                 let parts: Vec<&str> = b.split(':').collect();
                 match parts.as_slice() {
-                    [s, d] => p.binds.push(Bind { source: s.into(), dest: d.into(), readonly: false }),
-                    [s, d, "ro"] => p.binds.push(Bind { source: s.into(), dest: d.into(), readonly: true }),
-                    _ => die(122, &format!("--bind {b}: expected SRC:DEST[:ro]")),
+                    [s, d] => p.binds.push(Bind { source: s.into(), dest: d.into(), readonly: false, idmap: None }),
+                    [s, d, "ro"] => p.binds.push(Bind { source: s.into(), dest: d.into(), readonly: true, idmap: None }),
+                    [s, d, m] if m.starts_with("idmap=") => {
+                        // idmap=DISKUID,DISKGID — shown inside as the payload's uid/gid.
+                        let ids: Vec<u32> = m["idmap=".len()..].split(',').filter_map(|x| x.parse().ok()).collect();
+                        if ids.len() != 2 {
+                            die(122, &format!("--bind {b}: expected idmap=DISKUID,DISKGID"));
+                        }
+                        let idmap = Some(Idmap { disk_uid: ids[0], disk_gid: ids[1], uid, gid });
+                        p.binds.push(Bind { source: s.into(), dest: d.into(), readonly: false, idmap })
+                    }
+                    _ => die(122, &format!("--bind {b}: expected SRC:DEST[:ro|:idmap=DISKUID,DISKGID]")),
                 }
             }
             for j in join {
@@ -131,10 +153,20 @@ fn main() {
             (spec, common)
         }
     };
+    let refresh = || -> Option<std::time::SystemTime> {
+        let text = std::fs::read_to_string(common.expiry_file.as_ref()?).ok()?;
+        Some(std::time::UNIX_EPOCH + Duration::from_secs(text.trim().parse().ok()?))
+    };
     let opts = RunOptions {
         walltime: common.walltime.map(Duration::from_secs),
         grace: Duration::from_secs(common.grace),
         seccomp_cache: engine::default_seccomp_cache(),
+        cred_expiry: common.expires_in.map(|s| engine::CredExpiry {
+            not_after: std::time::SystemTime::now() + Duration::from_secs(s),
+            margin: Duration::from_secs(common.expiry_margin),
+            signal: common.expiry_signal,
+            refresh: &refresh,
+        }),
         ..RunOptions::default()
     };
     match engine::run(&spec, &opts) {

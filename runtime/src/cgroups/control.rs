@@ -25,8 +25,10 @@ use super::fsio;
 use super::layout::Version;
 use super::Usage;
 
-/// Upper bound for [`Cgroup::kill`] to see the cgroup empty.
-pub const KILL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Upper bound for [`Cgroup::kill`] to see the cgroup empty. Generous on purpose: the wait
+/// ends as soon as the cgroup is empty, and a loaded node (or a TCG guest: ~3 s for 200
+/// processes) must not turn a working kill into an error.
+pub const KILL_TIMEOUT: Duration = Duration::from_secs(20);
 /// Upper bound for [`Cgroup::freeze`] to reach the frozen state.
 pub const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(5);

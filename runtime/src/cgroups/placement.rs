@@ -10,8 +10,20 @@
 //! every write stays inside `C` (the same dance systemd-run --scope / runc do for delegated
 //! units). Controllers that `C`'s parent did not give to `C` cannot be enabled without writing
 //! outside the delegation: then we fall back to the configured root, or fail with a site error.
+//!
+//! After that first placement the pilot's own cgroup *is* `C/pilot`, so a second placement for
+//! the same pilot must go beside the first payload at `C/<id2>`, not nest ever deeper
+//! (`C/pilot/<id2>`, `C/pilot/pilot/...`). Stepping up is the one write outside the caller's
+//! current cgroup, so it is taken only when every fact proves `C` is the cgroup a previous
+//! placement treated as the caller's own (see [`LeafFacts`]): exactly one level, the leaf is
+//! named [`PILOT_LEAF`] and carries the `trusted.` xattr [`LEAF_MARKER`] we set when moving the
+//! processes (only CAP_SYS_ADMIN in the initial user namespace may set `trusted.*` xattrs,
+//! `xattr(7)`, so neither an unprivileged pilot nor a batch system's own `pilot` cgroup can carry
+//! it; systemd marks its cgroups with `trusted.invocation_id` the same way), `C` is not the root,
+//! holds no process of its own and already enables the controllers in `cgroup.subtree_control`.
+//! Otherwise the leaf is treated like any caller cgroup (the old, always-safe behaviour).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::cgroup::enable_controllers;
 use super::error::{CgroupError, Result};
@@ -30,6 +42,8 @@ pub enum Placement {
 
 /// Name of the leaf a v2 caller's own processes are moved into.
 pub const PILOT_LEAF: &str = "pilot";
+/// `trusted.` xattr set on a [`PILOT_LEAF`] that placement moved a caller's processes into.
+pub const LEAF_MARKER: &str = "trusted.pilotbox.pilot_leaf";
 /// v2 controllers enabled for the payload's parent when available (memory and pids required).
 const V2_WANTED: [&str; 5] = ["cpu", "cpuset", "io", "memory", "pids"];
 const V2_REQUIRED: [&str; 2] = ["memory", "pids"];
@@ -104,8 +118,7 @@ fn nested(caller_pid: i32, id: &str) -> Result<String> {
             let caller = pc.unified.ok_or_else(|| {
                 CgroupError::Placement(format!("{} has no cgroup-v2 line", file.display()))
             })?;
-            prepare_v2_parent(&caller)?;
-            Ok(child(&caller, id))
+            Ok(child(&v2_payload_parent(&caller)?, id))
         }
         Version::V1 => {
             let mut entries = Vec::new();
@@ -123,7 +136,7 @@ fn nested(caller_pid: i32, id: &str) -> Result<String> {
 
 /// `/proc/PID/cgroup` paths are relative to the hierarchy's root; our paths are relative to the
 /// mount point. They differ when only a subtree is mounted (mountinfo root ≠ `/`).
-fn strip_mount_root(p: &str, root: &std::path::Path) -> String {
+fn strip_mount_root(p: &str, root: &Path) -> String {
     let root = root.to_string_lossy();
     let root = root.trim_end_matches('/');
     if root.is_empty() {
@@ -136,6 +149,96 @@ fn strip_mount_root(p: &str, root: &std::path::Path) -> String {
     }
 }
 
+/// The v2 cgroup the payload goes under for a caller in `caller` (see module docs): the parent
+/// of our own marked leaf when [`LeafFacts::parent_is_callers`], else `caller` itself, prepared.
+fn v2_payload_parent(caller: &str) -> Result<String> {
+    if let Some(parent) = leaf_parent(caller) {
+        let facts = LeafFacts::read(caller, parent)?;
+        if facts.parent_is_callers() {
+            return Ok(parent.to_owned());
+        }
+        tracing::debug!("caller cgroup {caller} is a {PILOT_LEAF} leaf but {facts:?}: nesting");
+    }
+    prepare_v2_parent(caller)?;
+    Ok(caller.to_owned())
+}
+
+/// The cgroup one level above a caller cgroup named [`PILOT_LEAF`]: `/a/slot` for
+/// `/a/slot/pilot`. `None` for any other name, and for `/pilot` (the root is never a payload
+/// parent: placement never makes a leaf there, see [`prepare_v2_parent`]). Pure string logic;
+/// `caller` comes from `/proc/PID/cgroup`, already validated as absolute by [`parse`].
+fn leaf_parent(caller: &str) -> Option<&str> {
+    let (parent, name) = caller.rsplit_once('/')?;
+    if name != PILOT_LEAF || parent.is_empty() || !parent.starts_with('/') {
+        return None;
+    }
+    layout::validate(parent).ok()?;
+    Some(parent)
+}
+
+/// What cgroupfs says about a caller's [`PILOT_LEAF`] cgroup and its parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LeafFacts {
+    /// The leaf carries [`LEAF_MARKER`]: our placement made it the pilot's leaf.
+    leaf_marked: bool,
+    /// The parent's `cgroup.procs` is empty (no-internal-process rule in force).
+    parent_has_no_procs: bool,
+    /// The parent's `cgroup.subtree_control` already has every wanted controller it can have,
+    /// including all of [`V2_REQUIRED`] (so placing there writes nothing above the leaf).
+    parent_enables_controllers: bool,
+}
+
+impl LeafFacts {
+    /// Step up only when every fact holds.
+    fn parent_is_callers(&self) -> bool {
+        self.leaf_marked && self.parent_has_no_procs && self.parent_enables_controllers
+    }
+
+    fn read(leaf: &str, parent: &str) -> Result<LeafFacts> {
+        let root = layout::v2_root();
+        let (leaf_dir, parent_dir) = (layout::join(&root, leaf), layout::join(&root, parent));
+        let parent_enables_controllers = match controllers_state(&parent_dir)? {
+            ControllerState::Missing(_) => false,
+            ControllerState::Wanted(wanted, enabled) => {
+                wanted.iter().all(|w| enabled.iter().any(|e| e == w))
+            }
+        };
+        Ok(LeafFacts {
+            leaf_marked: has_leaf_marker(&leaf_dir),
+            parent_has_no_procs: fsio::procs(&parent_dir)?.is_empty(),
+            parent_enables_controllers,
+        })
+    }
+}
+
+/// `trusted.*` xattrs need CAP_SYS_ADMIN in the initial user namespace to write (`xattr(7)`);
+/// cgroupfs (kernfs) stores them in memory with the cgroup.
+fn has_leaf_marker(dir: &Path) -> bool {
+    let mut buf = [0u8; 8];
+    matches!(rustix::fs::getxattr(dir, LEAF_MARKER, &mut buf[..]), Ok(n) if &buf[..n] == b"1")
+}
+
+/// A v2 cgroup's controllers: [`V2_REQUIRED`] one not available, or (wanted ∩ available,
+/// enabled in `cgroup.subtree_control`).
+enum ControllerState {
+    Missing(&'static str),
+    Wanted(Vec<&'static str>, Vec<String>),
+}
+
+fn controllers_state(dir: &Path) -> Result<ControllerState> {
+    let avail = parse::controller_list(&fsio::read(&dir.join("cgroup.controllers"))?);
+    if let Some(c) = V2_REQUIRED.iter().find(|c| !avail.iter().any(|a| a == *c)) {
+        return Ok(ControllerState::Missing(c));
+    }
+    let wanted = V2_WANTED
+        .iter()
+        .filter(|c| avail.iter().any(|a| a == *c))
+        .copied()
+        .collect();
+    let enabled = parse::controller_list(&fsio::read(&dir.join("cgroup.subtree_control"))?);
+    Ok(ControllerState::Wanted(wanted, enabled))
+}
+
 /// Make the caller's v2 cgroup able to hold the payload as a child (see module docs).
 pub fn prepare_v2_parent(caller: &str) -> Result<()> {
     let dir = layout::join(&layout::v2_root(), caller);
@@ -145,19 +248,15 @@ pub fn prepare_v2_parent(caller: &str) -> Result<()> {
             dir.display()
         )));
     }
-    let avail = parse::controller_list(&fsio::read(&dir.join("cgroup.controllers"))?);
-    if let Some(c) = V2_REQUIRED.iter().find(|c| !avail.iter().any(|a| a == *c)) {
-        return Err(CgroupError::Placement(format!(
-            "controller {c} is not delegated to the caller's cgroup {} (see its cgroup.controllers)",
-            dir.display()
-        )));
-    }
-    let wanted: Vec<&str> = V2_WANTED
-        .iter()
-        .filter(|c| avail.iter().any(|a| a == *c))
-        .copied()
-        .collect();
-    let enabled = parse::controller_list(&fsio::read(&dir.join("cgroup.subtree_control"))?);
+    let (wanted, enabled) = match controllers_state(&dir)? {
+        ControllerState::Missing(c) => {
+            return Err(CgroupError::Placement(format!(
+                "controller {c} is not delegated to the caller's cgroup {} (see its cgroup.controllers)",
+                dir.display()
+            )))
+        }
+        ControllerState::Wanted(w, e) => (w, e),
+    };
     if wanted.iter().all(|w| enabled.iter().any(|e| e == w)) {
         return Ok(());
     }
@@ -169,9 +268,16 @@ pub fn prepare_v2_parent(caller: &str) -> Result<()> {
 
 /// Move every process of `dir` into `dir/pilot`, repeating while new ones appear (a pilot may
 /// fork meanwhile). Bounded: 50 rounds.
-fn move_to_leaf(dir: &std::path::Path) -> Result<()> {
+/// The leaf is marked with [`LEAF_MARKER`] first, so a later placement for the same pilot can
+/// recognise it; without the privilege to set it (a pilotbox run inside a container), a later
+/// placement simply nests one level deeper.
+fn move_to_leaf(dir: &Path) -> Result<()> {
     let leaf = dir.join(PILOT_LEAF);
     fsio::mkdir(&leaf)?;
+    if let Err(e) = rustix::fs::setxattr(&leaf, LEAF_MARKER, b"1", rustix::fs::XattrFlags::empty())
+    {
+        tracing::warn!("cannot mark {} with {LEAF_MARKER}: {e}", leaf.display());
+    }
     let procs_file = leaf.join("cgroup.procs");
     for _ in 0..50 {
         let procs = fsio::procs(dir)?;
@@ -217,6 +323,47 @@ mod tests {
             strip_mount_root("/docker/abcd", Path::new("/docker/abc")),
             "/docker/abcd"
         );
+    }
+
+    #[test]
+    fn only_our_leaf_name_steps_up_exactly_one_level() {
+        assert_eq!(leaf_parent("/a/slot/pilot"), Some("/a/slot"));
+        assert_eq!(leaf_parent("/slot/pilot"), Some("/slot"));
+        for no in [
+            "/pilot",         // the root is never a payload parent
+            "/",              // the root itself
+            "/a/slot",        // not the leaf
+            "/a/slot/pilot2", // a different name
+            "/a/slot/xpilot",
+            "/a/pilot/x",     // the leaf name higher up does not count
+            "/a/slot/pilot/", // not a clean path
+            "pilot",          // relative
+            "/a/../pilot",    // cgroup-namespace-relative path leaving the namespace
+            "/../pilot",
+            "/a//pilot",
+        ] {
+            assert_eq!(leaf_parent(no), None, "{no:?} stepped up");
+        }
+        // Stepping up twice would need `/a/pilot/pilot`: only one level is ever taken.
+        assert_eq!(leaf_parent("/a/pilot/pilot"), Some("/a/pilot"));
+    }
+
+    #[test]
+    fn stepping_up_needs_every_fact() {
+        let all = LeafFacts {
+            leaf_marked: true,
+            parent_has_no_procs: true,
+            parent_enables_controllers: true,
+        };
+        assert!(all.parent_is_callers());
+        for missing in 0..3 {
+            let f = LeafFacts {
+                leaf_marked: missing != 0,
+                parent_has_no_procs: missing != 1,
+                parent_enables_controllers: missing != 2,
+            };
+            assert!(!f.parent_is_callers(), "{f:?} accepted");
+        }
     }
 
     #[test]
