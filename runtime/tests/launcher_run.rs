@@ -142,7 +142,7 @@ fn workdir_is_handed_over_and_back() {
     require_root!();
     let env = Env::new();
     let w = env.workdir("job1");
-    std::fs::write(w.join("input"), "in").unwrap();
+    std::fs::write(w.join("input"), "in\n").unwrap();
     std::os::unix::fs::chown(w.join("input"), Some(PILOT), Some(PILOT)).unwrap();
     let script = "stat -c %u . ; cat input; echo out > output; mkdir sub; echo x > sub/f; pwd";
     let (c, out, e) = env.run(&["--workdir", w.to_str().unwrap()], &["/bin/sh", "-c", script]);

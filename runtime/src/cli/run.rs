@@ -278,8 +278,8 @@ fn launch(ctx: &Ctx, policy: &Policy, audit: &Audit, store: &Store, mut p: Prepa
             return ctx.fail(Denial::new(Class::SiteError, format!("payload spec: {e}")));
         }
     };
-    // Adapter until the engine's on_started hook lands: the record is written just before the
-    // launch, with init_pid 0 (the hook will rewrite it with the real pid).
+    // Written before the launch (init_pid 0: still starting), so `gc` finds a run that dies
+    // during setup; rewritten with init's pid by the on_started hook.
     let rec = Record {
         id: p.id.clone(),
         pilot_uid: ctx.caller.uid,
@@ -321,9 +321,18 @@ fn launch(ctx: &Ctx, policy: &Policy, audit: &Audit, store: &Store, mut p: Prepa
         return ctx.fail(Denial::new(Class::SiteError, e.to_string()));
     }
 
+    // Once the payload runs, the record gets init's pid (lifecycle commands check it).
+    let on_started = |s: &engine::Started| {
+        let mut r = rec.clone();
+        r.init_pid = s.init_pid;
+        if let Err(e) = store.write(&r) {
+            eprintln!("pilotbox run: warning: {e}");
+        }
+    };
     let opts = RunOptions {
         walltime: l.walltime_s.map(Duration::from_secs),
         seccomp_cache: engine::default_seccomp_cache(),
+        on_started: Some(&on_started),
         ..RunOptions::default()
     };
     let result = engine::run(&spec, &opts);

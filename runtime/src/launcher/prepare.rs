@@ -5,7 +5,7 @@
 use super::handover::{self, Transfer};
 use super::sanitize::Caller;
 use super::state::{Handover, Store};
-use crate::spec_builder::{Bind, PayloadSpec};
+use crate::spec_builder::{Bind, Idmap, PayloadSpec};
 use policy::authz::Decision;
 use policy::{Class, Denial};
 use std::io::Write;
@@ -19,11 +19,6 @@ pub const SANDBOX_CRED_DIR: &str = "/tmp/pilotbox-cred";
 pub const SANDBOX_PROXY: &str = "/tmp/pilotbox-cred/x509up";
 pub const PAYLOAD_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-/// Adapter for the engine's idmapped-mount probe (lead's engine change, not yet on main):
-/// until `engine::idmap_supported(path)` lands every hand-over is the recorded chown one.
-fn idmap_supported(_workdir: &Path) -> bool {
-    false
-}
 
 /// What the launcher asks for.
 pub struct Request<'a> {
@@ -141,6 +136,7 @@ fn fill(
         source: cred,
         dest: SANDBOX_CRED_DIR.into(),
         readonly: true,
+        idmap: None,
     });
 
     // The work dir, at its own path.
@@ -148,8 +144,10 @@ fn fill(
     if let Some(fd) = workdir {
         let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
             .map_err(|e| site(format!("resolving the work directory: {e}")))?;
-        if idmap_supported(&real) {
+        let mut idmap = None;
+        if crate::engine::idmap_supported(&real) {
             p.handover = Handover::Idmap;
+            idmap = Some(Idmap { disk_uid: caller.uid, disk_gid: caller.gid, uid: d.uid, gid: d.gid });
         } else {
             let (moved, failed) = handover::transfer(
                 &fd,
@@ -169,6 +167,7 @@ fn fill(
             source: format!("/proc/self/fd/{}", fd.as_raw_fd()).into(),
             dest: real.clone(),
             readonly: false,
+            idmap,
         });
         p.workdir_fd = Some(fd);
         p.workdir = Some(real.clone());

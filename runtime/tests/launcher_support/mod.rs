@@ -34,9 +34,10 @@ fn mode(p: &Path, m: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
 }
 
-/// Build (once per test process) and install the setuid binary; its path.
-pub fn install() -> &'static Path {
-    INSTALLED.get_or_init(|| {
+/// Build (once per test process) and install the setuid binary; its path. [`Env`]'s Drop
+/// removes it again, so no setuid-root test build outlives the test.
+pub fn install() -> PathBuf {
+    let built = INSTALLED.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let st = Command::new(cargo)
             .args(["build", "-p", "runtime", "--bin", "pilotbox", "--target-dir", TARGET])
@@ -45,6 +46,9 @@ pub fn install() -> &'static Path {
             .status()
             .unwrap();
         assert!(st.success(), "building the test pilotbox failed");
+        Path::new(TARGET).join("debug/pilotbox")
+    });
+    {
         let bin = Path::new(PREFIX).join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         for d in [Path::new(TOP), Path::new(PREFIX), &bin] {
@@ -53,12 +57,12 @@ pub fn install() -> &'static Path {
         }
         let dst = bin.join("pilotbox");
         let tmp = bin.join(".pilotbox.new");
-        std::fs::copy(Path::new(TARGET).join("debug/pilotbox"), &tmp).unwrap();
+        std::fs::copy(built, &tmp).unwrap();
         chown(&tmp, Some(0), Some(0)).unwrap();
         mode(&tmp, 0o4755);
         std::fs::rename(&tmp, &dst).unwrap();
         dst
-    })
+    }
 }
 
 pub struct Env {
@@ -78,7 +82,7 @@ pub struct Env {
 impl Env {
     pub fn new() -> Env {
         let lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let bin = install().to_path_buf();
+        let bin = install();
         let _ = std::fs::remove_dir_all(BASE);
         std::fs::create_dir_all(BASE).unwrap();
         mode(Path::new(BASE), 0o755);
@@ -98,6 +102,8 @@ impl Env {
             pki.lsc(&vomsdir, vo, &host);
         }
         Command::new("chmod").args(["-R", "a+rX"]).arg(&trust).arg(&vomsdir).status().unwrap();
+        std::fs::create_dir_all(Path::new(BASE).join("state")).unwrap();
+        mode(&Path::new(BASE).join("state"), 0o700);
         let pilot_dir = Path::new(BASE).join("pilot");
         std::fs::create_dir_all(&pilot_dir).unwrap();
         chown(&pilot_dir, Some(PILOT), Some(PILOT)).unwrap();
@@ -201,9 +207,13 @@ syslog = false
         c
     }
 
-    /// Run as the pilot with `--proxy <the user's proxy>`; (code, stdout, stderr).
+    /// Run as the pilot, with `--proxy <the user's proxy>` unless `args` name one; (code,
+    /// stdout, stderr).
     pub fn run(&self, args: &[&str], cmd: &[&str]) -> (i32, String, String) {
-        let mut a = vec!["--proxy", self.proxy.to_str().unwrap()];
+        let mut a = vec![];
+        if !args.contains(&"--proxy") {
+            a.extend(["--proxy", self.proxy.to_str().unwrap()]);
+        }
         a.extend_from_slice(args);
         result(self.run_as(PILOT, &[], &a, cmd).output().unwrap())
     }
@@ -227,6 +237,7 @@ impl Drop for Env {
         let _ = runtime::cgroups::Cgroup::open(&self.cgroup_root).and_then(|c| c.destroy());
         let _ = std::fs::remove_dir_all(BASE);
         let _ = std::fs::remove_file(POLICY);
+        let _ = std::fs::remove_file(&self.bin);
     }
 }
 
