@@ -5,9 +5,10 @@
 #      (openssl + voms-proxy-fake), and an IGTF-style trust dir and vomsdir;
 #   3. verifies the proxy (`pilotbox verify`), writes a site policy with a pool of accounts and
 #      checks it (`pilotbox policy check`), and maps the user to a pool uid (`pilotbox map`);
-#   4. runs a payload as that pool uid in its own user/pid/mount/ipc/uts/cgroup namespaces and
-#      cgroup, with limits (the sandbox engine, `pilotbox-engine`), and shows its report;
-#   5. removes everything it created (temp dir, cgroup, lease store).
+#   4. installs `pilotbox` setuid root into the temp dir and, as a non-root pilot (uid 40100),
+#      runs `pilotbox run`: the payload runs as the pool uid in its own user/pid/mount/ipc/uts/
+#      cgroup namespaces and cgroup, with limits; shows the report and the audit lines;
+#   5. removes everything it created (temp dir, cgroups, lease store, state).
 # The policy path is fixed at build time; the demo builds its own copy of the binaries with the
 # policy inside its temp dir (target/demo), so it never touches /etc/pilotbox.
 set -eu
@@ -29,6 +30,7 @@ fi
 D=$(mktemp -d /var/lib/pilotbox-demo.XXXXXX)
 chmod 755 "$D"
 CG="/pilotbox-demo-$$"
+PILOT=40100
 cleanup() {
     for h in /sys/fs/cgroup/*/"$CG" /sys/fs/cgroup/"$CG"; do [ -d "$h" ] && rmdir "$h" 2>/dev/null || true; done
     rm -rf "$D"
@@ -68,6 +70,7 @@ printf '/DC=org/DC=pilotbox-demo/O=Hosts/CN=voms.demo.example\n/DC=org/DC=pilotb
 X509_CERT_DIR="$D/certificates" X509_VOMS_DIR="$D/vomsdir" voms-proxy-fake -q -rfc -cert user.pem -key user.key -hostcert voms.pem -hostkey voms.key \
     -voms demo -uri voms.demo.example:15000 -fqan /demo/Role=NULL/Capability=NULL \
     -fqan /demo/analysis/Role=NULL/Capability=NULL -hours 2 -vomslife 2 -out "$D/pilot/x509up"
+chown -R $PILOT:$PILOT "$D/pilot"
 chmod 600 "$D/pilot/x509up"
 cd "$ROOT"
 
@@ -81,7 +84,7 @@ ca_dir = "$D/certificates"
 voms_dir = "$D/vomsdir"
 
 [pilots]
-users = ["root"]
+users = [$PILOT]
 
 [[pool]]
 name = "demo"
@@ -100,33 +103,47 @@ walltime = "10m"
 
 [lease]
 store = "$D/leases.sqlite"
+
+[cgroup]
+placement = "root"
+root = "$CG"
+
+[audit]
+log = "$D/audit.jsonl"
+syslog = false
 EOF
 chmod 644 "$D/etc/policy.toml"
 "$BIN/pilotbox" policy check
 
-echo "== pilotbox map (decision without launching)"
+echo "== pilotbox map (decision without launching), as root"
 "$BIN/pilotbox" map --proxy "$D/pilot/x509up" --explain
-MAP=$("$BIN/pilotbox" map --proxy "$D/pilot/x509up" --json)
-uid=$(printf '%s' "$MAP" | sed -n 's/.*"uid": *\([0-9]*\).*/\1/p' | head -1)
-gid=$(printf '%s' "$MAP" | sed -n 's/.*"gid": *\([0-9]*\).*/\1/p' | head -1)
-echo "mapped to uid $uid gid $gid"
 
-echo "== the payload, as uid $uid, sandboxed (engine: namespaces, cgroup, seccomp, no capabilities)"
-mkdir -p "$D/work"
-chown "$uid:$gid" "$D/work"
-"$BIN/pilotbox-engine" exec --uid "$uid" --gid "$gid" --cgroup "$CG/payload" \
-    --memory 268435456 --pids 128 --cpus 1 --walltime 600 \
-    --bind "$D/work:$D/work" --cwd "$D/work" --hide "$D/pilot" --hide "$D/ca" \
-    --report "$D/report.json" -- /bin/sh -c '
+echo "== install pilotbox setuid root; the pilot (uid $PILOT, not root) runs a payload"
+mkdir -p "$D/bin" "$D/pilot/job"
+install -o root -g root -m 4755 "$BIN/pilotbox" "$D/bin/pilotbox"
+: > "$D/audit.jsonl"; chmod 600 "$D/audit.jsonl"
+echo "input from the pilot" > "$D/pilot/job/input.txt"
+chown -R $PILOT:$PILOT "$D/pilot/job"
+set +e
+setpriv --reuid $PILOT --regid $PILOT --clear-groups env X509_USER_PROXY="$D/pilot/x509up" LD_PRELOAD=/nonexistent.so \
+  "$D/bin/pilotbox" run --workdir "$D/pilot/job" --memory 256M --walltime 600 \
+    --report "$D/pilot/job/report.json" -- /bin/sh -c '
         echo "payload: $(id)"
         echo "payload: hostname $(hostname); pid $$; processes visible: $(ls /proc | grep -c "^[0-9]")"
         grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status | sed "s/^/payload: /"
         echo "payload: namespaces: $(for n in user pid mnt ipc uts cgroup; do printf "%s " "$n:$(readlink /proc/self/ns/$n | tr -dc 0-9)"; done)"
-        echo "payload: the pilot proxy dir is hidden: $(ls -A '"$D"'/pilot 2>/dev/null | wc -l) entries"
-        echo "payload: work dir is writable: $(echo ok > result.txt && cat result.txt)"
-        echo "payload: limits: memory $(cat /sys/fs/cgroup/memory.max 2>/dev/null || echo "(v1: see report)"), nofile $(ulimit -n)"'
-echo "== report"
-cat "$D/report.json"; echo
-echo "== host view: the output belongs to the pool account"
-ls -ln "$D/work"
+        echo "payload: env: $(env | cut -d= -f1 | sort | tr "\n" " ")"
+        echo "payload: my proxy copy: $X509_USER_PROXY ($(stat -c "%U %a" "$X509_USER_PROXY"))"
+        echo "payload: the pilot proxy: $(cat '"$D"'/pilot/x509up 2>&1 | head -c 60)"
+        echo "payload: work dir $(pwd): $(cat input.txt); writing output.txt"
+        echo "result" > output.txt'
+rc=$?
+set -e
+echo "pilotbox run exited $rc"
+echo "== report (written for the pilot)"
+cat "$D/pilot/job/report.json"; echo
+echo "== audit lines"
+cat "$D/audit.jsonl"
+echo "== host view: the work dir and the output belong to the pilot again"
+ls -ln "$D/pilot/job"
 echo "== done; cleaning up"

@@ -308,14 +308,22 @@ pub fn decide(
         limits::compute(&policy.file.limits, id.verified_vo(), fqans, &req.limits);
     reasons.extend(notes);
     let mut env = Vec::new();
+    let mut dropped: Vec<&str> = Vec::new();
     for (k, v) in &req.env {
         if policy.env_allowed(k) {
             env.push((k.clone(), v.clone()));
         } else {
-            reasons.push(format!(
-                "environment variable {k} dropped: not in [env] allow"
-            ));
+            dropped.push(k);
         }
+    }
+    if !dropped.is_empty() {
+        // One reason, not one per variable: a pilot's environment easily holds dozens.
+        dropped.sort_unstable();
+        reasons.push(format!(
+            "{} caller environment variable(s) dropped, not in [env] allow: {}",
+            dropped.len(),
+            dropped.join(" ")
+        ));
     }
     Ok(Decision {
         account,
