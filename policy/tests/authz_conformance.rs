@@ -2,7 +2,7 @@
 //! `mapping` case and every `dn` case whose operation we implement, with the expected outcomes
 //! read from `manifest.json` (nothing is re-typed here).
 
-use policy::authz::dn_match::{dn_eq, normalize_dn, openssl_to_rfc2253, rfc2253_to_openssl};
+use policy::dn::{normalize_dn, openssl_to_rfc2253, rfc2253_to_openssl, same_dn};
 use policy::lease::gridmapdir::{
     encode_dn, lease_name, pool_accounts, pool_prefix, pool_prefixes, GridmapdirStore,
 };
@@ -17,7 +17,11 @@ use std::path::{Path, PathBuf};
 fn corpus() -> PathBuf {
     std::env::var_os("PILOTBOX_CONFORMANCE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance").into())
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../tests/conformance")
+                .into()
+        })
 }
 
 fn cases(pred: impl Fn(&Value) -> bool) -> Vec<Value> {
@@ -115,7 +119,7 @@ fn argus_dn_cases() {
                 assert!(same(&got, f["output"].as_str().unwrap()), "{id}: got {got}");
             }
             "match_mapfile_dn" => {
-                let m = dn_eq(
+                let m = same_dn(
                     f["mapfile_dn"].as_str().unwrap(),
                     f["certificate_dn_rfc2253"].as_str().unwrap(),
                 );

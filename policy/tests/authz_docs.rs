@@ -52,7 +52,8 @@ fn documented_example_parses_with_every_key() {
 #[test]
 fn documented_example_decides_as_documented() {
     let dir = tempfile::tempdir().unwrap();
-    let conformance = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance/argus-pep-server");
+    let conformance =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance/argus-pep-server");
     let bans = dir.path().join("banned-users");
     std::fs::write(&bans, "\"/DC=org/DC=example/O=Users/CN=Eve\"\n").unwrap();
     let store = dir.path().join("leases.sqlite");

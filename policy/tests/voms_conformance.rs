@@ -23,7 +23,11 @@ use x509_parser::prelude::FromDer;
 fn corpus() -> PathBuf {
     std::env::var_os("PILOTBOX_CONFORMANCE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance").into())
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../tests/conformance")
+                .into()
+        })
 }
 
 /// Every certificate of every `*.pem` / `*.N` file of a trust directory.

@@ -1,9 +1,9 @@
 //! One X.509 certificate, parsed once (x509-parser) into the owned facts the checks need, so the
 //! chain logic does not juggle borrowed parser structures.
 
-use super::dn::Dn;
 use super::error::CredentialError;
 use super::proxy::{OID_PCI_DRAFT, OID_PCI_RFC3820};
+use crate::dn::Dn;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
