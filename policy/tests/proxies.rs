@@ -400,6 +400,7 @@ fn voms_proxy_keeps_fqans_in_order() {
         &alice,
         &host,
         "testvo",
+        "voms.example.org:15000",
         &[
             "-fqan",
             "/testvo/Role=NULL/Capability=NULL",

@@ -6,17 +6,16 @@
 //! are SHA-1 signed — the chain verifier's verdict, not ours — so here the AC verdict must be
 //! `expected` minus the modern violations that concern the AC or its AA certificate.
 
-#[path = "support/voms_fixtures.rs"]
-mod voms_fixtures;
+mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use policy::voms::{find_ac_in_chain, fqan::to_long_form, verify_ac, VomsContext};
 use serde_json::Value;
+use support::voms::{aa_chain_checker, pem_certs};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
-use voms_fixtures::{aa_chain_checker, pem_certs};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
