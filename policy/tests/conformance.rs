@@ -8,6 +8,10 @@
 //! - the test-only policy that admits MD5 unchecked → `expected`, so the structural proxy rules
 //!   are proven on canl-java's MD5-signed vectors.
 
+mod support;
+
+use support::conformance_dir as corpus;
+
 use policy::credentials::chain::NamespaceMode;
 use policy::credentials::namespaces::{permits, Namespaces};
 use policy::credentials::signing_policy::SigningPolicy;
@@ -19,12 +23,6 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
-
-fn corpus() -> PathBuf {
-    std::env::var_os("PILOTBOX_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance"))
-}
 
 /// Trust directories are loaded once per path (the same few serve hundreds of cases).
 fn trust_dir(path: &std::path::Path) -> Arc<TrustDir> {

@@ -8,8 +8,10 @@
 
 mod support;
 
+use support::conformance_dir as corpus;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use policy::voms::{find_ac_in_chain, fqan::to_long_form, verify_ac, VomsContext};
 use serde_json::Value;
@@ -18,16 +20,6 @@ use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
-
-fn corpus() -> PathBuf {
-    std::env::var_os("PILOTBOX_CONFORMANCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../tests/conformance")
-                .into()
-        })
-}
 
 /// Every certificate of every `*.pem` / `*.N` file of a trust directory.
 fn anchors(dir: &Path) -> Vec<Vec<u8>> {

@@ -448,6 +448,10 @@ fn check_namespaces(
             issuer: issuer.subject_slash.clone(),
             policy,
         };
+        let broken_file = |detail: &String| CredentialError::TrustDir {
+            path: trust.path.display().to_string(),
+            detail: detail.clone(),
+        };
         let mut decided = false;
         for owner in &cas[k..] {
             let Some(entry) = trust.entry_of(owner) else {
@@ -464,12 +468,7 @@ fn check_namespaces(
                         break;
                     }
                 }
-                Some(Err(e)) => {
-                    return Err(CredentialError::TrustDir {
-                        path: trust.path.display().to_string(),
-                        detail: e.clone(),
-                    })
-                }
+                Some(Err(e)) => return Err(broken_file(e)),
                 None => {}
             }
         }
@@ -492,12 +491,7 @@ fn check_namespaces(
                         break;
                     }
                 }
-                Some(Err(e)) => {
-                    return Err(CredentialError::TrustDir {
-                        path: trust.path.display().to_string(),
-                        detail: e.clone(),
-                    })
-                }
+                Some(Err(e)) => return Err(broken_file(e)),
                 None => {}
             }
         }

@@ -14,6 +14,36 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use tempfile::TempDir;
 
+/// The conformance corpus: `$PILOTBOX_CONFORMANCE_DIR` (or the older `$PILOTBOX_CONFORMANCE`),
+/// else the vendored copy in `tests/conformance`.
+pub fn conformance_dir() -> PathBuf {
+    std::env::var_os("PILOTBOX_CONFORMANCE_DIR")
+        .or_else(|| std::env::var_os("PILOTBOX_CONFORMANCE"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance"))
+}
+
+/// A verified identity as the credential verifier would hand it to authorization: `dn` issued
+/// by `/DC=org/DC=example/CN=Example CA`, with a `testvo` AC carrying `fqans` (none if empty)
+/// that is `valid` or expired.
+pub fn identity(dn: &str, fqans: &[&str], valid: bool) -> policy::identity::Identity {
+    policy::identity::Identity {
+        dn: dn.into(),
+        issuer_dn: "/DC=org/DC=example/CN=Example CA".into(),
+        proxy_type: None,
+        limited: false,
+        not_after: time::OffsetDateTime::now_utc(),
+        voms: (!fqans.is_empty()).then(|| policy::identity::Voms {
+            vo: "testvo".into(),
+            fqans: fqans.iter().map(|s| s.to_string()).collect(),
+            generic: vec![],
+            valid,
+            reason: (!valid).then(|| "AC expired".into()),
+            not_after: None,
+        }),
+    }
+}
+
 /// A certificate and its key on disk.
 #[derive(Debug, Clone)]
 pub struct Cred {
@@ -378,33 +408,30 @@ impl Pki {
         )
     }
 
+    /// `openssl ca -batch` as the root CA, with its config (CRL generation and revocation).
+    fn ca_command(&self) -> Command {
+        let mut c = openssl();
+        c.args(["ca", "-batch", "-config"])
+            .arg(self.path("ca-work/ca.cnf"))
+            .arg("-cert")
+            .arg(&self.ca.cert)
+            .arg("-keyfile")
+            .arg(&self.ca.key);
+        c
+    }
+
     /// Revokes `cred` and (re)writes the CA's CRL as `<hash>.r0`, valid for `crl_days`
     /// (`openssl ca -gencrl -crlhours` when negative is impossible, so expired CRLs use
     /// [`Pki::expired_crl`]).
     pub fn revoke(&self, cred: &Cred) {
-        let conf = self.path("ca-work/ca.cnf");
-        run(openssl()
-            .args(["ca", "-batch", "-config"])
-            .arg(&conf)
-            .arg("-cert")
-            .arg(&self.ca.cert)
-            .arg("-keyfile")
-            .arg(&self.ca.key)
-            .arg("-revoke")
-            .arg(&cred.cert));
+        run(self.ca_command().arg("-revoke").arg(&cred.cert));
         self.write_crl();
     }
 
     /// Writes the CA's current CRL as `<hash>.r0`.
     pub fn write_crl(&self) {
-        let conf = self.path("ca-work/ca.cnf");
-        run(openssl()
-            .args(["ca", "-batch", "-config"])
-            .arg(&conf)
-            .arg("-cert")
-            .arg(&self.ca.cert)
-            .arg("-keyfile")
-            .arg(&self.ca.key)
+        run(self
+            .ca_command()
             .arg("-gencrl")
             .arg("-out")
             .arg(self.ca_dir.join(format!("{}.r0", self.hash))));
@@ -413,14 +440,8 @@ impl Pki {
     /// Writes a CRL whose nextUpdate is already past (an expired CRL) as `<hash>.r0`, with
     /// `openssl crl`-compatible content built by `openssl ca -gencrl -crlsec 1` and a wait.
     pub fn expired_crl(&self) {
-        let conf = self.path("ca-work/ca.cnf");
-        run(openssl()
-            .args(["ca", "-batch", "-config"])
-            .arg(&conf)
-            .arg("-cert")
-            .arg(&self.ca.cert)
-            .arg("-keyfile")
-            .arg(&self.ca.key)
+        run(self
+            .ca_command()
             .args(["-gencrl", "-crlsec", "1", "-out"])
             .arg(self.ca_dir.join(format!("{}.r0", self.hash))));
     }
