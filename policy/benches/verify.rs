@@ -69,11 +69,17 @@ fn main() {
     let mut vopts = VerifyOptions::new(&pki.ca_dir);
     vopts.voms_dir = Some(pki.vomsdir("testvo", "voms.example.org", &host));
     let v = verify_with_trust_dir(&voms, &trust, &vopts).expect("VOMS proxy verifies");
-    let ac = v.identity.voms.expect("the AC is found in the 2-level proxy");
+    let ac = v
+        .identity
+        .voms
+        .expect("the AC is found in the 2-level proxy");
     assert!(ac.valid, "the AC verifies: {:?}", ac.reason);
     assert_eq!(ac.fqans.len(), 2);
-    measure("verify 2-level VOMS proxy incl. AC, trust dir preloaded", || {
-        let v = verify_with_trust_dir(&voms, &trust, &vopts).unwrap();
-        assert!(v.identity.voms.is_some_and(|a| a.valid));
-    });
+    measure(
+        "verify 2-level VOMS proxy incl. AC, trust dir preloaded",
+        || {
+            let v = verify_with_trust_dir(&voms, &trust, &vopts).unwrap();
+            assert!(v.identity.voms.is_some_and(|a| a.valid));
+        },
+    );
 }

@@ -124,15 +124,14 @@ impl Cert {
                 ));
             }
             match ext.parsed_extension() {
-                ParsedExtension::ParseError { error } => {
+                ParsedExtension::ParseError { error }
                     if ext.critical
                         || matches!(
                             oid.as_str(),
                             "2.5.29.19" | "2.5.29.15" | "2.5.29.17" | "2.5.29.18"
-                        )
-                    {
-                        return Err(format!("extension {oid} is malformed: {error}"));
-                    }
+                        ) =>
+                {
+                    return Err(format!("extension {oid} is malformed: {error}"));
                 }
                 ParsedExtension::BasicConstraints(bc) => {
                     c.basic_constraints = Some((bc.ca, bc.path_len_constraint))

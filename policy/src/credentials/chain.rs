@@ -20,22 +20,13 @@ use time::OffsetDateTime;
 pub const MAX_CA_DEPTH: usize = 8;
 
 /// How CRLs are used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CrlPolicy {
     /// Every issuing CA must have a CRL in the trust directory (canl `REQUIRE`).
     pub require: bool,
     /// Use a CRL past its nextUpdate instead of refusing (fetch-crl failing must normally be
     /// noticed, so the default refuses).
     pub allow_expired: bool,
-}
-
-impl Default for CrlPolicy {
-    fn default() -> Self {
-        CrlPolicy {
-            require: false,
-            allow_expired: false,
-        }
-    }
 }
 
 /// Which CA namespace files are enforced.

@@ -230,7 +230,7 @@ fn value_bytes(tag: Tag, data: &[u8]) -> Vec<u8> {
         Tag::UniversalString => 4,
         _ => return data.to_vec(),
     };
-    if data.len() % width != 0 {
+    if !data.len().is_multiple_of(width) {
         return data.to_vec();
     }
     let chunks = data.chunks(width);

@@ -218,7 +218,7 @@ pub(super) fn parse_rfc2253(s: &str) -> Result<Dn, DnError> {
 /// octets, minus the unused-bits octet for a BIT STRING. Single-byte tags only (all string and
 /// bit-string types).
 fn decode_hex_der(h: &str) -> Option<Vec<u8>> {
-    if h.len() % 2 != 0 || h.is_empty() {
+    if !h.len().is_multiple_of(2) || h.is_empty() {
         return None;
     }
     let bytes: Vec<u8> = (0..h.len())
