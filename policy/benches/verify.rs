@@ -55,14 +55,7 @@ fn main() {
         &host,
         "testvo",
         "voms.example.org:15000",
-        &[
-            "-fqan",
-            "/testvo/Role=NULL/Capability=NULL",
-            "-fqan",
-            "/testvo/prod/Role=pilot/Capability=NULL",
-            "-ga",
-            "k=v",
-        ],
+        support::TWO_FQANS_AND_A_GA,
     );
     let v2 = pki.grid_proxy_init(&pki.cred_of_file(&v1), &["-rfc"]);
     let voms = std::fs::read(&v2).unwrap();

@@ -401,14 +401,7 @@ fn voms_proxy_keeps_fqans_in_order() {
         &host,
         "testvo",
         "voms.example.org:15000",
-        &[
-            "-fqan",
-            "/testvo/Role=NULL/Capability=NULL",
-            "-fqan",
-            "/testvo/prod/Role=pilot/Capability=NULL",
-            "-ga",
-            "k=v",
-        ],
+        support::TWO_FQANS_AND_A_GA,
     );
     let mut o = opts(&pki);
     o.voms_dir = Some(pki.vomsdir("testvo", "voms.example.org", &host));

@@ -44,6 +44,17 @@ pub fn identity(dn: &str, fqans: &[&str], valid: bool) -> policy::identity::Iden
     }
 }
 
+/// `voms-proxy-fake` arguments for a `testvo` AC with two FQANs (in this order) and one generic
+/// attribute `k=v`.
+pub const TWO_FQANS_AND_A_GA: &[&str] = &[
+    "-fqan",
+    "/testvo/Role=NULL/Capability=NULL",
+    "-fqan",
+    "/testvo/prod/Role=pilot/Capability=NULL",
+    "-ga",
+    "k=v",
+];
+
 /// A certificate and its key on disk.
 #[derive(Debug, Clone)]
 pub struct Cred {
