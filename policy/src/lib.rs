@@ -9,6 +9,7 @@
 //! - [`class`]: the exit classes every denial carries (DESIGN.md "Exit status").
 //! - [`config`]: the site policy file (fixed path, permission checks, schema).
 //! - [`authz`]: bans, mapping rules, limits and the [`authz::decide`] function.
+//! - [`dn`]: distinguished names (OpenSSL slash form, RFC 2253, comparison), shared by all.
 //! - [`mapfile`]: grid-mapfile / group-mapfile parsers and Argus mapping semantics.
 //! - [`lease`]: pool-account leases (SQLite store, LCMAPS/Argus gridmapdir).
 #![forbid(unsafe_code)]
@@ -17,10 +18,11 @@ pub mod authz;
 pub mod class;
 pub mod config;
 pub mod credentials;
+pub mod dn;
 pub mod identity;
-pub mod voms;
 pub mod lease;
 pub mod mapfile;
+pub mod voms;
 
 pub use class::{Class, Denial};
 pub use identity::{Identity, ProxyType, Voms};

@@ -2,7 +2,11 @@
 //! `mapping` case and every `dn` case whose operation we implement, with the expected outcomes
 //! read from `manifest.json` (nothing is re-typed here).
 
-use policy::authz::dn_match::{dn_eq, normalize_dn, openssl_to_rfc2253, rfc2253_to_openssl};
+mod support;
+
+use support::conformance_dir as corpus;
+
+use policy::dn::{normalize_dn, openssl_to_rfc2253, rfc2253_to_openssl, same_dn};
 use policy::lease::gridmapdir::{
     encode_dn, lease_name, pool_accounts, pool_prefix, pool_prefixes, GridmapdirStore,
 };
@@ -12,13 +16,7 @@ use policy::mapfile::{MapTarget, Mapfile};
 use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-
-fn corpus() -> PathBuf {
-    std::env::var_os("PILOTBOX_CONFORMANCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance").into())
-}
+use std::path::Path;
 
 fn cases(pred: impl Fn(&Value) -> bool) -> Vec<Value> {
     let text =
@@ -115,7 +113,7 @@ fn argus_dn_cases() {
                 assert!(same(&got, f["output"].as_str().unwrap()), "{id}: got {got}");
             }
             "match_mapfile_dn" => {
-                let m = dn_eq(
+                let m = same_dn(
                     f["mapfile_dn"].as_str().unwrap(),
                     f["certificate_dn_rfc2253"].as_str().unwrap(),
                 );

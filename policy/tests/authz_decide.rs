@@ -1,35 +1,20 @@
 //! `decide()` end to end on real policy text and a real SQLite store: bans (inline, files,
 //! missing files, invalid ACs), rule order, fixed and pool mappings, recycling, limits, env.
 
+mod support;
+
 use policy::authz::{check_pilot, decide, Decision, LimitRequest, Policy, Request};
 use policy::class::{Class, Denial};
 use policy::config::parse;
-use policy::identity::{Identity, Voms};
+use policy::identity::Identity;
 use policy::lease::sqlite::SqliteStore;
 use policy::lease::Acquired;
 use std::path::Path;
+use support::identity;
 
 const ALICE: &str = "/DC=org/DC=example/O=Users/CN=Alice Tester";
 const BOB: &str = "/DC=org/DC=example/O=Users/CN=Bob";
 const CA: &str = "/DC=org/DC=example/CN=Example CA";
-
-fn ident(dn: &str, fqans: &[&str], valid: bool) -> Identity {
-    Identity {
-        dn: dn.into(),
-        issuer_dn: CA.into(),
-        proxy_type: None,
-        limited: false,
-        not_after: time::OffsetDateTime::now_utc(),
-        voms: (!fqans.is_empty()).then(|| Voms {
-            vo: "testvo".into(),
-            fqans: fqans.iter().map(|s| s.to_string()).collect(),
-            generic: vec![],
-            valid,
-            reason: (!valid).then(|| "AC expired".into()),
-            not_after: None,
-        }),
-    }
-}
 
 struct Env {
     dir: tempfile::TempDir,
@@ -88,7 +73,7 @@ fn fqan_rules_first_in_ac_order_then_dn() {
     let d = e
         .decide(
             &p,
-            &ident(ALICE, &["/testvo/Role=NULL/Capability=NULL"], true),
+            &identity(ALICE, &["/testvo/Role=NULL/Capability=NULL"], true),
         )
         .unwrap();
     assert_eq!(d.pool.as_deref(), Some("testvo"));
@@ -101,14 +86,14 @@ fn fqan_rules_first_in_ac_order_then_dn() {
     );
     // Role=pilot is the first FQAN: the pilots pool, with its supplementary group.
     let d = e
-        .decide(&p, &ident(BOB, &["/testvo/Role=pilot", "/testvo"], true))
+        .decide(&p, &identity(BOB, &["/testvo/Role=pilot", "/testvo"], true))
         .unwrap();
     assert_eq!(
         (d.uid, d.gid, d.groups.clone()),
         (30101, 30100, vec![30999])
     );
     // Invalid AC: FQANs ignored for mapping; Alice falls through to her DN rule.
-    let d = e.decide(&p, &ident(ALICE, &["/testvo"], false)).unwrap();
+    let d = e.decide(&p, &identity(ALICE, &["/testvo"], false)).unwrap();
     assert_eq!((d.uid, d.gid, d.pool.clone()), (31000, 31000, None));
     assert!(
         d.reasons.iter().any(|r| r.contains("VOMS AC not valid")),
@@ -117,7 +102,7 @@ fn fqan_rules_first_in_ac_order_then_dn() {
     );
     // Bob with an invalid AC matches nothing.
     denied(
-        e.decide(&p, &ident(BOB, &["/testvo"], false)),
+        e.decide(&p, &identity(BOB, &["/testvo"], false)),
         Class::Denied,
         "no mapping rule",
     );
@@ -127,7 +112,7 @@ fn fqan_rules_first_in_ac_order_then_dn() {
 fn dn_first_order_is_configurable() {
     let e = Env::new();
     let p = e.policy("[mapping]\norder = \"dn-first\"\n");
-    let d = e.decide(&p, &ident(ALICE, &["/testvo"], true)).unwrap();
+    let d = e.decide(&p, &identity(ALICE, &["/testvo"], true)).unwrap();
     assert_eq!(d.uid, 31000);
     assert_eq!(d.pool, None);
 }
@@ -138,14 +123,14 @@ fn sticky_leases_exhaustion_and_recycling() {
     let p = e.policy("");
     let fq = ["/testvo"];
     let a = e
-        .decide_at(&p, &ident("/CN=u1", &fq, true), 1000, false)
+        .decide_at(&p, &identity("/CN=u1", &fq, true), 1000, false)
         .unwrap();
     let b = e
-        .decide_at(&p, &ident("/CN=u2", &fq, true), 1000, false)
+        .decide_at(&p, &identity("/CN=u2", &fq, true), 1000, false)
         .unwrap();
     assert_ne!(a.uid, b.uid);
     assert_eq!(
-        e.decide_at(&p, &ident("CN=u1", &fq, true), 1500, false)
+        e.decide_at(&p, &identity("CN=u1", &fq, true), 1500, false)
             .unwrap()
             .uid,
         a.uid,
@@ -153,17 +138,17 @@ fn sticky_leases_exhaustion_and_recycling() {
     );
     // Pool of two is full; u2 idle since 1000, u1 since 1500; idle time 1h.
     denied(
-        e.decide_at(&p, &ident("/CN=u3", &fq, true), 1000 + 3599, false),
+        e.decide_at(&p, &identity("/CN=u3", &fq, true), 1000 + 3599, false),
         Class::Temporary,
         "exhausted",
     );
     denied(
-        e.decide_at(&p, &ident("/CN=u3", &fq, true), 1000 + 3600, true),
+        e.decide_at(&p, &identity("/CN=u3", &fq, true), 1000 + 3600, true),
         Class::Temporary,
         "exhausted",
     );
     let c = e
-        .decide_at(&p, &ident("/CN=u3", &fq, true), 1000 + 3600, false)
+        .decide_at(&p, &identity("/CN=u3", &fq, true), 1000 + 3600, false)
         .unwrap();
     assert_eq!(
         (c.uid, c.lease),
@@ -171,14 +156,14 @@ fn sticky_leases_exhaustion_and_recycling() {
         "least recently used idle lease"
     );
     assert_eq!(
-        e.decide_at(&p, &ident("/CN=u1", &fq, true), 4700, false)
+        e.decide_at(&p, &identity("/CN=u1", &fq, true), 4700, false)
             .unwrap()
             .uid,
         a.uid
     );
     // Key = DN + primary FQAN: another primary FQAN is another identity.
     denied(
-        e.decide_at(&p, &ident("/CN=u3", &["/testvo/sub"], true), 4700, false),
+        e.decide_at(&p, &identity("/CN=u3", &["/testvo/sub"], true), 4700, false),
         Class::Temporary,
         "exhausted",
     );
@@ -189,31 +174,31 @@ fn bans_on_dn_ca_and_claimed_fqans() {
     let e = Env::new();
     let p = e.policy(&format!("[ban]\ndns = [\"CN=Bob,O=Users,DC=example,DC=org\"]\ncas = [\"{CA}x\"]\nfqans = [\"/testvo/bad/*/Role=*\"]\n"));
     denied(
-        e.decide(&p, &ident(BOB, &["/testvo"], true)),
+        e.decide(&p, &identity(BOB, &["/testvo"], true)),
         Class::Denied,
         "subject DN is banned",
     );
     denied(
         e.decide(
             &p,
-            &ident(ALICE, &["/testvo", "/testvo/bad/x/Role=y"], true),
+            &identity(ALICE, &["/testvo", "/testvo/bad/x/Role=y"], true),
         ),
         Class::Denied,
         "FQAN",
     );
     // An invalid AC cannot be used for mapping, but its claimed FQANs are still banned.
     denied(
-        e.decide(&p, &ident(ALICE, &["/testvo/bad"], false)),
+        e.decide(&p, &identity(ALICE, &["/testvo/bad"], false)),
         Class::Denied,
         "unverified AC",
     );
-    e.decide(&p, &ident(ALICE, &["/testvo"], true)).unwrap();
+    e.decide(&p, &identity(ALICE, &["/testvo"], true)).unwrap();
     let p = e.policy(&format!(
         "[ban]\ncas = [\"{}\"]\n",
         "CN=example ca, DC=example, DC=org"
     ));
     denied(
-        e.decide(&p, &ident(ALICE, &["/testvo"], true)),
+        e.decide(&p, &identity(ALICE, &["/testvo"], true)),
         Class::Denied,
         "issuing CA is banned",
     );
@@ -226,16 +211,16 @@ fn ban_files_and_missing_ban_files() {
     std::fs::write(&f, format!("# LCAS style\n\"{BOB}\"\n/testvo/evil\n")).unwrap();
     let p = e.policy(&format!("[ban]\nfiles = [\"{}\"]\n", f.display()));
     denied(
-        e.decide(&p, &ident(BOB, &[], false)),
+        e.decide(&p, &identity(BOB, &[], false)),
         Class::Denied,
         "banned.db:2",
     );
     denied(
-        e.decide(&p, &ident(ALICE, &["/testvo/evil"], false)),
+        e.decide(&p, &identity(ALICE, &["/testvo/evil"], false)),
         Class::Denied,
         "banned.db:3",
     );
-    e.decide(&p, &ident(ALICE, &["/testvo"], true)).unwrap();
+    e.decide(&p, &identity(ALICE, &["/testvo"], true)).unwrap();
     // Missing, unreadable (a directory) or malformed: everyone is banned, as a site error.
     let bad = e.dir.path().join("bad.db");
     std::fs::write(&bad, "\"/CN=unterminated\n").unwrap();
@@ -247,7 +232,7 @@ fn ban_files_and_missing_ban_files() {
         let p = e.policy(&format!("[ban]\nfiles = [\"{}\"]\n", path.display()));
         assert!(!p.bans.broken.is_empty());
         denied(
-            e.decide(&p, &ident(ALICE, &["/testvo"], true)),
+            e.decide(&p, &identity(ALICE, &["/testvo"], true)),
             Class::SiteError,
             "everyone is banned",
         );
@@ -275,7 +260,7 @@ fn limits_env_and_fixed_account_details() {
     };
     let d = decide(
         &p,
-        &ident(ALICE, &["/testvo"], true),
+        &identity(ALICE, &["/testvo"], true),
         &req,
         &e.store(),
         &|_| false,
@@ -305,12 +290,12 @@ fn root_and_groupless_accounts_are_refused() {
         "[[map]]\ndn = \"/CN=r\"\naccount = \"root\"\n[[map]]\ndn = \"/CN=g\"\naccount = 31001\n",
     );
     denied(
-        e.decide(&p, &ident("/CN=r", &[], false)),
+        e.decide(&p, &identity("/CN=r", &[], false)),
         Class::SiteError,
         "uid 0",
     );
     denied(
-        e.decide(&p, &ident("/CN=g", &[], false)),
+        e.decide(&p, &identity("/CN=g", &[], false)),
         Class::SiteError,
         "no primary group",
     );

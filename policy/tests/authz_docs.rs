@@ -1,11 +1,14 @@
 //! The annotated example in `docs/policy.md` must parse, compile and decide as documented.
 
+mod support;
+
 use policy::authz::{decide, Policy, Request};
 use policy::class::Class;
 use policy::config::parse;
-use policy::identity::{Identity, Voms};
+use policy::identity::Identity;
 use policy::lease::sqlite::SqliteStore;
 use std::path::{Path, PathBuf};
+use support::identity;
 
 fn example() -> String {
     let doc = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/policy.md");
@@ -16,24 +19,6 @@ fn example() -> String {
         .expect("full-example marker");
     let block = after.split("```toml\n").nth(1).expect("toml block");
     block.split("\n```").next().unwrap().to_string()
-}
-
-fn ident(dn: &str, fqans: &[&str], valid: bool) -> Identity {
-    Identity {
-        dn: dn.into(),
-        issuer_dn: "/DC=org/DC=example/CN=Example CA".into(),
-        proxy_type: None,
-        limited: false,
-        not_after: time::OffsetDateTime::now_utc(),
-        voms: (!fqans.is_empty()).then(|| Voms {
-            vo: "testvo".into(),
-            fqans: fqans.iter().map(|s| s.to_string()).collect(),
-            generic: vec![],
-            valid,
-            reason: None,
-            not_after: None,
-        }),
-    }
 }
 
 #[test]
@@ -52,7 +37,8 @@ fn documented_example_parses_with_every_key() {
 #[test]
 fn documented_example_decides_as_documented() {
     let dir = tempfile::tempdir().unwrap();
-    let conformance = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance/argus-pep-server");
+    let conformance =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance/argus-pep-server");
     let bans = dir.path().join("banned-users");
     std::fs::write(&bans, "\"/DC=org/DC=example/O=Users/CN=Eve\"\n").unwrap();
     let store = dir.path().join("leases.sqlite");
@@ -72,7 +58,7 @@ fn documented_example_decides_as_documented() {
     let s = SqliteStore::open(&store, 5).unwrap();
     let run = |id: &Identity| decide(&p, id, &Request::default(), &s, &|_| false, 100);
 
-    let pilot = run(&ident(
+    let pilot = run(&identity(
         "/DC=org/CN=P",
         &["/testvo/Role=pilot/Capability=NULL"],
         true,
@@ -94,16 +80,16 @@ fn documented_example_decides_as_documented() {
         },
         env: vec![],
     };
-    let id = ident("/DC=org/CN=P", &["/testvo/Role=pilot"], true);
+    let id = identity("/DC=org/CN=P", &["/testvo/Role=pilot"], true);
     let capped = decide(&p, &id, &big, &s, &|_| false, 100).unwrap();
     assert_eq!(
         capped.limits.memory_bytes,
         Some(16 << 30),
         "the pilot-role cap"
     );
-    let user = run(&ident("/DC=org/CN=U", &["/testvo/analysis"], true)).unwrap();
+    let user = run(&identity("/DC=org/CN=U", &["/testvo/analysis"], true)).unwrap();
     assert_eq!((user.uid, user.pool.as_deref()), (30001, Some("testvo")));
-    let alice = run(&ident(
+    let alice = run(&identity(
         "CN=Alice Tester,O=Users,DC=example,DC=org",
         &[],
         false,
@@ -119,7 +105,7 @@ fn documented_example_decides_as_documented() {
         ("/DC=org/CN=U", vec!["/testvo/compromised"]),
     ] {
         assert_eq!(
-            run(&ident(dn, &fq, false)).unwrap_err().class,
+            run(&identity(dn, &fq, false)).unwrap_err().class,
             Class::Denied,
             "{dn}"
         );

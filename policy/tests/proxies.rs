@@ -400,14 +400,8 @@ fn voms_proxy_keeps_fqans_in_order() {
         &alice,
         &host,
         "testvo",
-        &[
-            "-fqan",
-            "/testvo/Role=NULL/Capability=NULL",
-            "-fqan",
-            "/testvo/prod/Role=pilot/Capability=NULL",
-            "-ga",
-            "k=v",
-        ],
+        "voms.example.org:15000",
+        support::TWO_FQANS_AND_A_GA,
     );
     let mut o = opts(&pki);
     o.voms_dir = Some(pki.vomsdir("testvo", "voms.example.org", &host));

@@ -1,16 +1,15 @@
 //! VOMS AC verification against REAL ACs made at test time by `voms-proxy-fake` (voms-clients)
 //! with a throwaway OpenSSL CA; each rule of `policy::voms` has its own test and reason.
 
-#[path = "support/voms_fixtures.rs"]
-mod voms_fixtures;
+mod support;
 
 use std::fs;
 use std::path::Path;
 
 use policy::voms::{self, parse_ac, split_ac_extension, verify_ac, VomsContext, VomsError};
 use policy::Voms;
+use support::voms::*;
 use time::{Duration, OffsetDateTime};
-use voms_fixtures::*;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
@@ -76,8 +75,8 @@ fn args<'a>(fq: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
     v
 }
 
-fn alice_proxy(fx: &VomsFixture, name: &str, extra: &[&str]) -> (Vec<u8>, Vec<u8>) {
-    let p = fx.fake_proxy(name, &fx.alice, &fx.voms, VO, URI, extra);
+fn alice_proxy(fx: &VomsFixture, extra: &[&str]) -> (Vec<u8>, Vec<u8>) {
+    let p = fx.fake_proxy(&fx.alice, &fx.voms, VO, URI, extra);
     (ac_ext_of(&p), holder_der_of(&p))
 }
 
@@ -97,7 +96,7 @@ fn valid_ac_gives_vo_fqans_in_ac_order_and_generic_attributes() {
             "title=assegnista%di%ricerca@CNAF",
         ],
     );
-    let (ext, holder) = alice_proxy(&fx, "p", &a);
+    let (ext, holder) = alice_proxy(&fx, &a);
     let (v, r) = Run::new(&fx).check(&ext, &holder);
     assert_eq!(r, Ok(()));
     assert!(v.valid && v.reason.is_none());
@@ -135,7 +134,6 @@ fn short_form_fqans_are_reported_in_long_form() {
     let fx = VomsFixture::new();
     let (ext, holder) = alice_proxy(
         &fx,
-        "p",
         &args(&["/testvo", "/testvo/grp", "/testvo/grp/Role=prod"], &[]),
     );
     let (v, r) = Run::new(&fx).check(&ext, &holder);
@@ -155,7 +153,6 @@ fn expired_ac_is_invalid_but_keeps_claimed_fqans() {
     let fx = VomsFixture::new();
     let (ext, holder) = alice_proxy(
         &fx,
-        "p",
         &args(&["/testvo/banned"], &["-pastac", "48:00", "-vomslife", "1"]),
     );
     let (v, r) = Run::new(&fx).check(&ext, &holder);
@@ -168,7 +165,7 @@ fn expired_ac_is_invalid_but_keeps_claimed_fqans() {
 #[test]
 fn validity_period_honours_clock_skew_on_both_ends() {
     let fx = VomsFixture::new();
-    let (ext, holder) = alice_proxy(&fx, "p", &args(&["/testvo"], &[]));
+    let (ext, holder) = alice_proxy(&fx, &args(&["/testvo"], &[]));
     let ac = parse_ac(split_ac_extension(&ext).unwrap()[0]).unwrap();
     let mut run = Run::new(&fx);
     let at = |run: &mut Run, t: OffsetDateTime| {
@@ -190,7 +187,7 @@ fn validity_period_honours_clock_skew_on_both_ends() {
 #[test]
 fn not_yet_valid_ac_is_rejected_with_reason() {
     let fx = VomsFixture::new();
-    let (ext, holder) = alice_proxy(&fx, "p", &args(&["/testvo"], &[]));
+    let (ext, holder) = alice_proxy(&fx, &args(&["/testvo"], &[]));
     let ac = parse_ac(split_ac_extension(&ext).unwrap()[0]).unwrap();
     let mut run = Run::new(&fx);
     run.now = ac.not_before - Duration::hours(1);
@@ -204,11 +201,7 @@ fn not_yet_valid_ac_is_rejected_with_reason() {
 #[test]
 fn voms_proxy_fake_targeted_ac_matches_no_host() {
     let fx = VomsFixture::new();
-    let (ext, holder) = alice_proxy(
-        &fx,
-        "p",
-        &args(&["/testvo"], &["-target", "wn1.example.org"]),
-    );
+    let (ext, holder) = alice_proxy(&fx, &args(&["/testvo"], &["-target", "wn1.example.org"]));
     let ac = parse_ac(split_ac_extension(&ext).unwrap()[0]).unwrap();
     assert_eq!(ac.targets, Some(vec![]));
     let mut run = Run::new(&fx);
@@ -228,14 +221,14 @@ fn voms_proxy_fake_targeted_ac_matches_no_host() {
 #[test]
 fn targeted_ac_must_name_this_host() {
     let fx = VomsFixture::new();
-    let (ext, holder) = alice_proxy(&fx, "p", &args(&["/testvo"], &[]));
+    let (ext, holder) = alice_proxy(&fx, &args(&["/testvo"], &[]));
     for voms_form in [true, false] {
         let mut ed = AcEditor::from_ext(&ext);
         ed.replace_extension(
             OID_TARGETS,
             targets_extension(&["wn1.example.org", "WN2.example.org"], voms_form),
         );
-        let targeted = ed.sign(&fx.voms.key, "sha256", fx.dir.path());
+        let targeted = ed.sign(&fx.voms.key, "sha256", fx.dir());
         let mut run = Run::new(&fx);
         run.host = Some("wn2.example.org");
         assert_eq!(
@@ -261,7 +254,7 @@ fn targeted_ac_must_name_this_host() {
 #[test]
 fn wrong_lsc_rejects_the_aa() {
     let fx = VomsFixture::new();
-    let (ext, holder) = alice_proxy(&fx, "p", &args(&["/testvo"], &[]));
+    let (ext, holder) = alice_proxy(&fx, &args(&["/testvo"], &[]));
     fx.write_lsc(
         VO,
         VOMS_HOST,
@@ -276,7 +269,7 @@ fn wrong_lsc_rejects_the_aa() {
 #[test]
 fn lsc_next_chain_alternatives_are_tried_in_turn() {
     let fx = VomsFixture::new();
-    let (ext, holder) = alice_proxy(&fx, "p", &args(&["/testvo"], &[]));
+    let (ext, holder) = alice_proxy(&fx, &args(&["/testvo"], &[]));
     let wrong = "/DC=org/DC=example/CN=old-voms.example.org\n/DC=org/DC=example/CN=Old CA\n";
     fx.write_lsc(
         VO,
@@ -298,7 +291,7 @@ fn lsc_next_chain_alternatives_are_tried_in_turn() {
 #[test]
 fn aa_certificate_in_vomsdir_is_trusted_without_lsc() {
     let fx = VomsFixture::new();
-    let (ext, holder) = alice_proxy(&fx, "p", &args(&["/testvo"], &[]));
+    let (ext, holder) = alice_proxy(&fx, &args(&["/testvo"], &[]));
     fx.remove_lsc(VO, VOMS_HOST);
     assert!(matches!(
         Run::new(&fx).check(&ext, &holder).1,
@@ -311,7 +304,7 @@ fn aa_certificate_in_vomsdir_is_trusted_without_lsc() {
     fs::copy(&fx.voms.cert, fx.vomsdir.join("voms.pem")).unwrap();
     assert_eq!(Run::new(&fx).check(&ext, &holder).1, Ok(()));
     // A certificate with the right name but another key does not sign the AC.
-    let impostor = fx.issue("impostor", VOMS_DN, 0x3001, "rsa:2048");
+    let impostor = fx.issue(VOMS_DN, "rsa:2048");
     fs::copy(&impostor.cert, fx.vomsdir.join("voms.pem")).unwrap();
     assert!(matches!(
         Run::new(&fx).check(&ext, &holder).1,
@@ -323,7 +316,6 @@ fn aa_certificate_in_vomsdir_is_trusted_without_lsc() {
 fn unknown_vo_directory_means_no_trust() {
     let fx = VomsFixture::new();
     let p = fx.fake_proxy(
-        "p",
         &fx.alice,
         &fx.voms,
         "othervo",
@@ -342,14 +334,14 @@ fn unknown_vo_directory_means_no_trust() {
 #[test]
 fn ac_of_another_holder_is_rejected() {
     let fx = VomsFixture::new();
-    let (alice_ext, _) = alice_proxy(&fx, "alice", &args(&["/testvo"], &[]));
+    let (alice_ext, _) = alice_proxy(&fx, &args(&["/testvo"], &[]));
     // Bob's proxy carrying Alice's AC: the holder is Bob's end-entity certificate.
-    let bob = fx.fake_proxy("bob", &fx.bob, &fx.voms, VO, URI, &["-fqan", "/testvo"]);
+    let bob = fx.fake_proxy(&fx.bob, &fx.voms, VO, URI, &["-fqan", "/testvo"]);
     let (v, r) = Run::new(&fx).check(&alice_ext, &holder_der_of(&bob));
     assert!(matches!(r, Err(VomsError::HolderMismatch { .. })), "{r:?}");
     assert!(v.reason.unwrap().contains("CN=Bob"));
     // Same subject as Alice, another serial: still not the holder.
-    let alice2 = fx.issue("alice2", "/DC=org/DC=example/CN=Alice", 0x1003, "rsa:2048");
+    let alice2 = fx.issue("/DC=org/DC=example/CN=Alice", "rsa:2048");
     let (_, r) = Run::new(&fx).check(&alice_ext, &pem_certs(&alice2.cert)[0]);
     assert!(matches!(r, Err(VomsError::HolderMismatch { .. })), "{r:?}");
 }
@@ -357,7 +349,7 @@ fn ac_of_another_holder_is_rejected() {
 #[test]
 fn tampered_ac_fails_signature_but_reports_claimed_fqans() {
     let fx = VomsFixture::new();
-    let (ext, holder) = alice_proxy(&fx, "p", &args(&["/testvo/grp"], &[]));
+    let (ext, holder) = alice_proxy(&fx, &args(&["/testvo/grp"], &[]));
     // Flip a byte inside the signed part: "/testvo/grp" becomes "/testvo/grq".
     let pos = ext.windows(11).position(|w| w == b"/testvo/grp").unwrap() + 10;
     let mut tampered = ext.clone();
@@ -378,11 +370,11 @@ fn tampered_ac_fails_signature_but_reports_claimed_fqans() {
 #[test]
 fn sha2_rsa_accepted_sha1_only_with_legacy_md5_never() {
     let fx = VomsFixture::new();
-    let (ext, holder) = alice_proxy(&fx, "p", &args(&["/testvo"], &[]));
+    let (ext, holder) = alice_proxy(&fx, &args(&["/testvo"], &[]));
     let resign = |alg: &[u8], digest: &str| {
         let mut ed = AcEditor::from_ext(&ext);
         ed.set_algorithm(alg);
-        ed.sign(&fx.voms.key, digest, fx.dir.path())
+        ed.sign(&fx.voms.key, digest, fx.dir())
     };
     let mut run = Run::new(&fx);
     assert_eq!(
@@ -411,19 +403,13 @@ fn sha2_rsa_accepted_sha1_only_with_legacy_md5_never() {
 #[test]
 fn ecdsa_aa_is_accepted() {
     let fx = VomsFixture::new();
-    let ec = fx.issue(
-        "voms-ec",
-        "/DC=org/DC=example/CN=voms-ec.example.org",
-        0x2002,
-        "ec",
-    );
+    let ec = fx.issue("/DC=org/DC=example/CN=voms-ec.example.org", "ec:P-256");
     fx.write_lsc(
         VO,
         "voms-ec.example.org",
         &format!("/DC=org/DC=example/CN=voms-ec.example.org\n{CA_DN}\n"),
     );
     let p = fx.fake_proxy(
-        "p",
         &fx.alice,
         &ec,
         VO,
@@ -443,14 +429,14 @@ fn ecdsa_aa_is_accepted() {
     // Correctly labelled (ecdsa-with-SHA256) and re-signed by the same EC key, it verifies.
     let mut ed = AcEditor::from_ext(&ext);
     ed.set_algorithm(ALG_ECDSA_SHA256);
-    let fixed = ed.sign(&ec.key, "sha256", fx.dir.path());
+    let fixed = ed.sign(&ec.key, "sha256", fx.dir());
     assert_eq!(Run::new(&fx).check(&fixed, &holder).1, Ok(()));
 }
 
 #[test]
 fn unknown_critical_extension_is_rejected_noncritical_tolerated() {
     let fx = VomsFixture::new();
-    let (ext, holder) = alice_proxy(&fx, "p", &args(&["/testvo"], &[]));
+    let (ext, holder) = alice_proxy(&fx, &args(&["/testvo"], &[]));
     // OID 1.3.6.1.4.1.99999.1 (private arc), value NULL.
     let oid: &[u8] = &[
         0x06, 0x09, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x86, 0x8d, 0x1f, 0x01,
@@ -459,7 +445,7 @@ fn unknown_critical_extension_is_rejected_noncritical_tolerated() {
         let mut ed = AcEditor::from_ext(&ext);
         let crit: &[u8] = if critical { &[0x01, 0x01, 0xff] } else { &[] };
         ed.replace_extension(oid, seq(&[oid, crit, &tlv(0x04, &[0x05, 0x00])]));
-        let signed = ed.sign(&fx.voms.key, "sha256", fx.dir.path());
+        let signed = ed.sign(&fx.voms.key, "sha256", fx.dir());
         let (_, r) = Run::new(&fx).check(&signed, &holder);
         if ok {
             assert_eq!(r, Ok(()));
@@ -477,7 +463,7 @@ fn unknown_critical_extension_is_rejected_noncritical_tolerated() {
 #[test]
 fn aa_chain_rejected_by_chain_verifier_invalidates_ac() {
     let fx = VomsFixture::new();
-    let (ext, holder) = alice_proxy(&fx, "p", &args(&["/testvo"], &[]));
+    let (ext, holder) = alice_proxy(&fx, &args(&["/testvo"], &[]));
     let mut run = Run::new(&fx);
     run.anchors = vec![]; // the AA's CA is not a trust anchor
     let (v, r) = run.check(&ext, &holder);
@@ -491,14 +477,14 @@ fn aa_chain_rejected_by_chain_verifier_invalidates_ac() {
 #[test]
 fn unparseable_ac_gives_no_fqans() {
     let fx = VomsFixture::new();
-    let (ext, holder) = alice_proxy(&fx, "p", &args(&["/testvo"], &[]));
+    let (ext, holder) = alice_proxy(&fx, &args(&["/testvo"], &[]));
     for bad in [&ext[..ext.len() - 1], &b"\x30\x03\x02\x01\x01"[..], &[][..]] {
         let (v, r) = Run::new(&fx).check(bad, &holder);
         assert!(r.as_ref().is_err_and(|e| e.is_parse_error()), "{r:?}");
         assert!(!v.valid && v.fqans.is_empty() && v.vo.is_empty() && v.not_after.is_none());
     }
     // An FQAN outside the VO of the policyAuthority makes the AC unusable.
-    let p = fx.fake_proxy("q", &fx.alice, &fx.voms, VO, URI, &["-fqan", "/othervo/x"]);
+    let p = fx.fake_proxy(&fx.alice, &fx.voms, VO, URI, &["-fqan", "/othervo/x"]);
     let (v, r) = Run::new(&fx).check(&ac_ext_of(&p), &holder_der_of(&p));
     assert!(matches!(r, Err(VomsError::Fqan { .. })), "{r:?}");
     assert!(v.fqans.is_empty());
@@ -507,7 +493,7 @@ fn unparseable_ac_gives_no_fqans() {
 #[test]
 fn find_ac_extension_only_on_voms_proxies() {
     let fx = VomsFixture::new();
-    let p = fx.fake_proxy("p", &fx.alice, &fx.voms, VO, URI, &["-fqan", "/testvo"]);
+    let p = fx.fake_proxy(&fx.alice, &fx.voms, VO, URI, &["-fqan", "/testvo"]);
     let certs = pem_certs(&p);
     let (_, proxy) = X509Certificate::from_der(&certs[0]).unwrap();
     let (_, user) = X509Certificate::from_der(certs.last().unwrap()).unwrap();
@@ -520,7 +506,7 @@ fn find_ac_extension_only_on_voms_proxies() {
 #[test]
 fn rfc_holder_forms_bind_to_the_end_entity() {
     let fx = VomsFixture::new();
-    let (ext, alice) = alice_proxy(&fx, "p", &args(&["/testvo"], &[]));
+    let (ext, alice) = alice_proxy(&fx, &args(&["/testvo"], &[]));
     let bob = pem_certs(&fx.bob.cert).remove(0);
     let (_, a) = X509Certificate::from_der(&alice).unwrap();
     let base_id = seq(&[&tlv(
@@ -535,7 +521,7 @@ fn rfc_holder_forms_bind_to_the_end_entity() {
     for holder in [base_id, entity] {
         let mut ed = AcEditor::from_ext(&ext);
         ed.acinfo[1] = holder;
-        let signed = ed.sign(&fx.voms.key, "sha256", fx.dir.path());
+        let signed = ed.sign(&fx.voms.key, "sha256", fx.dir());
         assert_eq!(Run::new(&fx).check(&signed, &alice).1, Ok(()));
         let (_, r) = Run::new(&fx).check(&signed, &bob);
         assert!(matches!(r, Err(VomsError::HolderMismatch { .. })), "{r:?}");
@@ -547,11 +533,7 @@ fn rfc_holder_forms_bind_to_the_end_entity() {
 #[test]
 fn mutated_real_acs_never_panic() {
     let fx = VomsFixture::new();
-    let (ext, holder) = alice_proxy(
-        &fx,
-        "p",
-        &args(&["/testvo/a", "/testvo/b"], &["-ga", "k=v"]),
-    );
+    let (ext, holder) = alice_proxy(&fx, &args(&["/testvo/a", "/testvo/b"], &["-ga", "k=v"]));
     let mut run = Run::new(&fx);
     run.host = Some("wn1.example.org");
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;

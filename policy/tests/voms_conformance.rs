@@ -6,25 +6,20 @@
 //! are SHA-1 signed — the chain verifier's verdict, not ours — so here the AC verdict must be
 //! `expected` minus the modern violations that concern the AC or its AA certificate.
 
-#[path = "support/voms_fixtures.rs"]
-mod voms_fixtures;
+mod support;
+
+use support::conformance_dir as corpus;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use policy::voms::{find_ac_in_chain, fqan::to_long_form, verify_ac, VomsContext};
 use serde_json::Value;
+use support::voms::{aa_chain_checker, pem_certs};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
-use voms_fixtures::{aa_chain_checker, pem_certs};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
-
-fn corpus() -> PathBuf {
-    std::env::var_os("PILOTBOX_CONFORMANCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance").into())
-}
 
 /// Every certificate of every `*.pem` / `*.N` file of a trust directory.
 fn anchors(dir: &Path) -> Vec<Vec<u8>> {

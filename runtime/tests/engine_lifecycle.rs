@@ -73,7 +73,7 @@ fn pilot_signals_are_forwarded() {
     let f = Fixture::new("forward");
     for (sig, name) in [(Signal::SIGUSR1, "USR1"), (Signal::SIGUSR2, "USR2"), (Signal::SIGHUP, "HUP"), (Signal::SIGINT, "INT")] {
         let script = format!("trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 0.05; done");
-        let mut child = spawn(f.engine(&[], &["/bin/sh", "-c", &script]));
+        let child = spawn(f.engine(&[], &["/bin/sh", "-c", &script]));
         assert!(wait_until(Duration::from_secs(10), || f.cgroup_pids().len() >= 3));
         std::thread::sleep(Duration::from_millis(200));
         signal(&child, sig);

@@ -4,9 +4,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(s) = std::str::from_utf8(data) {
-        if let Ok(d) = policy::credentials::dn::Dn::parse(s) {
+        if let Ok(d) = policy::dn::Dn::parse(s) {
             let _ = (d.to_slash(), d.to_rfc2253(), d.comparison_key());
         }
-        let _ = policy::credentials::dn::openssl_subject_hash_of(s);
+        let _ = policy::dn::openssl_subject_hash_of(s);
     }
 });

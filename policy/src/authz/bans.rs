@@ -11,9 +11,9 @@
 //! double quotes, `#` comments; an entry whose first `/` component contains `=` is a DN,
 //! anything else an FQAN pattern.
 
-use super::dn_match::Dn;
 use crate::config::schema::Ban;
 use crate::config::ConfigError;
+use crate::dn::Dn;
 use crate::identity::Identity;
 use crate::mapfile::fqan::{Fqan, FqanPattern};
 use crate::mapfile::MapKey;
@@ -85,8 +85,8 @@ impl std::fmt::Display for BanHit {
 }
 
 fn norm(path: &Path, s: &str) -> Result<String, ConfigError> {
-    Dn::parse_any(s)
-        .map(|d| d.normalized())
+    Dn::parse(s)
+        .map(|d| d.comparison_key())
         .map_err(|e| ConfigError::Invalid {
             path: path.into(),
             reason: format!("[ban] DN {s:?}: {e}"),
@@ -161,8 +161,8 @@ impl Bans {
             .iter()
             .map(|b| BanHit::BrokenBanFile(b.clone()))
             .collect();
-        let subject = Dn::parse_any(&id.dn).map(|d| d.normalized()).ok();
-        let issuer = Dn::parse_any(&id.issuer_dn).map(|d| d.normalized()).ok();
+        let subject = Dn::parse(&id.dn).map(|d| d.comparison_key()).ok();
+        let issuer = Dn::parse(&id.issuer_dn).map(|d| d.comparison_key()).ok();
         for (entry, n) in &self.dns {
             if subject.as_deref() == Some(n.as_str()) {
                 hits.push(BanHit::Dn {

@@ -16,7 +16,6 @@
 
 pub mod accounts;
 pub mod bans;
-pub mod dn_match;
 pub mod limits;
 pub mod rules;
 

@@ -102,11 +102,11 @@ impl Policy {
                     FqanPattern::parse(f).map_err(|e| invalid(path, format!("{origin}: {e}")))?,
                 ),
                 (None, Some(d)) => {
-                    let dn = super::dn_match::Dn::parse_any(d)
+                    let dn = crate::dn::Dn::parse(d)
                         .map_err(|e| invalid(path, format!("{origin}: {e}")))?;
                     MapKey::Dn {
                         text: d.clone(),
-                        normalized: dn.normalized(),
+                        normalized: dn.comparison_key(),
                     }
                 }
                 _ => {
@@ -247,7 +247,7 @@ impl Policy {
         dn: &str,
         fqans: &[String],
     ) -> Option<(&'a Rule, Option<String>)> {
-        let norm = super::dn_match::normalize_dn(dn);
+        let norm = crate::dn::normalize_dn(dn).ok();
         let by_fqan = || {
             fqans.iter().find_map(|f| {
                 self.rules

@@ -1,9 +1,9 @@
 //! One X.509 certificate, parsed once (x509-parser) into the owned facts the checks need, so the
 //! chain logic does not juggle borrowed parser structures.
 
-use super::dn::Dn;
 use super::error::CredentialError;
 use super::proxy::{OID_PCI_DRAFT, OID_PCI_RFC3820};
+use crate::dn::Dn;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
@@ -124,15 +124,14 @@ impl Cert {
                 ));
             }
             match ext.parsed_extension() {
-                ParsedExtension::ParseError { error } => {
+                ParsedExtension::ParseError { error }
                     if ext.critical
                         || matches!(
                             oid.as_str(),
                             "2.5.29.19" | "2.5.29.15" | "2.5.29.17" | "2.5.29.18"
-                        )
-                    {
-                        return Err(format!("extension {oid} is malformed: {error}"));
-                    }
+                        ) =>
+                {
+                    return Err(format!("extension {oid} is malformed: {error}"));
                 }
                 ParsedExtension::BasicConstraints(bc) => {
                     c.basic_constraints = Some((bc.ca, bc.path_len_constraint))

@@ -20,22 +20,13 @@ use time::OffsetDateTime;
 pub const MAX_CA_DEPTH: usize = 8;
 
 /// How CRLs are used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CrlPolicy {
     /// Every issuing CA must have a CRL in the trust directory (canl `REQUIRE`).
     pub require: bool,
     /// Use a CRL past its nextUpdate instead of refusing (fetch-crl failing must normally be
     /// noticed, so the default refuses).
     pub allow_expired: bool,
-}
-
-impl Default for CrlPolicy {
-    fn default() -> Self {
-        CrlPolicy {
-            require: false,
-            allow_expired: false,
-        }
-    }
 }
 
 /// Which CA namespace files are enforced.
@@ -448,6 +439,10 @@ fn check_namespaces(
             issuer: issuer.subject_slash.clone(),
             policy,
         };
+        let broken_file = |detail: &String| CredentialError::TrustDir {
+            path: trust.path.display().to_string(),
+            detail: detail.clone(),
+        };
         let mut decided = false;
         for owner in &cas[k..] {
             let Some(entry) = trust.entry_of(owner) else {
@@ -464,12 +459,7 @@ fn check_namespaces(
                         break;
                     }
                 }
-                Some(Err(e)) => {
-                    return Err(CredentialError::TrustDir {
-                        path: trust.path.display().to_string(),
-                        detail: e.clone(),
-                    })
-                }
+                Some(Err(e)) => return Err(broken_file(e)),
                 None => {}
             }
         }
@@ -492,12 +482,7 @@ fn check_namespaces(
                         break;
                     }
                 }
-                Some(Err(e)) => {
-                    return Err(CredentialError::TrustDir {
-                        path: trust.path.display().to_string(),
-                        detail: e.clone(),
-                    })
-                }
+                Some(Err(e)) => return Err(broken_file(e)),
                 None => {}
             }
         }

@@ -3,7 +3,6 @@
 //! What is checked, and where (each file cites the rules it follows):
 //! - [`pem`]: bounded reading of the proxy file (certificates + the proxy's private key).
 //! - [`cert`]: one certificate, parsed once into the owned facts the checks need.
-//! - [`dn`]: OpenSSL slash form and RFC 2253 rendering and normalisation of DNs.
 //! - [`algorithms`]: which signature algorithms and key sizes are acceptable; verification via ring.
 //! - [`proxy`]: RFC 3820 / Globus legacy / GT3 draft proxy profiles and ProxyCertInfo.
 //! - [`trust_dir`]: the IGTF trust directory (CA certificates, CRLs, namespaces, signing policies).
@@ -19,7 +18,6 @@
 pub mod algorithms;
 pub mod cert;
 pub mod chain;
-pub mod dn;
 mod error;
 pub mod namespaces;
 pub mod pem;

@@ -13,7 +13,7 @@
 //! (`E`/`Email` → `emailAddress`). A subject is permitted when a PERMIT rule for its issuer
 //! matches and no DENY rule does.
 
-use super::dn::{canonical_label, Dn};
+use crate::dn::{canonical_label, Dn};
 use regex::{Regex, RegexBuilder};
 
 /// Largest policy file read.

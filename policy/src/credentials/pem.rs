@@ -201,7 +201,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
         } as u32)
     }
     let bytes: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
@@ -346,10 +346,7 @@ impl PrivateKey {
             };
             if let Err(e) = checked {
                 if e.to_string() == "InconsistentComponents" || e.to_string() == "InvalidEncoding" {
-                    return Err(key_err(&format!(
-                        "RSA private key rejected: {}",
-                        e.to_string()
-                    )));
+                    return Err(key_err(&format!("RSA private key rejected: {e}")));
                 }
             }
         }

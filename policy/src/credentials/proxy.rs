@@ -166,7 +166,7 @@ pub fn classify(cert: &Cert, signer: &Cert) -> Result<Option<ProxyInfo>, Credent
     };
     let extra_cn = cert.subject.0.len() == signer.subject.0.len() + 1
         && cert.subject.0.last().is_some_and(|a| a.label == "CN")
-        && super::dn::Dn(cert.subject.0[..cert.subject.0.len() - 1].to_vec()).comparison_key()
+        && crate::dn::Dn(cert.subject.0[..cert.subject.0.len() - 1].to_vec()).comparison_key()
             == signer.subject_key;
     let Some(pci) = pci else {
         // Legacy: only by name.

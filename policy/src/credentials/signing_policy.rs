@@ -12,8 +12,8 @@
 //! subjects are a white-space separated list of `"…"` patterns. Patterns are globs (`*` any run,
 //! `?` one character) matched against the whole slash-form subject, case-insensitively.
 
-use super::dn::Dn;
 use super::namespaces::{normalise_pattern_labels, MAX_POLICY_FILE};
+use crate::dn::Dn;
 use regex::{Regex, RegexBuilder};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

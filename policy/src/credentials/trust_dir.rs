@@ -183,7 +183,7 @@ impl TrustDir {
         })
     }
 
-    /// Trusted CAs whose subject is `subject_key` ([`super::dn::Dn::comparison_key`]).
+    /// Trusted CAs whose subject is `subject_key` ([`crate::dn::Dn::comparison_key`]).
     pub fn cas_named<'a>(
         &'a self,
         subject_key: &'a str,
@@ -208,7 +208,7 @@ impl TrustDir {
 
 fn parse_crl(der: &[u8], file: &str) -> Option<Crl> {
     let (_, crl) = x509_parser::parse_x509_crl(der).ok()?;
-    let issuer = super::dn::Dn::from_x509(&crl.tbs_cert_list.issuer);
+    let issuer = crate::dn::Dn::from_x509(&crl.tbs_cert_list.issuer);
     Some(Crl {
         file: file.to_string(),
         issuer_key: issuer.comparison_key(),

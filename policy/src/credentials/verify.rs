@@ -93,13 +93,12 @@ pub fn verify_with_trust_dir(
         .collect::<Result<Vec<_>, _>>()?;
     let leaf = &certs[0];
     match &file.key {
-        Some(k) => {
-            if !k.matches(&leaf.public_key()?)? {
-                return Err(CredentialError::KeyMismatch {
-                    subject: leaf.subject_slash.clone(),
-                });
-            }
+        Some(k) if !k.matches(&leaf.public_key()?)? => {
+            return Err(CredentialError::KeyMismatch {
+                subject: leaf.subject_slash.clone(),
+            });
         }
+        Some(_) => {}
         None if opts.require_key => return Err(CredentialError::NoKey),
         None => {}
     }

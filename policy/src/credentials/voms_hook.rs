@@ -57,7 +57,10 @@ pub fn voms_attributes(
     };
     // No configured vomsdir: the conventional one (an AC it cannot trust stays invalid, but its
     // claimed FQANs are still reported, for bans).
-    let vomsdir = opts.voms_dir.as_deref().unwrap_or(std::path::Path::new("/etc/grid-security/vomsdir"));
+    let vomsdir = opts
+        .voms_dir
+        .as_deref()
+        .unwrap_or(std::path::Path::new("/etc/grid-security/vomsdir"));
     let ctx = crate::voms::VomsContext {
         vomsdir,
         now,

@@ -10,7 +10,7 @@
 //! row per account (PRIMARY KEY), one lease per identity and pool (UNIQUE), one per uid.
 
 use super::{Acquired, Lease, LeaseError, LeaseKey, LeaseStore, Pool};
-use crate::authz::dn_match::normalize_dn;
+use crate::dn::normalize_dn;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,7 +33,7 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS leases (
 
 /// The SQLite identity of a lease key: the normalised DN, plus the primary FQAN if given.
 pub fn identity_of(key: &LeaseKey) -> String {
-    let dn = normalize_dn(&key.dn).unwrap_or_else(|| key.dn.clone());
+    let dn = normalize_dn(&key.dn).unwrap_or_else(|_| key.dn.clone());
     match &key.primary_fqan {
         Some(f) => format!("{dn} {f}"),
         None => dn,

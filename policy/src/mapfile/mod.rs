@@ -19,7 +19,7 @@
 pub mod dfpm;
 pub mod fqan;
 
-use crate::authz::dn_match::{Dn, DnError};
+use crate::dn::{Dn, DnError};
 use fqan::{FqanError, FqanPattern};
 use std::path::Path;
 
@@ -39,10 +39,10 @@ impl MapKey {
     pub fn parse(key: &str) -> Result<MapKey, MapfileError> {
         let first = key.trim_start_matches('/').split('/').next().unwrap_or("");
         if first.contains('=') {
-            let dn = Dn::parse_any(key).map_err(|e| MapfileError::BadDn(key.into(), e))?;
+            let dn = Dn::parse(key).map_err(|e| MapfileError::BadDn(key.into(), e))?;
             Ok(MapKey::Dn {
                 text: key.to_string(),
-                normalized: dn.normalized(),
+                normalized: dn.comparison_key(),
             })
         } else {
             Ok(MapKey::Fqan(
@@ -185,7 +185,7 @@ impl Mapfile {
 
     /// First entry whose DN key equals `dn` (slash or RFC 2253 form).
     pub fn match_dn(&self, dn: &str) -> Option<&MapEntry> {
-        let n = crate::authz::dn_match::normalize_dn(dn)?;
+        let n = crate::dn::normalize_dn(dn).ok()?;
         self.entries
             .iter()
             .find(|e| matches!(&e.key, MapKey::Dn { normalized, .. } if *normalized == n))
@@ -193,7 +193,7 @@ impl Mapfile {
 
     /// All entries whose DN key equals `dn`, in file order.
     pub fn all_dn(&self, dn: &str) -> Vec<&MapEntry> {
-        let Some(n) = crate::authz::dn_match::normalize_dn(dn) else {
+        let Ok(n) = crate::dn::normalize_dn(dn) else {
             return vec![];
         };
         self.entries

@@ -23,7 +23,6 @@ use x509_parser::certificate::X509Certificate;
 use crate::identity::Voms;
 
 mod der;
-mod dn;
 pub mod error;
 pub mod fqan;
 pub mod parse;

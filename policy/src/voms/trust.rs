@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::pem::Pem;
 
-use super::dn::{oneline, same_dn, same_name};
 use super::error::VomsError;
 use super::parse::ParsedAc;
 use super::verify::verify_signature;
 use super::VomsContext;
+use crate::dn::{openssl_slash, same_dn, same_name};
 
 /// Separator between alternative chains in an `.lsc` file.
 pub const LSC_NEXT_CHAIN: &str = "------ NEXT CHAIN ------";
@@ -52,8 +52,8 @@ pub fn lsc_matches(chain: &[X509Certificate<'_>], lsc_chain: &[String]) -> bool 
     !chain.is_empty()
         && lsc_chain.len() > chain.len()
         && chain.iter().enumerate().all(|(i, c)| {
-            same_dn(&oneline(c.subject()), &lsc_chain[i])
-                && same_dn(&oneline(c.issuer()), &lsc_chain[i + 1])
+            same_dn(&openssl_slash(c.subject()), &lsc_chain[i])
+                && same_dn(&openssl_slash(c.issuer()), &lsc_chain[i + 1])
         })
 }
 
@@ -97,8 +97,8 @@ fn trust_by_lsc(ac: &ParsedAc<'_>, ctx: &VomsContext<'_>, lsc: &Path) -> Result<
     };
     if !chains.iter().any(|c| lsc_matches(&ac.aa_certs, c)) {
         return Err(VomsError::LscMismatch {
-            subject: oneline(aa.subject()),
-            issuer: oneline(aa.issuer()),
+            subject: openssl_slash(aa.subject()),
+            issuer: openssl_slash(aa.issuer()),
             lsc: lsc.display().to_string(),
         });
     }
@@ -110,8 +110,8 @@ fn trust_by_lsc(ac: &ParsedAc<'_>, ctx: &VomsContext<'_>, lsc: &Path) -> Result<
 fn check_aa_signed(ac: &ParsedAc<'_>, aa: &X509Certificate<'_>) -> Result<(), VomsError> {
     if !same_name(&ac.issuer, aa.subject()) {
         return Err(VomsError::IssuerNotAa {
-            ac_issuer: oneline(&ac.issuer),
-            aa_subject: oneline(aa.subject()),
+            ac_issuer: openssl_slash(&ac.issuer),
+            aa_subject: openssl_slash(aa.subject()),
         });
     }
     verify_signature(ac, aa)

@@ -7,11 +7,11 @@ use time::{Duration, OffsetDateTime};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::x509::AlgorithmIdentifier;
 
-use super::dn::{oneline, same_name};
 use super::error::VomsError;
 use super::oids;
 use super::parse::{AcHolder, ParsedAc};
 use super::{trust, VomsContext};
+use crate::dn::{openssl_slash, same_name};
 
 /// How the signature algorithm is treated.
 enum AlgClass {
@@ -71,7 +71,7 @@ pub(crate) fn verify_signature(
                 classify(&ac.signature_algorithm.algorithm.to_id_string()).1
             )))
         }
-        Err(_) => Err(VomsError::BadSignature(oneline(signer.subject()))),
+        Err(_) => Err(VomsError::BadSignature(openssl_slash(signer.subject()))),
     }
 }
 
@@ -105,18 +105,18 @@ pub(crate) fn check_holder(ac: &ParsedAc<'_>, cert: &X509Certificate<'_>) -> Res
         AcHolder::BaseCertificateId { issuer, serial } => {
             format!(
                 "issuer {} serial {}",
-                oneline(issuer),
+                openssl_slash(issuer),
                 hex(trim_serial(serial))
             )
         }
-        AcHolder::EntityName(n) => format!("entityName {}", oneline(n)),
+        AcHolder::EntityName(n) => format!("entityName {}", openssl_slash(n)),
     };
     Err(VomsError::HolderMismatch {
         ac_holder,
         cert: format!(
             "subject {} issuer {} serial {}",
-            oneline(cert.subject()),
-            oneline(cert.issuer()),
+            openssl_slash(cert.subject()),
+            openssl_slash(cert.issuer()),
             hex(trim_serial(cert.raw_serial()))
         ),
     })

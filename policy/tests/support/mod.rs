@@ -3,13 +3,57 @@
 //! `openssl ca` (for explicit dates), CRLs, namespaces files. Everything lives under one
 //! `TempDir` that is removed when the [`Pki`] is dropped, so parallel tests never collide.
 //!
-//! For VOMS tests: `pki.host("voms.example.org")` gives the VOMS server cert/key under the same
-//! CA, to pass to `voms-proxy-fake -hostcert/-hostkey` (see [`Pki::voms_proxy_fake`]).
+//! For VOMS: `pki.host("voms.example.org")` gives the VOMS server cert/key under the same CA, to
+//! pass to `voms-proxy-fake -hostcert/-hostkey` (see [`Pki::voms_proxy_fake`]); [`voms`] has a
+//! ready-made VO fixture and AC-editing helpers.
 #![allow(dead_code)]
+
+pub mod voms;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tempfile::TempDir;
+
+/// The conformance corpus: `$PILOTBOX_CONFORMANCE_DIR` (or the older `$PILOTBOX_CONFORMANCE`),
+/// else the vendored copy in `tests/conformance`.
+pub fn conformance_dir() -> PathBuf {
+    std::env::var_os("PILOTBOX_CONFORMANCE_DIR")
+        .or_else(|| std::env::var_os("PILOTBOX_CONFORMANCE"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance"))
+}
+
+/// A verified identity as the credential verifier would hand it to authorization: `dn` issued
+/// by `/DC=org/DC=example/CN=Example CA`, with a `testvo` AC carrying `fqans` (none if empty)
+/// that is `valid` or expired.
+pub fn identity(dn: &str, fqans: &[&str], valid: bool) -> policy::identity::Identity {
+    policy::identity::Identity {
+        dn: dn.into(),
+        issuer_dn: "/DC=org/DC=example/CN=Example CA".into(),
+        proxy_type: None,
+        limited: false,
+        not_after: time::OffsetDateTime::now_utc(),
+        voms: (!fqans.is_empty()).then(|| policy::identity::Voms {
+            vo: "testvo".into(),
+            fqans: fqans.iter().map(|s| s.to_string()).collect(),
+            generic: vec![],
+            valid,
+            reason: (!valid).then(|| "AC expired".into()),
+            not_after: None,
+        }),
+    }
+}
+
+/// `voms-proxy-fake` arguments for a `testvo` AC with two FQANs (in this order) and one generic
+/// attribute `k=v`.
+pub const TWO_FQANS_AND_A_GA: &[&str] = &[
+    "-fqan",
+    "/testvo/Role=NULL/Capability=NULL",
+    "-fqan",
+    "/testvo/prod/Role=pilot/Capability=NULL",
+    "-ga",
+    "k=v",
+];
 
 /// A certificate and its key on disk.
 #[derive(Debug, Clone)]
@@ -300,6 +344,15 @@ impl Pki {
         )
     }
 
+    /// An end-entity certificate for any `dn` with key `key` (`rsa:2048`, `ec:P-256`).
+    pub fn issue_user_cert(&self, dn: &str, key: &'static str) -> Cred {
+        let spec = Spec {
+            key,
+            ..Spec::default()
+        };
+        self.issue(None, dn, &spec, "v3_user")
+    }
+
     /// A host certificate `/DC=org/DC=example/CN=<fqdn>` (e.g. the VOMS server's).
     pub fn host(&self, fqdn: &str) -> Cred {
         self.issue(
@@ -366,33 +419,30 @@ impl Pki {
         )
     }
 
+    /// `openssl ca -batch` as the root CA, with its config (CRL generation and revocation).
+    fn ca_command(&self) -> Command {
+        let mut c = openssl();
+        c.args(["ca", "-batch", "-config"])
+            .arg(self.path("ca-work/ca.cnf"))
+            .arg("-cert")
+            .arg(&self.ca.cert)
+            .arg("-keyfile")
+            .arg(&self.ca.key);
+        c
+    }
+
     /// Revokes `cred` and (re)writes the CA's CRL as `<hash>.r0`, valid for `crl_days`
     /// (`openssl ca -gencrl -crlhours` when negative is impossible, so expired CRLs use
     /// [`Pki::expired_crl`]).
     pub fn revoke(&self, cred: &Cred) {
-        let conf = self.path("ca-work/ca.cnf");
-        run(openssl()
-            .args(["ca", "-batch", "-config"])
-            .arg(&conf)
-            .arg("-cert")
-            .arg(&self.ca.cert)
-            .arg("-keyfile")
-            .arg(&self.ca.key)
-            .arg("-revoke")
-            .arg(&cred.cert));
+        run(self.ca_command().arg("-revoke").arg(&cred.cert));
         self.write_crl();
     }
 
     /// Writes the CA's current CRL as `<hash>.r0`.
     pub fn write_crl(&self) {
-        let conf = self.path("ca-work/ca.cnf");
-        run(openssl()
-            .args(["ca", "-batch", "-config"])
-            .arg(&conf)
-            .arg("-cert")
-            .arg(&self.ca.cert)
-            .arg("-keyfile")
-            .arg(&self.ca.key)
+        run(self
+            .ca_command()
             .arg("-gencrl")
             .arg("-out")
             .arg(self.ca_dir.join(format!("{}.r0", self.hash))));
@@ -401,14 +451,8 @@ impl Pki {
     /// Writes a CRL whose nextUpdate is already past (an expired CRL) as `<hash>.r0`, with
     /// `openssl crl`-compatible content built by `openssl ca -gencrl -crlsec 1` and a wait.
     pub fn expired_crl(&self) {
-        let conf = self.path("ca-work/ca.cnf");
-        run(openssl()
-            .args(["ca", "-batch", "-config"])
-            .arg(&conf)
-            .arg("-cert")
-            .arg(&self.ca.cert)
-            .arg("-keyfile")
-            .arg(&self.ca.key)
+        run(self
+            .ca_command()
             .args(["-gencrl", "-crlsec", "1", "-out"])
             .arg(self.ca_dir.join(format!("{}.r0", self.hash))));
     }
@@ -431,12 +475,23 @@ impl Pki {
         .unwrap();
     }
 
-    /// A VOMS proxy via `voms-proxy-fake` with the AC signed by `host` (see [`Pki::host`]).
-    /// `extra` are further voms-proxy-fake arguments (`-fqan`, `-ga`, `-target`, …).
-    pub fn voms_proxy_fake(&self, user: &Cred, host: &Cred, vo: &str, extra: &[&str]) -> PathBuf {
+    /// A VOMS proxy via `voms-proxy-fake -rfc` for `user` with the AC signed by `host` (see
+    /// [`Pki::host`]) for VO `vo` served at `uri` (`host:port`). `extra` are further
+    /// voms-proxy-fake arguments (`-fqan`, `-ga`, `-target`, `-pastac`, `-vomslife`, …).
+    pub fn voms_proxy_fake(
+        &self,
+        user: &Cred,
+        host: &Cred,
+        vo: &str,
+        uri: &str,
+        extra: &[&str],
+    ) -> PathBuf {
+        use std::os::unix::process::ExitStatusExt;
         let out = self.path(&format!("{}.proxy", self.fresh("vomsproxy")));
-        run(Command::new("voms-proxy-fake")
-            .env("X509_CERT_DIR", &self.ca_dir)
+        let mut cmd = Command::new("voms-proxy-fake");
+        cmd.env("X509_CERT_DIR", &self.ca_dir)
+            .env("HOME", self.tmp.path())
+            .env("RANDFILE", self.path(".rnd"))
             .args(["-q", "-rfc", "-cert"])
             .arg(&user.cert)
             .arg("-key")
@@ -445,11 +500,29 @@ impl Pki {
             .arg(&host.cert)
             .arg("-hostkey")
             .arg(&host.key)
-            .args(["-voms", vo, "-uri", "voms.example.org:15000"])
+            .args(["-voms", vo, "-uri", uri])
             .args(extra)
             .arg("-out")
-            .arg(&out));
-        out
+            .arg(&out);
+        // voms-proxy-fake 2.1.0 (Debian 12) crashes with SIGSEGV now and then when given
+        // `-target` (and always with two `-target`s or `-ga` twice plus `-target`): retry a few
+        // times before failing the test.
+        for _ in 0..10 {
+            let o = cmd
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run voms-proxy-fake: {e}"));
+            if o.status.signal() == Some(11) && extra.contains(&"-target") {
+                continue;
+            }
+            assert!(
+                o.status.success(),
+                "{cmd:?} failed: {}\n{}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            );
+            return out;
+        }
+        panic!("{cmd:?} kept crashing");
     }
 
     /// A vomsdir with `<vo>/<host>.lsc` naming `host` and this CA.

@@ -40,6 +40,8 @@ struct Common {
     expiry_file: Option<PathBuf>,
 }
 
+// Parsed once per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Run an OCI runtime config.json.

@@ -1,168 +1,65 @@
-//! Test-time factory of REAL VOMS credentials: a throwaway OpenSSL CA (RSA 2048, SHA-256)
-//! issuing user certificates and a VOMS server (AA) certificate, VOMS proxies made by
-//! `voms-proxy-fake` (package voms-clients), a vomsdir with `.lsc` files, and an AC editor that
-//! re-signs a real AC with the AA key for cases `voms-proxy-fake` cannot produce (working
-//! targets, other algorithms, extra extensions).
-//!
-//! Self-contained on purpose (the chain verifier's tests have their own proxy factory; the two
-//! are to be merged). Everything lives in one `TempDir`, removed when the fixture drops.
-
-#![allow(dead_code)]
+//! VOMS on top of the [`Pki`] factory: a fixture with a CA, users Alice and Bob, a VOMS
+//! server (AA) certificate and a vomsdir whose `.lsc` names it; helpers to read the AC back out of
+//! a proxy; and an AC editor that re-signs a real AC with the AA key for cases `voms-proxy-fake`
+//! cannot produce (working targets, other algorithms, extra extensions).
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use policy::voms::find_ac_extension;
-use tempfile::TempDir;
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::pem::Pem;
 use x509_parser::prelude::FromDer;
 
-/// A certificate and its private key on disk.
-#[derive(Debug, Clone)]
-pub struct Pki {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    /// Subject in OpenSSL slash form, as given to `openssl req -subj`.
-    pub dn: String,
-}
+use super::{openssl, run, Cred, Pki};
 
+pub const CA_NAME: &str = "Pilotbox VOMS Test CA";
 pub const CA_DN: &str = "/DC=org/DC=example/CN=Pilotbox VOMS Test CA";
 pub const VOMS_HOST: &str = "voms.example.org";
 pub const VOMS_DN: &str = "/DC=org/DC=example/CN=voms.example.org";
 pub const VO: &str = "testvo";
 pub const URI: &str = "voms.example.org:15000";
 
+/// A CA with users Alice and Bob and the VOMS server `voms.example.org` of VO `testvo`, and a
+/// vomsdir holding `testvo/voms.example.org.lsc` (the correct chain). Removed on drop.
 pub struct VomsFixture {
-    pub dir: TempDir,
-    pub ca: Pki,
-    pub alice: Pki,
-    pub bob: Pki,
-    pub voms: Pki,
-    /// `<dir>/vomsdir`, holding `testvo/voms.example.org.lsc` (the correct chain).
+    pub pki: Pki,
+    pub ca: Cred,
+    pub alice: Cred,
+    pub bob: Cred,
+    pub voms: Cred,
     pub vomsdir: PathBuf,
-    certdir: PathBuf,
-}
-
-fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 impl VomsFixture {
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("pilotbox-voms-")
-            .tempdir()
-            .unwrap();
-        let p = dir.path().to_path_buf();
-        let ca = Pki {
-            cert: p.join("ca.pem"),
-            key: p.join("ca.key"),
-            dn: CA_DN.into(),
-        };
-        run(Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-sha256", "-nodes", "-days", "30",
-            ])
-            .arg("-keyout")
-            .arg(&ca.key)
-            .arg("-out")
-            .arg(&ca.cert)
-            .args(["-subj", CA_DN])
-            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
-            .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
-            .args(["-addext", "subjectKeyIdentifier=hash"]));
-        let certdir = p.join("certificates");
-        fs::create_dir(&certdir).unwrap();
-        let hash = run(Command::new("openssl")
-            .args(["x509", "-noout", "-subject_hash", "-in"])
-            .arg(&ca.cert));
-        let hash = String::from_utf8(hash.stdout).unwrap();
-        fs::copy(&ca.cert, certdir.join(format!("{}.0", hash.trim()))).unwrap();
-        let vomsdir = p.join("vomsdir");
-        fs::create_dir_all(vomsdir.join(VO)).unwrap();
-        let mut fx = VomsFixture {
-            alice: Pki {
-                cert: PathBuf::new(),
-                key: PathBuf::new(),
-                dn: String::new(),
-            },
-            bob: Pki {
-                cert: PathBuf::new(),
-                key: PathBuf::new(),
-                dn: String::new(),
-            },
-            voms: Pki {
-                cert: PathBuf::new(),
-                key: PathBuf::new(),
-                dn: String::new(),
-            },
-            ca,
+        let pki = Pki::new(CA_NAME);
+        let vomsdir = pki.path("vomsdir");
+        let alice = pki.issue_user_cert("/DC=org/DC=example/CN=Alice", "rsa:2048");
+        let bob = pki.issue_user_cert("/DC=org/DC=example/CN=Bob", "rsa:2048");
+        let voms = pki.issue_user_cert(VOMS_DN, "rsa:2048");
+        let fx = VomsFixture {
+            ca: pki.ca.clone(),
+            pki,
+            alice,
+            bob,
+            voms,
             vomsdir,
-            certdir,
-            dir,
         };
-        fx.alice = fx.issue("alice", "/DC=org/DC=example/CN=Alice", 0x1001, "rsa:2048");
-        fx.bob = fx.issue("bob", "/DC=org/DC=example/CN=Bob", 0x1002, "rsa:2048");
-        fx.voms = fx.issue("voms", VOMS_DN, 0x2001, "rsa:2048");
         fx.write_lsc(VO, VOMS_HOST, &format!("{VOMS_DN}\n{CA_DN}\n"));
         fx
     }
 
-    /// Issues an end-entity certificate from the test CA. `newkey` is an `openssl req -newkey`
-    /// argument (`rsa:2048`, `ec`).
-    pub fn issue(&self, name: &str, dn: &str, serial: u32, newkey: &str) -> Pki {
-        let p = self.dir.path();
-        let (cert, key, csr) = (
-            p.join(format!("{name}.pem")),
-            p.join(format!("{name}.key")),
-            p.join(format!("{name}.csr")),
-        );
-        let mut req = Command::new("openssl");
-        req.args(["req", "-new", "-nodes", "-newkey", newkey]);
-        if newkey == "ec" {
-            req.args(["-pkeyopt", "ec_paramgen_curve:P-256"]);
-        }
-        run(req
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&csr)
-            .args(["-subj", dn]));
-        let ext = p.join(format!("{name}.ext"));
-        fs::write(
-            &ext,
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
-             subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
-        )
-        .unwrap();
-        run(Command::new("openssl")
-            .args(["x509", "-req", "-sha256", "-days", "10", "-in"])
-            .arg(&csr)
-            .arg("-CA")
-            .arg(&self.ca.cert)
-            .arg("-CAkey")
-            .arg(&self.ca.key)
-            .args(["-set_serial", &serial.to_string(), "-extfile"])
-            .arg(&ext)
-            .arg("-out")
-            .arg(&cert));
-        Pki {
-            cert,
-            key,
-            dn: dn.into(),
-        }
+    /// The fixture's temporary directory.
+    pub fn dir(&self) -> &Path {
+        self.pki.tmp.path()
+    }
+
+    /// Issues an end-entity certificate for `dn` from the test CA with key `key` (`rsa:2048`,
+    /// `ec:P-256`).
+    pub fn issue(&self, dn: &str, key: &'static str) -> Cred {
+        self.pki.issue_user_cert(dn, key)
     }
 
     /// Writes `<vomsdir>/<vo>/<host>.lsc`.
@@ -175,56 +72,16 @@ impl VomsFixture {
         fs::remove_file(self.vomsdir.join(vo).join(format!("{host}.lsc"))).unwrap();
     }
 
-    /// A VOMS proxy for `user` with an AC signed by `aa`, made by `voms-proxy-fake`:
-    /// `-voms VO -uri URI` plus `extra` (e.g. `-fqan`, `-ga`, `-target`, `-pastac`, `-vomslife`).
+    /// A VOMS proxy for `user` with an AC signed by `aa` (see [`Pki::voms_proxy_fake`]).
     pub fn fake_proxy(
         &self,
-        name: &str,
-        user: &Pki,
-        aa: &Pki,
+        user: &Cred,
+        aa: &Cred,
         vo: &str,
         uri: &str,
         extra: &[&str],
     ) -> PathBuf {
-        use std::os::unix::process::ExitStatusExt;
-        let p = self.dir.path();
-        let out = p.join(format!("{name}.proxy"));
-        let mut cmd = Command::new("voms-proxy-fake");
-        cmd.env("X509_CERT_DIR", &self.certdir)
-            .env("X509_VOMS_DIR", &self.vomsdir)
-            .env("HOME", p)
-            .env("RANDFILE", p.join(".rnd"))
-            .args(["-q", "-rfc", "-cert"])
-            .arg(&user.cert)
-            .arg("-key")
-            .arg(&user.key)
-            .arg("-hostcert")
-            .arg(&aa.cert)
-            .arg("-hostkey")
-            .arg(&aa.key)
-            .args(["-voms", vo, "-uri", uri])
-            .args(extra)
-            .arg("-out")
-            .arg(&out);
-        // voms-proxy-fake 2.1.0 (Debian 12) crashes with SIGSEGV now and then when given
-        // `-target` (and always with two `-target`s or `-ga` twice plus `-target`): retry a few
-        // times before failing the test.
-        for _ in 0..10 {
-            let o = cmd
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run voms-proxy-fake: {e}"));
-            if o.status.signal() == Some(11) && extra.contains(&"-target") {
-                continue;
-            }
-            assert!(
-                o.status.success(),
-                "{cmd:?} failed: {}\n{}",
-                o.status,
-                String::from_utf8_lossy(&o.stderr)
-            );
-            return out;
-        }
-        panic!("{cmd:?} kept crashing");
+        self.pki.voms_proxy_fake(user, aa, vo, uri, extra)
     }
 }
 
@@ -427,7 +284,7 @@ impl AcEditor {
         let tbs = workdir.join("acinfo.der");
         let sig = workdir.join("acinfo.sig");
         fs::write(&tbs, &acinfo).unwrap();
-        run(Command::new("openssl")
+        run(openssl()
             .args(["dgst", &format!("-{digest}"), "-sign"])
             .arg(key)
             .arg("-out")
