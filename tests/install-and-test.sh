@@ -26,4 +26,6 @@ echo "== unit and root integration tests (host: cgroup v1/hybrid)"
 cargo test --workspace
 echo "== root integration tests on a cgroup-v2 kernel (QEMU)"
 tests/vm/run.sh --smoke --cargo-tests runtime
+echo "== fuzz targets, briefly each (docs/fuzzing.md: how to run them long)"
+PILOTBOX_FUZZ_DEV=1 policy/fuzz/run-short.sh 10
 echo "== all tests passed"
