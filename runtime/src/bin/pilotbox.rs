@@ -51,9 +51,14 @@ fn main() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("pilotbox: cannot sanitize the process: {e}");
-            std::process::exit(policy::Class::SiteError.exit_code());
+            let glexec = cli::glexec::invoked_as_glexec(std::env::args_os().next().as_deref());
+            std::process::exit(if glexec { cli::glexec::SYSTEM_ERROR } else { policy::Class::SiteError.exit_code() });
         }
     };
+    // Invoked as `glexec` (a symlink): gLExec's interface, no subcommands (cli/glexec.rs).
+    if cli::glexec::invoked_as_glexec(std::env::args_os().next().as_deref()) {
+        std::process::exit(cli::glexec::run(std::env::args_os().skip(1).collect(), &caller));
+    }
     if std::env::args_os().nth(1).is_none_or(|a| a != "run") {
         for name in KEPT_FOR_TOOLS {
             if let Some((k, v)) = caller.env.iter().find(|(k, _)| k == name) {

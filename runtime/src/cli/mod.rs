@@ -1,6 +1,7 @@
 //! `pilotbox` subcommands. Each module exposes clap `Args` and `run(args) -> i32` (the exit
 //! status); `bin/pilotbox.rs` only parses and dispatches.
 
+pub mod glexec;
 pub mod leases;
 pub mod map;
 pub mod policy_check;

@@ -3,6 +3,11 @@
 //! is audited when it is a decision, lands in the `--report` JSON and exits with its class
 //! (120 denied, 121 temporary, 122 pilot error, 123 site error); afterwards the exit status is
 //! the payload's (128+N for signal N).
+//!
+//! The launch itself is [`execute`], driven by a [`Request`]: `pilotbox run` builds one from its
+//! command line, the gLExec-compatible entry point (`cli/glexec.rs`) from gLExec's environment
+//! variables, so both run through exactly the same code path and differ only in how the
+//! [`Outcome`] is turned into an exit status.
 
 use crate::cgroups::{self, Placement};
 use crate::engine::{self, RunOptions};
@@ -12,7 +17,7 @@ use crate::launcher::prepare::{self, Prepared};
 use crate::launcher::sanitize::Caller;
 use crate::launcher::state::{Record, Store};
 use crate::launcher::unprivileged;
-use policy::authz::{check_pilot, decide, Decision, LimitRequest, Policy, Request};
+use policy::authz::{check_pilot, decide, Decision, LimitRequest, Policy};
 use policy::config::schema::CgroupPlacement;
 use policy::credentials::VerifyOptions;
 use policy::lease::{open_store, unix_now};
@@ -63,6 +68,44 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// One launch, however it was asked for.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Prefix of every message on stderr (`pilotbox run`, `glexec`).
+    pub name: &'static str,
+    /// The user's proxy as the caller named it (relative to the caller's cwd); read as the caller.
+    pub proxy: Option<PathBuf>,
+    /// How to name a proxy, for the pilot-error line when `proxy` is `None`.
+    pub proxy_hint: &'static str,
+    pub workdir: Option<PathBuf>,
+    pub id: Option<String>,
+    pub limits: LimitRequest,
+    pub env: Vec<(String, String)>,
+    pub report: Option<PathBuf>,
+    /// Where the payload finds its proxy copy, when not the default
+    /// [`prepare::SANDBOX_PROXY`] (gLExec's `GLEXEC_TARGET_PROXY`).
+    pub target_proxy: Option<PathBuf>,
+    pub cmd: Vec<String>,
+}
+
+/// How a launch ended: refused or failed before the payload ran (its class), or the payload's
+/// own exit status (128+N for signal N). Kept apart because a payload may itself exit 120–123.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Failed(Class),
+    Payload(i32),
+}
+
+impl Outcome {
+    /// The exit status of `pilotbox run` (DESIGN.md): the class, else the payload's status.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Failed(c) => c.exit_code(),
+            Outcome::Payload(s) => s,
+        }
+    }
+}
+
 /// What is known about the user so far, for the report.
 fn user_json(id: Option<&Identity>, d: Option<&Decision>) -> Value {
     if id.is_none() && d.is_none() {
@@ -80,7 +123,7 @@ fn user_json(id: Option<&Identity>, d: Option<&Decision>) -> Value {
 
 struct Ctx<'a> {
     caller: &'a Caller,
-    args: &'a Args,
+    req: &'a Request,
     started: String,
     id: Option<String>,
     identity: Option<Identity>,
@@ -89,20 +132,20 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn write_report(&self, v: &Value) {
-        let Some(path) = &self.args.report else { return };
+        let Some(path) = &self.req.report else { return };
         let path = self.caller.absolute(path);
         match credfile::create_as_caller(self.caller, &path) {
             Ok(mut f) => {
                 use std::io::Write;
                 let _ = f.write_all(serde_json::to_string_pretty(v).unwrap_or_default().as_bytes());
             }
-            Err(e) => eprintln!("pilotbox run: cannot write the report: {e}"),
+            Err(e) => eprintln!("{}: cannot write the report: {e}", self.req.name),
         }
     }
 
     /// A failure before the payload started: one line, the report, the class.
-    fn fail(&self, d: Denial) -> i32 {
-        eprintln!("pilotbox run: {d}");
+    fn fail(&self, d: Denial) -> Outcome {
+        eprintln!("{}: {d}", self.req.name);
         self.write_report(&json!({
             "id": self.id,
             "outcome": d.class.outcome(),
@@ -115,7 +158,7 @@ impl Ctx<'_> {
             "ended": audit::now_rfc3339(),
             "usage": null,
         }));
-        d.class.exit_code()
+        Outcome::Failed(d.class)
     }
 }
 
@@ -126,7 +169,26 @@ fn from_credfile(e: CredFileError) -> Denial {
     }
 }
 
+/// `pilotbox run`: the request from the command line (the proxy defaulting to the caller's
+/// `$X509_USER_PROXY`), then [`execute`].
 pub fn run(args: Args, caller: &Caller) -> i32 {
+    let req = Request {
+        name: "pilotbox run",
+        proxy: args.proxy.or_else(|| caller.var("X509_USER_PROXY").map(PathBuf::from)),
+        proxy_hint: "give --proxy FILE or set X509_USER_PROXY",
+        workdir: args.workdir,
+        id: args.id,
+        limits: LimitRequest { memory: args.memory, pids: args.pids, cpus: args.cpus, walltime: args.walltime },
+        env: args.env,
+        report: args.report,
+        target_proxy: None,
+        cmd: args.cmd,
+    };
+    execute(req, caller).exit_code()
+}
+
+/// The launch sequence of docs/launcher-design.md for one [`Request`].
+pub fn execute(req: Request, caller: &Caller) -> Outcome {
     // Signals the supervisor forwards stay pending until the payload runs (a pilot's SIGTERM
     // during setup then reaches the payload instead of leaving a half-made sandbox behind).
     let _ = nix::sys::signal::sigprocmask(
@@ -134,14 +196,8 @@ pub fn run(args: Args, caller: &Caller) -> i32 {
         Some(&crate::launch::supervised_signals()),
         None,
     );
-    let mut ctx = Ctx {
-        caller,
-        args: &args,
-        started: audit::now_rfc3339(),
-        id: args.id.clone(),
-        identity: None,
-        decision: None,
-    };
+    let mut ctx =
+        Ctx { caller, req: &req, started: audit::now_rfc3339(), id: req.id.clone(), identity: None, decision: None };
     if caller.euid != 0 {
         return ctx.fail(Denial::new(
             Class::SiteError,
@@ -158,15 +214,14 @@ pub fn run(args: Args, caller: &Caller) -> i32 {
         return ctx.fail(d);
     }
     let audit = Audit::new(&policy.file.audit);
-    let Some(proxy_path) = args.proxy.clone().or_else(|| caller.var("X509_USER_PROXY").map(PathBuf::from)) else {
-        return ctx.fail(Denial::new(Class::PilotError, "no proxy: give --proxy FILE or set X509_USER_PROXY"));
+    let Some(proxy_path) = req.proxy.as_deref().map(|p| caller.absolute(p)) else {
+        return ctx.fail(Denial::new(Class::PilotError, format!("no proxy: {}", req.proxy_hint)));
     };
-    let proxy_path = caller.absolute(&proxy_path);
     let bytes = match credfile::read_proxy(caller, &proxy_path) {
         Ok(b) => b,
         Err(e) => return ctx.fail(from_credfile(e)),
     };
-    let workdir = match &args.workdir {
+    let workdir = match &req.workdir {
         Some(w) => match credfile::open_workdir(caller, &caller.absolute(w)) {
             Ok(fd) => Some(fd),
             Err(e) => return ctx.fail(from_credfile(e)),
@@ -180,30 +235,22 @@ pub fn run(args: Args, caller: &Caller) -> i32 {
     let identity = match unprivileged::verify(&bytes, &vopts) {
         Ok(i) => i,
         Err(d) => {
-            let _ = audit.record(
-                "decision",
-                json!({"pilot_uid": caller.uid, "outcome": d.class.outcome(), "reason": d.reason}),
-            );
+            let _ = audit
+                .record("decision", json!({"pilot_uid": caller.uid, "outcome": d.class.outcome(), "reason": d.reason}));
             return ctx.fail(d);
         }
     };
     ctx.identity = Some(identity.clone());
 
     let store = Store::default();
-    let in_use =
-        |uid: u32| super::leases::uid_has_processes(uid) || store.read_all().map(|(r, _)| r.iter().any(|r| r.uid == uid)).unwrap_or(true);
-    let req = Request {
-        limits: LimitRequest {
-            memory: args.memory,
-            pids: args.pids,
-            cpus: args.cpus,
-            walltime: args.walltime,
-        },
-        env: caller.env_pairs(),
+    let in_use = |uid: u32| {
+        super::leases::uid_has_processes(uid)
+            || store.read_all().map(|(r, _)| r.iter().any(|r| r.uid == uid)).unwrap_or(true)
     };
+    let asked = policy::authz::Request { limits: req.limits.clone(), env: caller.env_pairs() };
     let decided = open_store(&policy.file.lease)
         .map_err(Denial::from)
-        .and_then(|s| decide(&policy, &identity, &req, s.as_ref(), &in_use, unix_now()));
+        .and_then(|s| decide(&policy, &identity, &asked, s.as_ref(), &in_use, unix_now()));
     let who = json!({
         "pilot_uid": caller.uid, "dn": identity.dn, "issuer": identity.issuer_dn,
         "vo": identity.verified_vo(), "fqans": identity.verified_fqans(),
@@ -234,13 +281,14 @@ pub fn run(args: Args, caller: &Caller) -> i32 {
         &store,
         prepare::Request {
             caller,
-            id: args.id.clone(),
+            id: req.id.clone(),
             workdir,
             proxy_path: &proxy_path,
             proxy_bytes: &bytes,
+            target_proxy: req.target_proxy.clone(),
             decision: &decision,
-            extra_env: &args.env,
-            cmd: args.cmd.clone(),
+            extra_env: &req.env,
+            cmd: req.cmd.clone(),
         },
     ) {
         Ok(p) => p,
@@ -251,13 +299,20 @@ pub fn run(args: Args, caller: &Caller) -> i32 {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn launch(ctx: &Ctx, policy: &Policy, audit: &Audit, store: &Store, mut p: Prepared, identity: &Identity, d: &Decision, who: Value) -> i32 {
+fn launch(
+    ctx: &Ctx,
+    policy: &Policy,
+    audit: &Audit,
+    store: &Store,
+    mut p: Prepared,
+    identity: &Identity,
+    d: &Decision,
+    who: Value,
+) -> Outcome {
     let conf = &policy.file.cgroup;
     let placement = match conf.placement {
         CgroupPlacement::Root => Placement::Under(conf.root.clone()),
-        CgroupPlacement::Nested => Placement::Nested {
-            fallback: Some(conf.root.clone()),
-        },
+        CgroupPlacement::Nested => Placement::Nested { fallback: Some(conf.root.clone()) },
     };
     let cgroup = match cgroups::place(&placement, std::process::id() as i32, &p.id) {
         Ok(c) => c,
@@ -326,7 +381,7 @@ fn launch(ctx: &Ctx, policy: &Policy, audit: &Audit, store: &Store, mut p: Prepa
         let mut r = rec.clone();
         r.init_pid = s.init_pid;
         if let Err(e) = store.write(&r) {
-            eprintln!("pilotbox run: warning: {e}");
+            eprintln!("{}: warning: {e}", ctx.req.name);
         }
     };
     let opts = RunOptions {
@@ -339,32 +394,34 @@ fn launch(ctx: &Ctx, policy: &Policy, audit: &Audit, store: &Store, mut p: Prepa
     let id = p.id.clone();
     let handover = p.handover;
     let leftover = p.finish();
-    let (mut report, code) = match result {
+    let name = ctx.req.name;
+    let (mut report, outcome) = match result {
         Ok(r) => {
             let mut rep = r.report();
-            let code = match &r.outcome.exec_error {
+            let outcome = match &r.outcome.exec_error {
                 Some((_, why)) => {
-                    eprintln!("pilotbox run: pilot_error: the payload did not start: {why}");
+                    eprintln!("{name}: pilot_error: the payload did not start: {why}");
                     rep["exit_code"] = json!(Class::PilotError.exit_code());
-                    Class::PilotError.exit_code()
+                    Outcome::Failed(Class::PilotError)
                 }
-                None => r.outcome.status.exit_code(),
+                None => Outcome::Payload(r.outcome.status.exit_code()),
             };
             if let Some(e) = &r.cleanup_error {
-                eprintln!("pilotbox run: warning: {e} (left for `pilotbox gc`)");
+                eprintln!("{name}: warning: {e} (left for `pilotbox gc`)");
             }
-            (rep, code)
+            (rep, outcome)
         }
         Err(e) => {
             let class = e.class();
-            eprintln!("pilotbox run: {class}: {e}");
+            eprintln!("{name}: {class}: {e}");
             let rep = json!({"outcome": class.outcome(), "reason": e.to_string(), "exit_code": class.exit_code(),
                 "signal": null, "cgroup": cgroup, "started": ctx.started, "ended": audit::now_rfc3339(), "usage": null});
-            (rep, class.exit_code())
+            (rep, Outcome::Failed(class))
         }
     };
+    let code = outcome.exit_code();
     if let Some(l) = &leftover {
-        eprintln!("pilotbox run: warning: cleanup: {l}");
+        eprintln!("{name}: warning: cleanup: {l}");
     }
     report["id"] = json!(id);
     report["user"] = user_json(Some(identity), Some(d));
@@ -385,8 +442,8 @@ fn launch(ctx: &Ctx, policy: &Policy, audit: &Audit, store: &Store, mut p: Prepa
         }
     }
     if let Err(e) = audit.record("end", end) {
-        eprintln!("pilotbox run: warning: {e}");
+        eprintln!("{name}: warning: {e}");
     }
     ctx.write_report(&report);
-    code
+    outcome
 }

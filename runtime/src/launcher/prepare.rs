@@ -19,7 +19,6 @@ pub const SANDBOX_CRED_DIR: &str = "/tmp/pilotbox-cred";
 pub const SANDBOX_PROXY: &str = "/tmp/pilotbox-cred/x509up";
 pub const PAYLOAD_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-
 /// What the launcher asks for.
 pub struct Request<'a> {
     pub caller: &'a Caller,
@@ -29,6 +28,12 @@ pub struct Request<'a> {
     /// The caller's proxy path (hidden in the sandbox).
     pub proxy_path: &'a Path,
     pub proxy_bytes: &'a [u8],
+    /// Where the payload finds its proxy instead of [`SANDBOX_PROXY`] (gLExec's
+    /// `GLEXEC_TARGET_PROXY`, absolute): the copy is bound there read-only as well and
+    /// `X509_USER_PROXY` names it. The engine creates the mount point, which only works where the
+    /// sandbox can create it (the private `/tmp` and `/var/tmp`, the work dir) or where a file
+    /// already exists; elsewhere the launch fails as a request error.
+    pub target_proxy: Option<PathBuf>,
     pub decision: &'a Decision,
     /// `--env K=V` from the pilot.
     pub extra_env: &'a [(String, String)],
@@ -63,17 +68,14 @@ pub fn random_id() -> Result<String, Denial> {
 
 /// The caller's home directory from NSS (hidden from the payload).
 fn caller_home(uid: u32) -> Option<PathBuf> {
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .ok()
-        .flatten()
-        .map(|u| u.dir)
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.dir)
 }
 
 /// Prepare the run of `req` in `store`. On error nothing is left behind.
-pub fn prepare(store: &Store, req: Request) -> Result<Prepared, Denial> {
+pub fn prepare(store: &Store, mut req: Request) -> Result<Prepared, Denial> {
     let d = req.decision;
     let chosen = req.id.is_some();
-    let id = match req.id {
+    let id = match req.id.take() {
         Some(id) => {
             super::state::validate_id(&id).map_err(|e| Denial::new(Class::PilotError, e.to_string()))?;
             id
@@ -88,35 +90,26 @@ pub fn prepare(store: &Store, req: Request) -> Result<Prepared, Denial> {
     let mut p = Prepared {
         id,
         dir,
-        spec: PayloadSpec::new(req.cmd, d.uid, d.gid),
+        spec: PayloadSpec::new(std::mem::take(&mut req.cmd), d.uid, d.gid),
         workdir: None,
         handover: Handover::None,
         workdir_fd: None,
         pilot: (req.caller.uid, req.caller.gid),
         pool_uid: d.uid,
     };
-    if let Err(e) = fill(&mut p, req.caller, req.workdir, req.proxy_path, req.proxy_bytes, d, req.extra_env) {
+    if let Err(e) = fill(&mut p, &mut req) {
         p.finish();
         return Err(e);
     }
     Ok(p)
 }
 
-fn fill(
-    p: &mut Prepared,
-    caller: &Caller,
-    workdir: Option<OwnedFd>,
-    proxy_path: &Path,
-    proxy_bytes: &[u8],
-    d: &Decision,
-    extra_env: &[(String, String)],
-) -> Result<(), Denial> {
+fn fill(p: &mut Prepared, req: &mut Request) -> Result<(), Denial> {
+    let (caller, proxy_path, proxy_bytes, d, extra_env) =
+        (req.caller, req.proxy_path, req.proxy_bytes, req.decision, req.extra_env);
     // The proxy copy: cred/ owned by the pool account (0700), x509up 0600.
     let cred = p.dir.join("cred");
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&cred)
-        .map_err(|e| site(format!("{}: {e}", cred.display())))?;
+    std::fs::DirBuilder::new().mode(0o700).create(&cred).map_err(|e| site(format!("{}: {e}", cred.display())))?;
     let file = cred.join("x509up");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -125,23 +118,32 @@ fn fill(
         .custom_flags(libc::O_NOFOLLOW)
         .open(&file)
         .map_err(|e| site(format!("{}: {e}", file.display())))?;
-    f.write_all(proxy_bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| site(format!("{}: {e}", file.display())))?;
+    f.write_all(proxy_bytes).and_then(|_| f.sync_all()).map_err(|e| site(format!("{}: {e}", file.display())))?;
     for path in [&file, &cred] {
-        std::os::unix::fs::lchown(path, Some(d.uid), Some(d.gid)).map_err(|e| site(format!("chown {}: {e}", path.display())))?;
+        std::os::unix::fs::lchown(path, Some(d.uid), Some(d.gid))
+            .map_err(|e| site(format!("chown {}: {e}", path.display())))?;
     }
     p.spec.groups = d.groups.clone();
-    p.spec.binds.push(Bind {
-        source: cred,
-        dest: SANDBOX_CRED_DIR.into(),
-        readonly: true,
-        idmap: None,
-    });
+    p.spec.binds.push(Bind { source: cred, dest: SANDBOX_CRED_DIR.into(), readonly: true, idmap: None });
+    let announced = match &req.target_proxy {
+        Some(t) if !t.is_absolute() || t.components().any(|c| c == std::path::Component::ParentDir) => {
+            return Err(Denial::new(
+                Class::PilotError,
+                format!("target proxy {}: must be an absolute path without '..'", t.display()),
+            ))
+        }
+        // A file bind of this copy: `renew` replaces cred/x509up by rename, which only the
+        // directory bind above follows (documented in docs/admin-guide.md).
+        Some(t) => {
+            p.spec.binds.push(Bind { source: file.clone(), dest: t.clone(), readonly: true, idmap: None });
+            t.to_string_lossy().into_owned()
+        }
+        None => SANDBOX_PROXY.into(),
+    };
 
     // The work dir, at its own path.
     let mut cwd = PathBuf::from("/tmp");
-    if let Some(fd) = workdir {
+    if let Some(fd) = req.workdir.take() {
         let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
             .map_err(|e| site(format!("resolving the work directory: {e}")))?;
         let mut idmap = None;
@@ -151,12 +153,7 @@ fn fill(
         } else {
             let (moved, failed) = handover::transfer(
                 &fd,
-                Transfer {
-                    from_uid: caller.uid,
-                    to_uid: d.uid,
-                    to_gid: d.gid,
-                    skip_multilinked: false,
-                },
+                Transfer { from_uid: caller.uid, to_uid: d.uid, to_gid: d.gid, skip_multilinked: false },
             );
             p.handover = Handover::Chown;
             if failed > 0 {
@@ -182,7 +179,11 @@ fn fill(
             p.spec.hide.push(home);
         }
     }
-    p.spec.hide.push(caller.absolute(proxy_path));
+    // (Not when the copy is announced at the same path: the mask would cover it.)
+    let own = caller.absolute(proxy_path);
+    if req.target_proxy.as_deref() != Some(own.as_path()) {
+        p.spec.hide.push(own);
+    }
     p.spec.hide.push("/var/lib/pilotbox".into());
     if let Some(conf_dir) = Path::new(policy::config::POLICY_PATH).parent() {
         p.spec.hide.push(conf_dir.into());
@@ -196,7 +197,7 @@ fn fill(
         ("LOGNAME".into(), d.account.clone()),
         ("PATH".into(), PAYLOAD_PATH.into()),
         ("TMPDIR".into(), "/tmp".into()),
-        ("X509_USER_PROXY".into(), SANDBOX_PROXY.into()),
+        ("X509_USER_PROXY".into(), announced),
     ];
     for (k, v) in d.env.iter().chain(extra_env) {
         env.retain(|(name, _)| name != k);
