@@ -4,26 +4,49 @@
 //! policy/tests/support's `Pki`). Everything is removed on drop.
 #![allow(dead_code)]
 
+use runtime::launcher::state::{Handover, Record, Store, RUN_DIR};
 use runtime::lifecycle::procs;
-use runtime::lifecycle::record::{self, StateRecord};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub const PILOTBOX: &str = env!("CARGO_BIN_EXE_pilotbox");
 
-/// A record for a payload supervised by `supervisor_pid` in `cgroup`.
-pub fn record_for(id: &str, pilot_uid: u32, supervisor_pid: i32, cgroup: &str) -> StateRecord {
-    let start = procs::start_time(supervisor_pid).unwrap_or(1);
-    serde_json::from_value(serde_json::json!({
-        "id": id, "pilot_uid": pilot_uid, "supervisor_pid": supervisor_pid, "supervisor_start": start,
-        "init_pid": 0, "account": "testvo001", "uid": 30001, "gid": 30000, "groups": [30000],
-        "dn": "/DC=org/DC=example/CN=Alice", "issuer_dn": "/DC=org/DC=example/CN=Test CA",
-        "vo": null, "fqans": [], "lease_key": null, "cgroup": cgroup, "workdir": null,
-        "workdir_handover": null, "started": "2026-01-01T00:00:00Z",
-        "cred_not_after": "2026-01-02T00:00:00Z"
-    }))
-    .unwrap()
+/// A record for a payload supervised by `supervisor_pid` in `cgroup`, as `pilotbox run` writes
+/// it (`launcher::state::Record`).
+pub fn record_for(id: &str, pilot_uid: u32, supervisor_pid: i32, cgroup: &str) -> Record {
+    Record {
+        id: id.into(),
+        pilot_uid,
+        pilot_gid: pilot_uid,
+        supervisor_pid,
+        supervisor_start: procs::start_time(supervisor_pid).unwrap_or(1),
+        init_pid: 0,
+        account: "testvo001".into(),
+        uid: 30001,
+        gid: 30000,
+        groups: vec![30000],
+        dn: "/DC=org/DC=example/CN=Alice".into(),
+        issuer_dn: "/DC=org/DC=example/CN=Test CA".into(),
+        vo: None,
+        fqans: vec![],
+        pool: None,
+        lease_key: None,
+        cgroup: Some(cgroup.into()),
+        workdir: None,
+        workdir_handover: Handover::None,
+        started: "2026-01-01T00:00:00Z".into(),
+        cred_not_after: Some("2026-01-02T00:00:00Z".into()),
+    }
+}
+
+/// Write `rec` into the store at `dir` (creating its per-payload directory) as the launcher does.
+pub fn write_record(dir: &Path, rec: &Record) {
+    let store = Store::new(dir);
+    if !store.dir(&rec.id).unwrap().exists() {
+        store.create_dir(&rec.id).unwrap();
+    }
+    store.write(rec).unwrap();
 }
 
 /// A state dir (root, 0711) that is removed on drop.
@@ -39,8 +62,8 @@ impl StateDir {
     }
     /// The node's real state dir, for tests of non-root callers (who cannot choose another);
     /// only the given ids are removed on drop.
-    pub fn write(&self, rec: &StateRecord) {
-        record::write(&self.0, rec).unwrap();
+    pub fn write(&self, rec: &Record) {
+        write_record(&self.0, rec);
     }
     pub fn arg(&self) -> String {
         format!("--state-dir={}", self.0.display())
@@ -59,7 +82,7 @@ pub struct RealRecords(pub Vec<String>);
 impl Drop for RealRecords {
     fn drop(&mut self) {
         for id in &self.0 {
-            let _ = record::remove(Path::new(record::STATE_DIR), id);
+            let _ = Store::new(RUN_DIR).remove(id);
         }
     }
 }
