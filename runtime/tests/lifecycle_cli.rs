@@ -202,26 +202,29 @@ fn gc_gives_a_chowned_work_dir_back_to_the_pilot() {
 #[test]
 fn renew_accepts_the_same_identity_and_refuses_another() {
     require_root!();
-    let pki = Pki::new();
-    let alice = pki.user("Alice");
-    let bob = pki.user("Bob");
+    let pki = Pki::new("Test CA");
+    let alice = pki.cert("Alice");
+    let bob = pki.cert("Bob");
+    // No VOMS in these proxies: an empty vomsdir.
+    let voms_dir = pki.tmp.path().join("vomsdir");
+    std::fs::create_dir_all(&voms_dir).unwrap();
     let sd = StateDir::scratch("renew");
     let id = format!("lc-renew-{}", std::process::id());
     let mut rec = record_for(&id, PILOT_UID, i32::MAX, "/pilotbox-test/none");
-    rec.dn = alice.2.clone();
+    rec.dn = alice.dn.clone();
     sd.write(&rec);
     let cred = sd.0.join(&id).join("cred");
     std::fs::create_dir_all(&cred).unwrap();
     std::fs::write(cred.join("x509up"), "old").unwrap();
     let trust = [
         format!("--ca-dir={}", pki.ca_dir.display()),
-        format!("--voms-dir={}", pki.voms_dir.display()),
+        format!("--voms-dir={}", voms_dir.display()),
     ];
     let renew = |proxy: &std::path::Path| {
         pilotbox(&["renew", &id, "--proxy", proxy.to_str().unwrap(), &trust[0], &trust[1], &sd.arg()])
     };
 
-    let good = pki.proxy(&alice, "alice.proxy");
+    let good = pki.plain_proxy_with(&alice, &["-valid", "2:00"]);
     let o = renew(&good);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let installed = cred.join("x509up");
@@ -233,7 +236,7 @@ fn renew_accepts_the_same_identity_and_refuses_another() {
     assert!((after.cred_not_after_at().unwrap() - expect).abs() < time::Duration::minutes(5), "{:?}", after.cred_not_after);
 
     // Another DN: refused (120), audited, nothing replaced.
-    let other = pki.proxy(&bob, "bob.proxy");
+    let other = pki.plain_proxy_with(&bob, &["-valid", "2:00"]);
     let o = renew(&other);
     assert_eq!(code(&o), 120, "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("CN=Bob"), "{}", text(&o));
