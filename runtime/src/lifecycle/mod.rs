@@ -2,7 +2,10 @@
 //! "Lifecycle commands"): list, status, kill, suspend/resume, renew the credential, `gc`, and the
 //! installation self-check. The pilot never needs the user's credential for any of these.
 //!
-//! The per-payload state record is the launcher's ([`crate::launcher::state`]).
+//! The per-payload state record, the audit sink, the unprivileged proxy verifier and the work-dir
+//! hand-over are the launcher's ([`crate::launcher::state`], [`crate::launcher::audit`] with the
+//! policy's `[audit]`, [`crate::launcher::unprivileged`], [`crate::launcher::handover`]).
+//!
 //! * [`procs`] — (pid, start time) identity of processes, so a recycled pid is never signalled.
 //! * [`caller`] — who is asking (real uid), authorization (the record's pilot uid or root), and
 //!   reading a caller-supplied file *as the caller*.
@@ -11,7 +14,6 @@
 //!   ([`crate::launcher::unprivileged`]).
 //! * [`gc`] — reclaim what dead supervisors left behind.
 //! * [`check`] — installation checks with fix hints.
-//! Every action is audited through [`crate::launcher::audit`] (policy `[audit]`).
 
 #![forbid(unsafe_code)]
 
