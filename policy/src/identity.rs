@@ -54,6 +54,20 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// When the credential stops being usable as mapped: the chain's notAfter, or the valid
+    /// AC's if that comes first (the payload was mapped with the AC's FQANs, so it must not
+    /// outlive them; RFC 5755 section 4.2.6 attribute certificate validity).
+    pub fn usable_until(&self) -> OffsetDateTime {
+        match &self.voms {
+            Some(Voms {
+                valid: true,
+                not_after: Some(ac),
+                ..
+            }) if *ac < self.not_after => *ac,
+            _ => self.not_after,
+        }
+    }
+
     /// FQANs usable for mapping: only those of a valid AC.
     pub fn verified_fqans(&self) -> &[String] {
         match &self.voms {
@@ -99,6 +113,22 @@ mod tests {
                 not_after: None,
             }),
         }
+    }
+
+    #[test]
+    fn usable_until_is_the_earlier_of_chain_and_valid_ac() {
+        let mut i = ident(true);
+        i.not_after = OffsetDateTime::UNIX_EPOCH + time::Duration::hours(12);
+        assert_eq!(i.usable_until(), i.not_after, "no AC end: the chain's");
+        let ac = OffsetDateTime::UNIX_EPOCH + time::Duration::hours(2);
+        i.voms.as_mut().unwrap().not_after = Some(ac);
+        assert_eq!(i.usable_until(), ac, "the AC ends first");
+        i.voms.as_mut().unwrap().not_after = Some(i.not_after + time::Duration::hours(1));
+        assert_eq!(i.usable_until(), i.not_after, "the chain ends first");
+        let mut bad = ident(false);
+        bad.not_after = i.not_after;
+        bad.voms.as_mut().unwrap().not_after = Some(ac);
+        assert_eq!(bad.usable_until(), bad.not_after, "an invalid AC does not count");
     }
 
     #[test]

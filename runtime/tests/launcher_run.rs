@@ -244,3 +244,40 @@ fn pilot_signals_reach_the_payload() {
     assert_eq!(status.code(), Some(7), "payload's trap ran and its status came back: {rest}");
     assert!(rest.contains("got-term"), "{rest}");
 }
+
+/// `[expiry]`: the payload gets the configured signal `margin` before its credential ends — here
+/// the VOMS AC, which ends ~20 s from now while the proxy is good for 12 h, so this also proves
+/// the AC's end counts. The state record carries that end as `cred_not_after` while it runs.
+#[test]
+fn expiry_warns_the_payload_with_the_policy_signal_before_the_ac_ends() {
+    require_root!();
+    let mut env = Env::new();
+    env.write_policy("[expiry]\nmargin = \"15s\"\nsignal = \"SIGUSR1\"\n");
+    // AC valid for 1 h, started 3580 s ago: it ends in ~20 s.
+    let proxy = env.pki.voms_proxy_with(&env.user, &env.host, "testvo", &["-vomslife", "1", "-pastac", "3580"]);
+    env.proxy = env.give_to_pilot(&proxy, "x509up-short");
+    let script = "trap 'echo warned; exit 7' USR1; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; echo not-warned";
+    let t = std::time::Instant::now();
+    let child = env
+        .run_as(PILOT, &[], &["--proxy", env.proxy.to_str().unwrap(), "--id", "expirytest"], &["/bin/sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While it runs, the record names the AC's end (about 20 s from now), not the proxy's.
+    let mut rec = None;
+    for _ in 0..50 {
+        if let Ok(r) = runtime::launcher::state::Store::default().read("expirytest") {
+            rec = Some(r);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (code, out, err) = result(child.wait_with_output().unwrap());
+    let rec = rec.expect("state record while running");
+    let left = rec.cred_not_after_at().unwrap() - time::OffsetDateTime::now_utc();
+    assert!(left < time::Duration::minutes(1), "cred_not_after is the AC's end: {:?}", rec.cred_not_after);
+    assert_eq!((code, out.trim()), (7, "warned"), "{err}");
+    let waited = t.elapsed();
+    assert!(waited < std::time::Duration::from_secs(18), "warned margin before the end: {waited:?}");
+}

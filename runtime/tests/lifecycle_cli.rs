@@ -97,11 +97,10 @@ fn only_the_launching_pilot_and_root_may_control_a_payload() {
     // Non-root callers cannot choose a state dir: the record goes where pilotbox looks.
     let id = format!("lc-authz-{}", std::process::id());
     let _cleanup = RealRecords(vec![id.clone()]);
-    runtime::lifecycle::record::write(
-        std::path::Path::new(runtime::lifecycle::record::STATE_DIR),
+    write_record(
+        std::path::Path::new(runtime::launcher::state::RUN_DIR),
         &record_for(&id, PILOT_UID, child.id() as i32, &f.cgroup),
-    )
-    .unwrap();
+    );
     let other = PILOT_UID + 1;
 
     // The pilot sees and controls it.
@@ -189,7 +188,7 @@ fn gc_gives_a_chowned_work_dir_back_to_the_pilot() {
     }
     let mut rec = record_for("lc-gc-chown", PILOT_UID, i32::MAX, "/pilotbox-test/none");
     rec.workdir = Some(w.clone());
-    rec.workdir_handover = Some("chown".into());
+    rec.workdir_handover = runtime::launcher::state::Handover::Chown;
     sd.write(&rec);
     let o = pilotbox(&["gc", "--json", &sd.arg(), "--cgroup-root", "/pilotbox-test/none"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
@@ -203,43 +202,46 @@ fn gc_gives_a_chowned_work_dir_back_to_the_pilot() {
 #[test]
 fn renew_accepts_the_same_identity_and_refuses_another() {
     require_root!();
-    let pki = Pki::new();
-    let alice = pki.user("Alice");
-    let bob = pki.user("Bob");
+    let pki = Pki::new("Test CA");
+    let alice = pki.cert("Alice");
+    let bob = pki.cert("Bob");
+    // No VOMS in these proxies: an empty vomsdir.
+    let voms_dir = pki.tmp.path().join("vomsdir");
+    std::fs::create_dir_all(&voms_dir).unwrap();
     let sd = StateDir::scratch("renew");
     let id = format!("lc-renew-{}", std::process::id());
     let mut rec = record_for(&id, PILOT_UID, i32::MAX, "/pilotbox-test/none");
-    rec.dn = alice.2.clone();
+    rec.dn = alice.dn.clone();
     sd.write(&rec);
     let cred = sd.0.join(&id).join("cred");
     std::fs::create_dir_all(&cred).unwrap();
     std::fs::write(cred.join("x509up"), "old").unwrap();
     let trust = [
         format!("--ca-dir={}", pki.ca_dir.display()),
-        format!("--voms-dir={}", pki.voms_dir.display()),
+        format!("--voms-dir={}", voms_dir.display()),
     ];
     let renew = |proxy: &std::path::Path| {
         pilotbox(&["renew", &id, "--proxy", proxy.to_str().unwrap(), &trust[0], &trust[1], &sd.arg()])
     };
 
-    let good = pki.proxy(&alice, "alice.proxy");
+    let good = pki.plain_proxy_with(&alice, &["-valid", "2:00"]);
     let o = renew(&good);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let installed = cred.join("x509up");
     assert_eq!(std::fs::read(&installed).unwrap(), std::fs::read(&good).unwrap());
     let md = std::fs::metadata(&installed).unwrap();
     assert_eq!((md.uid(), md.gid(), md.mode() & 0o777), (30001, 30000, 0o600));
-    let after = runtime::lifecycle::record::read(&sd.0, &id).unwrap();
+    let after = runtime::launcher::state::Store::new(&sd.0).read(&id).unwrap();
     let expect = time::OffsetDateTime::now_utc() + time::Duration::hours(2);
-    assert!((after.cred_not_after.unwrap() - expect).abs() < time::Duration::minutes(5), "{:?}", after.cred_not_after);
+    assert!((after.cred_not_after_at().unwrap() - expect).abs() < time::Duration::minutes(5), "{:?}", after.cred_not_after);
 
     // Another DN: refused (120), audited, nothing replaced.
-    let other = pki.proxy(&bob, "bob.proxy");
+    let other = pki.plain_proxy_with(&bob, &["-valid", "2:00"]);
     let o = renew(&other);
     assert_eq!(code(&o), 120, "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("CN=Bob"), "{}", text(&o));
     assert_eq!(std::fs::read(&installed).unwrap(), std::fs::read(&good).unwrap());
-    let audit = std::fs::read_to_string(runtime::lifecycle::audit::AUDIT_LOG).unwrap();
+    let audit = std::fs::read_to_string(policy::config::schema::AuditConf::default().log).unwrap();
     assert!(audit.lines().any(|l| l.contains("\"renew_refused\"") && l.contains(&id)), "audited");
 
     // A proxy others can read is refused before it is even parsed (122).

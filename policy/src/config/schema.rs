@@ -50,6 +50,8 @@ pub struct PolicyFile {
     pub cgroup: CgroupConf,
     #[serde(default)]
     pub audit: AuditConf,
+    #[serde(default)]
+    pub expiry: ExpiryConf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -357,6 +359,58 @@ impl Default for AuditConf {
     }
 }
 
+/// The signal that warns a payload its credential is about to expire. Only the signals the
+/// sandbox's init forwards to the payload (SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2) can be
+/// chosen: anything else would never reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ExpirySignal {
+    Sigterm,
+    Sigint,
+    Sighup,
+    Sigusr1,
+    #[default]
+    Sigusr2,
+}
+
+impl ExpirySignal {
+    /// The signal's name as written in the policy (`"SIGUSR2"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ExpirySignal::Sigterm => "SIGTERM",
+            ExpirySignal::Sigint => "SIGINT",
+            ExpirySignal::Sighup => "SIGHUP",
+            ExpirySignal::Sigusr1 => "SIGUSR1",
+            ExpirySignal::Sigusr2 => "SIGUSR2",
+        }
+    }
+}
+
+/// `[expiry]`: a payload must not outlive the credential it was authorized with. `margin`
+/// before the proxy's (or its AC's) notAfter the payload gets `signal` — time to finish or for
+/// the pilot to `pilotbox renew`; at notAfter it is ended as at the wall-time limit.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpiryConf {
+    #[serde(default = "default_expiry_margin")]
+    pub margin: Seconds,
+    #[serde(default)]
+    pub signal: ExpirySignal,
+}
+
+fn default_expiry_margin() -> Seconds {
+    Seconds(600)
+}
+
+impl Default for ExpiryConf {
+    fn default() -> Self {
+        ExpiryConf {
+            margin: default_expiry_margin(),
+            signal: ExpirySignal::default(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod launcher_tables {
     use super::*;
@@ -379,5 +433,31 @@ mod launcher_tables {
         assert!(!f.audit.syslog);
         assert!(crate::config::parse("[cgroup]\nplacment = \"root\"\n", p).is_err());
         assert!(crate::config::parse("[cgroup]\nplacement = \"pod\"\n", p).is_err());
+    }
+
+    #[test]
+    fn expiry_table_defaults_and_allowed_signals() {
+        let p = std::path::Path::new("t.toml");
+        let d = crate::config::parse("", p).unwrap();
+        assert_eq!(d.expiry.margin, Seconds(600), "default margin 10m");
+        assert_eq!(d.expiry.signal, ExpirySignal::Sigusr2);
+        let f = crate::config::parse("[expiry]\nmargin = \"30m\"\nsignal = \"SIGTERM\"\n", p).unwrap();
+        assert_eq!(f.expiry.margin, Seconds(1800));
+        assert_eq!(f.expiry.signal.name(), "SIGTERM");
+        for sig in ["SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2"] {
+            let f = crate::config::parse(&format!("[expiry]\nsignal = \"{sig}\"\n"), p).unwrap();
+            assert_eq!(f.expiry.signal.name(), sig);
+        }
+        // Signals init does not forward, unknown names, bad durations, typos: refused.
+        for bad in [
+            "signal = \"SIGKILL\"",
+            "signal = \"SIGSTOP\"",
+            "signal = \"USR2\"",
+            "signal = \"sigusr2\"",
+            "margin = \"ten minutes\"",
+            "margn = \"10m\"",
+        ] {
+            assert!(crate::config::parse(&format!("[expiry]\n{bad}\n"), p).is_err(), "{bad}");
+        }
     }
 }

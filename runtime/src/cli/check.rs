@@ -6,7 +6,7 @@
 use super::lifecycle_args::root_only;
 use crate::lifecycle::caller::Caller;
 use crate::lifecycle::check::{self, CheckOptions};
-use crate::lifecycle::gc::DEFAULT_CGROUP_ROOT;
+use crate::lifecycle::gc::cgroup_root_of;
 use policy::Class;
 use std::path::PathBuf;
 
@@ -24,7 +24,7 @@ pub struct Args {
     /// (root only) Check this policy file instead of the installed one.
     #[arg(long, hide = true)]
     pub policy: Option<PathBuf>,
-    /// (root only) Cgroup root to probe instead of /pilotbox.
+    /// (root only) Cgroup root to probe instead of the policy's [cgroup] root.
     #[arg(long, hide = true)]
     pub cgroup_root: Option<String>,
 }
@@ -45,12 +45,16 @@ pub fn run(mut a: Args, sanitized: &crate::launcher::sanitize::Caller) -> i32 {
         .policy
         .clone()
         .unwrap_or_else(|| PathBuf::from(policy::config::POLICY_PATH));
+    let loaded = policy::config::load_file(&policy_path, policy::config::TRUSTED_UID)
+        .map_err(|e| e.to_string());
+    let cgroup_root = a
+        .cgroup_root
+        .unwrap_or_else(|| cgroup_root_of(loaded.as_ref().ok()));
     let opts = CheckOptions {
         binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
-        policy: policy::config::load_file(&policy_path, policy::config::TRUSTED_UID)
-            .map_err(|e| e.to_string()),
+        policy: loaded,
         policy_path,
-        cgroup_root: a.cgroup_root.unwrap_or_else(|| DEFAULT_CGROUP_ROOT.into()),
+        cgroup_root,
         run_payload: a.run_payload,
         workdir: a.workdir,
         caller,

@@ -1,7 +1,7 @@
 //! `pilotbox kill ID [--signal SIG]`, `suspend ID`, `resume ID`: act on the whole payload cgroup
 //! (see `lifecycle::control` for why the cgroup, and how signals reach the payload).
 
-use super::lifecycle_args::{fail, StateArgs};
+use super::lifecycle_args::{fail, site_audit, StateArgs};
 use crate::lifecycle::caller::Caller;
 use crate::lifecycle::control;
 use nix::sys::signal::Signal;
@@ -30,7 +30,7 @@ pub fn run_kill(a: KillArgs) -> i32 {
         Ok(d) => d,
         Err(c) => return c,
     };
-    match control::kill(&dir, caller, &a.id, a.signal) {
+    match control::kill(&dir, &site_audit(), caller, &a.id, a.signal) {
         Ok(()) => 0,
         Err(e) => fail("kill", &e),
     }
@@ -42,7 +42,7 @@ pub fn run_suspend(a: IdArgs) -> i32 {
         Ok(d) => d,
         Err(c) => return c,
     };
-    match control::suspend(&dir, caller, &a.id) {
+    match control::suspend(&dir, &site_audit(), caller, &a.id) {
         Ok(()) => 0,
         Err(e) => fail("suspend", &e),
     }
@@ -54,7 +54,7 @@ pub fn run_resume(a: IdArgs) -> i32 {
         Ok(d) => d,
         Err(c) => return c,
     };
-    match control::resume(&dir, caller, &a.id) {
+    match control::resume(&dir, &site_audit(), caller, &a.id) {
         Ok(()) => 0,
         Err(e) => fail("resume", &e),
     }

@@ -4,7 +4,7 @@
 //!
 //! Exit 0 when everything found was reclaimed, 123 when something could not be.
 
-use super::lifecycle_args::{fail, root_only, StateArgs};
+use super::lifecycle_args::{fail, installed_policy, root_only, StateArgs};
 use crate::lifecycle::caller::Caller;
 use crate::lifecycle::gc::{self, GcOptions};
 use policy::Class;
@@ -15,7 +15,7 @@ pub struct Args {
     /// Print what was reclaimed as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// (root only) Cgroup root to sweep instead of /pilotbox (repeatable).
+    /// (root only) Cgroup root to sweep instead of the policy's [cgroup] root (repeatable).
     #[arg(long, hide = true)]
     pub cgroup_root: Vec<String>,
     /// (root only) Minimum age in seconds of an unclaimed cgroup or state dir before it is
@@ -40,10 +40,12 @@ pub fn run(a: Args) -> i32 {
     ) {
         return c;
     }
+    let policy = installed_policy();
+    let audit = crate::lifecycle::audit_for(policy.as_ref());
     let opts = GcOptions {
         state_dir,
         cgroup_roots: if a.cgroup_root.is_empty() {
-            vec![gc::DEFAULT_CGROUP_ROOT.into()]
+            vec![gc::cgroup_root_of(policy.as_ref())]
         } else {
             a.cgroup_root
         },
@@ -52,7 +54,7 @@ pub fn run(a: Args) -> i32 {
             .map(Duration::from_secs)
             .unwrap_or(gc::DEFAULT_MIN_AGE),
     };
-    let report = match gc::collect(&opts, caller) {
+    let report = match gc::collect(&opts, &audit, caller) {
         Ok(r) => r,
         Err(e) => return fail("gc", &e),
     };

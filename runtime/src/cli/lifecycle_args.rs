@@ -5,8 +5,9 @@
 //! itself. Root can already do anything; tests and debugging use it to work on a scratch state
 //! dir instead of the node's.
 
+use crate::launcher::audit::Audit;
+use crate::launcher::state::RUN_DIR;
 use crate::lifecycle::caller::Caller;
-use crate::lifecycle::record::STATE_DIR;
 use crate::lifecycle::LifecycleError;
 use policy::Class;
 use std::path::PathBuf;
@@ -25,8 +26,21 @@ impl StateArgs {
         Ok(self
             .state_dir
             .clone()
-            .unwrap_or_else(|| PathBuf::from(STATE_DIR)))
+            .unwrap_or_else(|| PathBuf::from(RUN_DIR)))
     }
+}
+
+/// The installed policy, if it loads (lifecycle commands work without one: they act on
+/// records, and fall back to the defaults for the audit log and the cgroup root).
+pub fn installed_policy() -> Option<policy::config::schema::PolicyFile> {
+    policy::config::load_system()
+        .map_err(|e| tracing::debug!("no usable policy: {e}"))
+        .ok()
+}
+
+/// The audit sink of the lifecycle commands: the installed policy's `[audit]`.
+pub fn site_audit() -> Audit {
+    crate::lifecycle::audit_for(installed_policy().as_ref())
 }
 
 /// Refuse a root-only option given by a non-root caller.

@@ -44,9 +44,11 @@ pub fn run(mut a: Args, sanitized: &crate::launcher::sanitize::Caller) -> i32 {
     ) {
         return c;
     }
+    let loaded = policy::config::load_system();
+    let audit = crate::lifecycle::audit_for(loaded.as_ref().ok());
     let (ca_dir, voms_dir) = match (a.ca_dir, a.voms_dir) {
         (Some(c), Some(v)) => (c, v),
-        (c, v) => match policy::config::load_system() {
+        (c, v) => match loaded {
             Ok(p) => (c.unwrap_or(p.trust.ca_dir), v.unwrap_or(p.trust.voms_dir)),
             Err(e) => {
                 eprintln!("pilotbox renew: {e}");
@@ -59,7 +61,7 @@ pub fn run(mut a: Args, sanitized: &crate::launcher::sanitize::Caller) -> i32 {
     opts.host_fqdn = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok());
-    match renew::renew(&dir, caller, &a.id, &a.proxy, &opts) {
+    match renew::renew(&dir, &audit, caller, &a.id, &a.proxy, &opts) {
         Ok(not_after) => {
             println!(
                 "renewed {}: proxy valid until {}",

@@ -18,7 +18,7 @@ use crate::launcher::sanitize::Caller;
 use crate::launcher::state::{Record, Store};
 use crate::launcher::unprivileged;
 use policy::authz::{check_pilot, decide, Decision, LimitRequest, Policy};
-use policy::config::schema::CgroupPlacement;
+use policy::config::schema::{CgroupPlacement, ExpirySignal};
 use policy::credentials::VerifyOptions;
 use policy::lease::{open_store, unix_now};
 use policy::{Class, Denial, Identity};
@@ -335,7 +335,7 @@ fn launch(
     };
     // Written before the launch (init_pid 0: still starting), so `gc` finds a run that dies
     // during setup; rewritten with init's pid by the on_started hook.
-    let rec = Record {
+    let mut rec = Record {
         id: p.id.clone(),
         pilot_uid: ctx.caller.uid,
         pilot_gid: ctx.caller.gid,
@@ -356,8 +356,11 @@ fn launch(
         workdir: p.workdir.clone(),
         workdir_handover: p.handover,
         started: audit::now_rfc3339(),
-        cred_not_after: identity.not_after.format(&time::format_description::well_known::Rfc3339).ok(),
+        cred_not_after: None,
     };
+    // When the credential stops being usable: the chain's notAfter, or the AC's if earlier.
+    let cred_end = identity.usable_until();
+    rec.set_cred_not_after(cred_end);
     if let Err(e) = store.write(&rec) {
         let _ = p.finish();
         return ctx.fail(Denial::new(Class::SiteError, e.to_string()));
@@ -377,17 +380,34 @@ fn launch(
     }
 
     // Once the payload runs, the record gets init's pid (lifecycle commands check it).
+    // Re-read rather than rewrite our copy: a `pilotbox renew` may already have moved
+    // `cred_not_after`.
     let on_started = |s: &engine::Started| {
-        let mut r = rec.clone();
+        let mut r = store.read(&rec.id).unwrap_or_else(|_| rec.clone());
         r.init_pid = s.init_pid;
         if let Err(e) = store.write(&r) {
             eprintln!("{}: warning: {e}", ctx.req.name);
         }
     };
+    // Credential expiry (policy `[expiry]`): warn `margin` before the end, end the payload at
+    // it; `refresh` re-reads the record, whose `cred_not_after` `pilotbox renew` moves.
+    let refresh = || {
+        store
+            .read(&rec.id)
+            .ok()
+            .and_then(|r| r.cred_not_after_at())
+            .map(std::time::SystemTime::from)
+    };
     let opts = RunOptions {
         walltime: l.walltime_s.map(Duration::from_secs),
         seccomp_cache: engine::default_seccomp_cache(),
         on_started: Some(&on_started),
+        cred_expiry: Some(engine::CredExpiry {
+            not_after: cred_end.into(),
+            margin: Duration::from_secs(policy.file.expiry.margin.0),
+            signal: expiry_signal(policy.file.expiry.signal),
+            refresh: &refresh,
+        }),
         ..RunOptions::default()
     };
     let result = engine::run(&spec, &opts);
@@ -446,4 +466,16 @@ fn launch(
     }
     ctx.write_report(&report);
     outcome
+}
+
+/// The policy's `[expiry] signal` as a signal (the schema admits only those init forwards).
+fn expiry_signal(s: ExpirySignal) -> nix::sys::signal::Signal {
+    use nix::sys::signal::Signal;
+    match s {
+        ExpirySignal::Sigterm => Signal::SIGTERM,
+        ExpirySignal::Sigint => Signal::SIGINT,
+        ExpirySignal::Sighup => Signal::SIGHUP,
+        ExpirySignal::Sigusr1 => Signal::SIGUSR1,
+        ExpirySignal::Sigusr2 => Signal::SIGUSR2,
+    }
 }

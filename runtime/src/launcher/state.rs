@@ -15,13 +15,15 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 /// Where every per-payload directory lives (overridable by tests of this module only).
 pub const RUN_DIR: &str = "/var/lib/pilotbox/run";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("payload id {0:?} is not valid: 1-128 characters of [A-Za-z0-9._-], not '.', '..' or 'pilot'")]
+    #[error("payload id {0:?} is not valid: 1-128 characters of [A-Za-z0-9._-], not starting with '.', not 'pilot'")]
     BadId(String),
     #[error("state record {path}: {reason}")]
     Io { path: PathBuf, reason: String },
@@ -88,6 +90,28 @@ impl Record {
     pub fn supervisor_alive(&self) -> bool {
         proc_start_time(self.supervisor_pid) == Some(self.supervisor_start)
     }
+
+    /// The primary FQAN (the first of the AC), if the payload was mapped with VOMS attributes.
+    pub fn primary_fqan(&self) -> Option<&str> {
+        self.fqans.first().map(String::as_str)
+    }
+
+    /// `started` parsed (None if the launcher wrote something that is not RFC 3339).
+    pub fn started_at(&self) -> Option<OffsetDateTime> {
+        OffsetDateTime::parse(&self.started, &Rfc3339).ok()
+    }
+
+    /// `cred_not_after` parsed; None when not recorded or not RFC 3339.
+    pub fn cred_not_after_at(&self) -> Option<OffsetDateTime> {
+        self.cred_not_after
+            .as_deref()
+            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+    }
+
+    /// Record a new notAfter of the sandbox's proxy copy (`renew`, and the launch itself).
+    pub fn set_cred_not_after(&mut self, t: OffsetDateTime) {
+        self.cred_not_after = t.format(&Rfc3339).ok();
+    }
 }
 
 /// Field 22 (`starttime`) of `/proc/<pid>/stat`. The command name (field 2) may contain spaces
@@ -102,12 +126,17 @@ pub fn proc_start_time(pid: i32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// A payload id is one path component (the same rule as the cgroup placement's).
+/// Records are small; anything bigger is not ours.
+const MAX_RECORD: u64 = 64 * 1024;
+
+/// A payload id is one path component: the cgroup placement's rule (1-128 of `[A-Za-z0-9._-]`,
+/// not `pilot`) and, as the lifecycle commands required, no leading `.` (which also excludes
+/// `.` and `..`, and hidden names). Ids come from the caller's command line, so this is what
+/// keeps them from walking out of the state dir.
 pub fn validate_id(id: &str) -> Result<(), StateError> {
     let ok = !id.is_empty()
         && id.len() <= 128
-        && id != "."
-        && id != ".."
+        && !id.starts_with('.')
         && id != "pilot"
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if ok {
@@ -182,12 +211,26 @@ impl Store {
 
     /// The record of `id`.
     pub fn read(&self, id: &str) -> Result<Record, StateError> {
+        use std::io::Read;
         let path = self.file(id)?;
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
+        // O_NOFOLLOW: the record is root's, a symlink in its place is not a record.
+        let f = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StateError::NotFound(id.into())),
             Err(e) => return Err(io(&path, e)),
         };
+        let mut text = Vec::new();
+        f.take(MAX_RECORD + 1).read_to_end(&mut text).map_err(|e| io(&path, e))?;
+        if text.len() as u64 > MAX_RECORD {
+            return Err(StateError::Malformed {
+                path,
+                reason: format!("larger than {MAX_RECORD} bytes"),
+            });
+        }
         let rec: Record = serde_json::from_slice(&text).map_err(|e| StateError::Malformed {
             path: path.clone(),
             reason: e.to_string(),
@@ -216,7 +259,7 @@ impl Store {
             let Some(id) = e.file_name().to_str().map(String::from) else {
                 continue;
             };
-            if validate_id(&id).is_err() {
+            if validate_id(&id).is_err() || !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 continue;
             }
             match self.read(&id) {
@@ -286,6 +329,12 @@ mod tests {
         assert_eq!(bad.len(), 1);
         assert!(matches!(bad[0].1, StateError::NotFound(_)));
         assert_eq!(s.read("a").unwrap(), rec("a"));
+        let mut r = s.read("a").unwrap();
+        assert_eq!(r.primary_fqan(), Some("/testvo/Role=NULL/Capability=NULL"));
+        assert_eq!(r.started_at().unwrap().unix_timestamp(), 1767225600);
+        r.set_cred_not_after(OffsetDateTime::from_unix_timestamp(1767229200).unwrap());
+        assert_eq!(r.cred_not_after.as_deref(), Some("2026-01-01T01:00:00Z"));
+        assert_eq!(r.cred_not_after_at().unwrap().unix_timestamp(), 1767229200);
         assert!(s.read("a").unwrap().supervisor_alive());
         s.remove("a").unwrap();
         assert!(matches!(s.read("a"), Err(StateError::NotFound(_))));
@@ -295,8 +344,12 @@ mod tests {
     #[test]
     fn bad_ids_and_stale_pids_are_refused() {
         let s = Store::new("/nonexistent");
-        for id in ["", ".", "..", "a/b", "pilot", "x y"] {
+        let long = "x".repeat(129);
+        for id in ["", ".", "..", "../x", ".hidden", "a/b", "a\0b", "pilot", "x y", &long] {
             assert!(matches!(s.dir(id), Err(StateError::BadId(_))), "{id:?}");
+        }
+        for id in ["p-42", "job_1.2", "A", &"x".repeat(128)] {
+            validate_id(id).unwrap();
         }
         let mut r = rec("z");
         r.supervisor_start += 1;

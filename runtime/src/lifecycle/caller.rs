@@ -9,8 +9,8 @@ use std::path::Path;
 
 use nix::unistd::{getegid, geteuid, getgid, getuid, setegid, seteuid, Gid, Uid};
 
-use super::record::StateRecord;
 use super::LifecycleError;
+use crate::launcher::state::Record;
 
 /// The calling user (real ids).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,11 +33,11 @@ impl Caller {
 
     /// May this caller control `rec`? The pilot uid that launched it, and root
     /// (docs/launcher-design.md "Lifecycle commands").
-    pub fn may_control(&self, rec: &StateRecord) -> bool {
+    pub fn may_control(&self, rec: &Record) -> bool {
         self.is_root() || self.uid == rec.pilot_uid
     }
 
-    pub fn authorize(&self, rec: &StateRecord) -> Result<(), LifecycleError> {
+    pub fn authorize(&self, rec: &Record) -> Result<(), LifecycleError> {
         if self.may_control(rec) {
             Ok(())
         } else {

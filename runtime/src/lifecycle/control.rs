@@ -15,9 +15,10 @@ use serde_json::json;
 
 use super::caller::Caller;
 use super::procs;
-use super::record::{self, StateRecord};
-use super::{audit, LifecycleError};
+use super::{audit_record, store, LifecycleError};
 use crate::cgroups::{Cgroup, CgroupError, Usage};
+use crate::launcher::audit::Audit;
+use crate::launcher::state::Record;
 
 /// What a payload is doing, as `ps` and `status` show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,9 +61,10 @@ pub struct Status {
 }
 
 /// Status of a record (no authorization: callers filter).
-pub fn status_of(rec: &StateRecord) -> Status {
+pub fn status_of(rec: &Record) -> Status {
     let alive = procs::is_same_process(rec.supervisor_pid, rec.supervisor_start);
-    let cg = Cgroup::open(&rec.cgroup).ok();
+    let cg = rec.cgroup.as_deref().and_then(|c| Cgroup::open(c).ok());
+    let started = rec.started_at().unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let frozen = cg
         .as_ref()
         .and_then(|c| c.is_frozen().ok())
@@ -83,19 +85,19 @@ pub fn status_of(rec: &StateRecord) -> Status {
         dn: rec.dn.clone(),
         vo: rec.vo.clone(),
         fqans: rec.fqans.clone(),
-        cgroup: rec.cgroup.clone(),
+        cgroup: rec.cgroup.clone().unwrap_or_default(),
         supervisor_pid: rec.supervisor_pid,
-        started: rec.started,
-        cred_not_after: rec.cred_not_after,
+        started,
+        cred_not_after: rec.cred_not_after_at(),
         pids: cg.as_ref().and_then(|c| c.pids().ok()).unwrap_or_default(),
         usage: cg.as_ref().and_then(|c| c.usage().ok()),
-        wall_s: (time::OffsetDateTime::now_utc() - rec.started).whole_seconds(),
+        wall_s: (time::OffsetDateTime::now_utc() - started).whole_seconds(),
     }
 }
 
 /// Every payload the caller may see (root: all), sorted by id.
 pub fn list(state_dir: &Path, caller: Caller) -> Result<Vec<Status>, LifecycleError> {
-    let (recs, _) = record::read_all(state_dir)?;
+    let (recs, _) = store(state_dir).read_all()?;
     Ok(recs
         .iter()
         .filter(|r| caller.may_control(r))
@@ -104,8 +106,8 @@ pub fn list(state_dir: &Path, caller: Caller) -> Result<Vec<Status>, LifecycleEr
 }
 
 /// Read and authorize the record of `id`.
-pub fn load(state_dir: &Path, caller: Caller, id: &str) -> Result<StateRecord, LifecycleError> {
-    let rec = record::read(state_dir, id)?;
+pub fn load(state_dir: &Path, caller: Caller, id: &str) -> Result<Record, LifecycleError> {
+    let rec = store(state_dir).read(id)?;
     caller.authorize(&rec)?;
     Ok(rec)
 }
@@ -114,14 +116,17 @@ pub fn status(state_dir: &Path, caller: Caller, id: &str) -> Result<Status, Life
     Ok(status_of(&load(state_dir, caller, id)?))
 }
 
-fn open_cgroup(rec: &StateRecord) -> Result<Cgroup, LifecycleError> {
-    if rec.cgroup.is_empty() {
-        return Err(LifecycleError::Ended { id: rec.id.clone(), cgroup: "(none recorded)".into() });
-    }
-    Cgroup::open(&rec.cgroup).map_err(|e| match e {
+fn open_cgroup(rec: &Record) -> Result<Cgroup, LifecycleError> {
+    let Some(path) = rec.cgroup.as_deref().filter(|c| !c.is_empty()) else {
+        return Err(LifecycleError::Ended {
+            id: rec.id.clone(),
+            cgroup: "(none recorded)".into(),
+        });
+    };
+    Cgroup::open(path).map_err(|e| match e {
         CgroupError::NotFound(_) => LifecycleError::Ended {
             id: rec.id.clone(),
-            cgroup: rec.cgroup.clone(),
+            cgroup: path.to_owned(),
         },
         source => LifecycleError::Cgroup {
             id: rec.id.clone(),
@@ -130,14 +135,20 @@ fn open_cgroup(rec: &StateRecord) -> Result<Cgroup, LifecycleError> {
     })
 }
 
-fn cg_err(rec: &StateRecord) -> impl Fn(CgroupError) -> LifecycleError + '_ {
+fn cg_err(rec: &Record) -> impl Fn(CgroupError) -> LifecycleError + '_ {
     move |source| LifecycleError::Cgroup {
         id: rec.id.clone(),
         source,
     }
 }
 
-fn audit_action(event: &str, rec: &StateRecord, caller: Caller, extra: serde_json::Value) {
+fn audit_action(
+    audit: &Audit,
+    event: &str,
+    rec: &Record,
+    caller: Caller,
+    extra: serde_json::Value,
+) {
     let mut v = json!({
         "id": rec.id, "caller_uid": caller.uid, "pilot_uid": rec.pilot_uid,
         "account": rec.account, "uid": rec.uid, "dn": rec.dn, "cgroup": rec.cgroup,
@@ -145,11 +156,17 @@ fn audit_action(event: &str, rec: &StateRecord, caller: Caller, extra: serde_jso
     if let (Some(m), serde_json::Value::Object(x)) = (v.as_object_mut(), extra) {
         m.extend(x);
     }
-    let _ = audit::record(event, v);
+    audit_record(audit, event, v);
 }
 
 /// `kill ID [--signal SIG]`. SIGKILL returns once the cgroup is empty.
-pub fn kill(state_dir: &Path, caller: Caller, id: &str, sig: Signal) -> Result<(), LifecycleError> {
+pub fn kill(
+    state_dir: &Path,
+    audit: &Audit,
+    caller: Caller,
+    id: &str,
+    sig: Signal,
+) -> Result<(), LifecycleError> {
     let rec = load(state_dir, caller, id)?;
     let cg = open_cgroup(&rec)?;
     if sig == Signal::SIGKILL {
@@ -157,23 +174,33 @@ pub fn kill(state_dir: &Path, caller: Caller, id: &str, sig: Signal) -> Result<(
     } else {
         cg.signal(sig).map_err(cg_err(&rec))?;
     }
-    audit_action("kill", &rec, caller, json!({"signal": sig as i32}));
+    audit_action(audit, "kill", &rec, caller, json!({"signal": sig as i32}));
     Ok(())
 }
 
 /// `suspend ID`: freeze the whole cgroup; returns once the kernel reports it frozen.
-pub fn suspend(state_dir: &Path, caller: Caller, id: &str) -> Result<(), LifecycleError> {
+pub fn suspend(
+    state_dir: &Path,
+    audit: &Audit,
+    caller: Caller,
+    id: &str,
+) -> Result<(), LifecycleError> {
     let rec = load(state_dir, caller, id)?;
     open_cgroup(&rec)?.freeze().map_err(cg_err(&rec))?;
-    audit_action("suspend", &rec, caller, json!({}));
+    audit_action(audit, "suspend", &rec, caller, json!({}));
     Ok(())
 }
 
 /// `resume ID`: thaw the cgroup.
-pub fn resume(state_dir: &Path, caller: Caller, id: &str) -> Result<(), LifecycleError> {
+pub fn resume(
+    state_dir: &Path,
+    audit: &Audit,
+    caller: Caller,
+    id: &str,
+) -> Result<(), LifecycleError> {
     let rec = load(state_dir, caller, id)?;
     open_cgroup(&rec)?.thaw().map_err(cg_err(&rec))?;
-    audit_action("resume", &rec, caller, json!({}));
+    audit_action(audit, "resume", &rec, caller, json!({}));
     Ok(())
 }
 

@@ -12,21 +12,32 @@
 //! state dirs without a record — both only when older than `min_age`, so a launch in progress is
 //! never touched.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use nix::errno::Errno;
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
+use nix::sys::stat::Mode;
 use serde::Serialize;
 use serde_json::json;
 
 use super::caller::Caller;
 use super::procs;
-use super::record::{self, StateRecord};
-use super::{audit, LifecycleError};
+use super::{audit_record, store, LifecycleError};
 use crate::cgroups::{Cgroup, CgroupError};
+use crate::launcher::audit::Audit;
+use crate::launcher::handover::{self, Transfer};
+use crate::launcher::state::{Handover, Record};
 
-/// The default `[cgroup] root` of the launcher (docs/launcher-design.md step 8).
+/// The default `[cgroup] root` of the launcher (docs/launcher-design.md step 8), used when no
+/// policy can be loaded.
 pub const DEFAULT_CGROUP_ROOT: &str = "/pilotbox";
+
+/// The cgroup root payloads are placed under: the policy's `[cgroup] root` when a policy is
+/// loadable, else [`DEFAULT_CGROUP_ROOT`].
+pub fn cgroup_root_of(policy: Option<&policy::config::schema::PolicyFile>) -> String {
+    policy.map_or_else(|| DEFAULT_CGROUP_ROOT.into(), |p| p.cgroup.root.clone())
+}
 /// Unclaimed cgroups and record-less state dirs younger than this may be a launch in progress.
 pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(600);
 
@@ -53,17 +64,24 @@ pub struct GcReport {
     pub errors: Vec<String>,
 }
 
-pub fn collect(opts: &GcOptions, caller: Caller) -> Result<GcReport, LifecycleError> {
-    let (recs, bare) = record::read_all(&opts.state_dir)?;
+pub fn collect(
+    opts: &GcOptions,
+    audit: &Audit,
+    caller: Caller,
+) -> Result<GcReport, LifecycleError> {
+    let st = store(&opts.state_dir);
+    let (recs, bare) = st.read_all()?;
+    let bare: Vec<PathBuf> = bare.into_iter().map(|(id, _)| st.root.join(id)).collect();
     let mut report = GcReport::default();
     for rec in recs.iter().filter(|r| caller.may_control(r)) {
         if procs::is_same_process(rec.supervisor_pid, rec.supervisor_start) {
             continue;
         }
-        match reclaim(&opts.state_dir, rec, &mut report) {
+        match reclaim(&st, rec, &mut report) {
             Ok(()) => {
                 report.reclaimed.push(rec.id.clone());
-                let _ = audit::record(
+                audit_record(
+                    audit,
                     "gc",
                     json!({"id": rec.id, "caller_uid": caller.uid, "pilot_uid": rec.pilot_uid,
                            "account": rec.account, "uid": rec.uid, "cgroup": rec.cgroup}),
@@ -84,18 +102,19 @@ pub fn collect(opts: &GcOptions, caller: Caller) -> Result<GcReport, LifecycleEr
         }
     }
     for root in &opts.cgroup_roots {
-        sweep_cgroups(root, &recs, opts.min_age, &mut report);
+        sweep_cgroups(root, &recs, opts.min_age, audit, &mut report);
     }
     Ok(report)
 }
 
 fn reclaim(
-    state_dir: &Path,
-    rec: &StateRecord,
+    st: &crate::launcher::state::Store,
+    rec: &Record,
     report: &mut GcReport,
 ) -> Result<(), LifecycleError> {
-    match Cgroup::open(&rec.cgroup) {
-        _ if rec.cgroup.is_empty() => {}
+    let path = rec.cgroup.as_deref().unwrap_or("");
+    match Cgroup::open(path) {
+        _ if path.is_empty() => {}
         Ok(cg) => cg.destroy().map_err(|source| LifecycleError::Cgroup {
             id: rec.id.clone(),
             source,
@@ -108,74 +127,82 @@ fn reclaim(
             })
         }
     }
-    if rec.workdir_handover.as_deref() == Some("chown") {
+    if rec.workdir_handover == Handover::Chown {
         if let Some(w) = &rec.workdir {
             report.files_restored += undo_chown(w, rec)?;
         }
     }
-    record::remove(state_dir, &rec.id)
+    Ok(st.remove(&rec.id)?)
 }
 
-/// Give everything under `workdir` that the pool uid owns back to the pilot (and the pool gid
-/// back to the pilot's primary group). Refuses a work dir whose path now resolves elsewhere
-/// (a swapped-in symlink) or that the pool uid no longer owns; never follows symlinks and never
-/// leaves the work dir's filesystem. Residual risk: a pilot racing `gc` by renaming a directory
-/// of its own path between the check and the walk (the walk is path-based).
-fn undo_chown(workdir: &Path, rec: &StateRecord) -> Result<u64, LifecycleError> {
+/// Give the work dir's files that the pool uid owns back to the pilot (`pilot_uid`, and the
+/// record's `pilot_gid`), with the launcher's own hand-over walk ([`handover::transfer`]):
+/// fd-relative, never following a symlink, and skipping regular files with several links on the
+/// way back (the payload could have linked in another file of the same pool account).
+///
+/// The work dir itself is opened with `openat2(RESOLVE_NO_SYMLINKS)` (openat2(2)): a path that
+/// now goes through a symlink anywhere — the pilot controls the tree — is refused, not followed.
+/// On kernels without openat2 (< 5.6) the path must canonicalize to itself and the last
+/// component is opened `O_NOFOLLOW`. A work dir the pool uid does not own is left alone.
+fn undo_chown(workdir: &Path, rec: &Record) -> Result<u64, LifecycleError> {
     let refuse = |reason: String| LifecycleError::Site {
         what: "work dir hand-over undo",
         reason: format!("{}: {reason}", workdir.display()),
     };
-    let real = match std::fs::canonicalize(workdir) {
-        Ok(r) => r,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let how = OpenHow::new()
+        .flags(flags)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+    let fd = match openat2(AT_FDCWD, workdir, how) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(0),
+        Err(Errno::ENOSYS) => {
+            match std::fs::canonicalize(workdir) {
+                Ok(real) if real == workdir => {}
+                Ok(real) => {
+                    return Err(refuse(format!(
+                        "now resolves to {} (not touched)",
+                        real.display()
+                    )))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(refuse(e.to_string())),
+            }
+            nix::fcntl::open(workdir, flags, Mode::empty()).map_err(|e| refuse(e.to_string()))?
+        }
+        Err(Errno::ELOOP | Errno::ENOTDIR) => {
+            return Err(refuse(
+                "the path now goes through a symlink or is not a directory (not touched)".into(),
+            ))
+        }
         Err(e) => return Err(refuse(e.to_string())),
     };
-    if real != workdir {
+    let owner = nix::sys::stat::fstat(&fd)
+        .map_err(|e| refuse(e.to_string()))?
+        .st_uid;
+    if owner != rec.uid {
         return Err(refuse(format!(
-            "now resolves to {} (not touched)",
-            real.display()
-        )));
-    }
-    let md = std::fs::symlink_metadata(workdir).map_err(|e| refuse(e.to_string()))?;
-    if md.uid() != rec.uid {
-        return Err(refuse(format!(
-            "owned by uid {}, not the pool uid {}",
-            md.uid(),
+            "owned by uid {owner}, not the pool uid {}",
             rec.uid
         )));
     }
-    let pilot_gid = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(rec.pilot_uid))
-        .ok()
-        .flatten()
-        .map(|u| u.gid.as_raw())
-        .unwrap_or(rec.pilot_uid);
-    let mut n = 0;
-    let mut stack = vec![workdir.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(md) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if md.dev() != md_dev(workdir) {
-            continue;
-        }
-        if md.uid() == rec.uid {
-            let gid = (md.gid() == rec.gid).then_some(pilot_gid);
-            std::os::unix::fs::lchown(&p, Some(rec.pilot_uid), gid)
-                .map_err(|e| refuse(e.to_string()))?;
-            n += 1;
-        }
-        if md.is_dir() {
-            if let Ok(rd) = std::fs::read_dir(&p) {
-                stack.extend(rd.flatten().map(|e| e.path()));
-            }
-        }
+    let (moved, failed) = handover::transfer(
+        &fd,
+        Transfer {
+            from_uid: rec.uid,
+            to_uid: rec.pilot_uid,
+            to_gid: rec.pilot_gid,
+            skip_multilinked: true,
+        },
+    );
+    if failed > 0 {
+        tracing::warn!(
+            "{}: {failed} entries not given back to uid {}",
+            workdir.display(),
+            rec.pilot_uid
+        );
     }
-    Ok(n)
-}
-
-fn md_dev(p: &Path) -> u64 {
-    std::fs::symlink_metadata(p).map(|m| m.dev()).unwrap_or(0)
+    Ok(moved as u64)
 }
 
 fn older_than(p: &Path, age: Duration) -> bool {
@@ -188,17 +215,25 @@ fn older_than(p: &Path, age: Duration) -> bool {
 
 /// Is `path` (a cgroup under a root) claimed by a record? Records may use the v1
 /// per-controller form `ctl=/path;ctl=/path`.
-fn claimed(path: &str, recs: &[StateRecord]) -> bool {
+fn claimed(path: &str, recs: &[Record]) -> bool {
     let within = |p: &str| p == path || p.starts_with(&format!("{path}/"));
     recs.iter().any(|r| {
         r.cgroup
+            .as_deref()
+            .unwrap_or("")
             .split(';')
             .map(|part| part.split_once('=').map_or(part, |(_, p)| p))
             .any(within)
     })
 }
 
-fn sweep_cgroups(root: &str, recs: &[StateRecord], min_age: Duration, report: &mut GcReport) {
+fn sweep_cgroups(
+    root: &str,
+    recs: &[Record],
+    min_age: Duration,
+    audit: &Audit,
+    report: &mut GcReport,
+) {
     let Ok(root_cg) = Cgroup::open(root) else {
         return;
     };
@@ -228,7 +263,7 @@ fn sweep_cgroups(root: &str, recs: &[StateRecord], min_age: Duration, report: &m
         }
         match cg.destroy() {
             Ok(()) => {
-                let _ = audit::record("gc_cgroup", json!({"cgroup": path}));
+                audit_record(audit, "gc_cgroup", json!({"cgroup": path}));
                 report.cgroups_removed.push(path);
             }
             Err(e) => report.errors.push(format!("{path}: {e}")),
@@ -242,17 +277,19 @@ mod tests {
 
     #[test]
     fn claims_cover_sub_cgroups_and_v1_per_controller_paths() {
-        let mut r: StateRecord = serde_json::from_value(json!({"id": "p", "pilot_uid": 1,
+        let mut r: Record =
+            serde_json::from_value(json!({"id": "p", "pilot_uid": 1, "pilot_gid": 1,
             "supervisor_pid": 1, "supervisor_start": 1, "init_pid": 1, "account": "a", "uid": 2,
-            "gid": 2, "dn": "/CN=A", "issuer_dn": "/CN=CA", "cgroup": "/pilotbox/p-1",
-            "started": "2026-01-01T00:00:00Z", "cred_not_after": "2026-01-02T00:00:00Z"}))
-        .unwrap();
+            "gid": 2, "groups": [], "dn": "/CN=A", "issuer_dn": "/CN=CA", "vo": null, "fqans": [],
+            "pool": null, "lease_key": null, "cgroup": "/pilotbox/p-1", "workdir": null,
+            "workdir_handover": "none", "started": "2026-01-01T00:00:00Z", "cred_not_after": null}))
+            .unwrap();
         let recs = vec![r.clone()];
         assert!(claimed("/pilotbox/p-1", &recs));
         assert!(!claimed("/pilotbox/p-10", &recs));
-        r.cgroup = "/pilotbox/p-2/payload".into();
+        r.cgroup = Some("/pilotbox/p-2/payload".into());
         assert!(claimed("/pilotbox/p-2", &[r.clone()]));
-        r.cgroup = "memory=/slurm/x/p-3;pids=/pilotbox/p-3".into();
+        r.cgroup = Some("memory=/slurm/x/p-3;pids=/pilotbox/p-3".into());
         assert!(claimed("/pilotbox/p-3", &[r]));
     }
 }

@@ -2,31 +2,34 @@
 //! "Lifecycle commands"): list, status, kill, suspend/resume, renew the credential, `gc`, and the
 //! installation self-check. The pilot never needs the user's credential for any of these.
 //!
-//! * [`record`] — the per-payload state record the launcher writes.
+//! The per-payload state record, the audit sink, the unprivileged proxy verifier and the work-dir
+//! hand-over are the launcher's ([`crate::launcher::state`], [`crate::launcher::audit`] with the
+//! policy's `[audit]`, [`crate::launcher::unprivileged`], [`crate::launcher::handover`]).
+//!
 //! * [`procs`] — (pid, start time) identity of processes, so a recycled pid is never signalled.
 //! * [`caller`] — who is asking (real uid), authorization (the record's pilot uid or root), and
 //!   reading a caller-supplied file *as the caller*.
 //! * [`control`] — status, kill, freeze, thaw on the payload's cgroup.
-//! * [`renew`] + [`unprivileged`] — credential renewal, verified without privilege.
+//! * [`renew`] — credential renewal, verified without privilege
+//!   ([`crate::launcher::unprivileged`]).
 //! * [`gc`] — reclaim what dead supervisors left behind.
 //! * [`check`] — installation checks with fix hints.
-//! * [`audit`] — one JSON line per lifecycle action.
 
 #![forbid(unsafe_code)]
 
-pub mod audit;
 pub mod caller;
 pub mod check;
 pub mod control;
 pub mod gc;
 pub mod procs;
-pub mod record;
 pub mod renew;
-pub mod unprivileged;
 
 use std::path::PathBuf;
 
 use crate::cgroups::CgroupError;
+use crate::launcher::audit::Audit;
+use crate::launcher::state::{StateError, Store};
+use policy::config::schema::{AuditConf, PolicyFile};
 use policy::Class;
 
 /// Everything a lifecycle command can fail with. Each variant names what failed and why;
@@ -34,7 +37,7 @@ use policy::Class;
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
     #[error(
-        "bad payload id {0:?}: expected 1-64 characters of [A-Za-z0-9_.-], not starting with '.'"
+        "bad payload id {0:?}: expected 1-128 characters of [A-Za-z0-9_.-], not starting with '.', not 'pilot'"
     )]
     BadId(String),
     #[error("no payload {0:?} on this node (see `pilotbox ps`)")]
@@ -85,6 +88,44 @@ impl LifecycleError {
             | LifecycleError::Io { .. }
             | LifecycleError::Cgroup { .. }
             | LifecycleError::Site { .. } => Class::SiteError,
+        }
+    }
+}
+
+/// The audit log of a lifecycle action: the policy's `[audit]` (log path, syslog), the same
+/// sink `pilotbox run` writes its decision/start/end records to. With no loadable policy the
+/// defaults (`/var/log/pilotbox/audit.jsonl`, syslog) are used, so an action is never left
+/// unaudited because the policy is broken.
+pub fn audit_for(policy: Option<&PolicyFile>) -> Audit {
+    match policy {
+        Some(p) => Audit::new(&p.audit),
+        None => Audit::new(&AuditConf::default()),
+    }
+}
+
+/// Append one audit line; a failure is reported on stderr but does not undo the action
+/// (the action has already happened; the caller's exit status reflects the action).
+pub(crate) fn audit_record(audit: &Audit, event: &str, fields: serde_json::Value) {
+    if let Err(e) = audit.record(event, fields) {
+        eprintln!("pilotbox: {e}");
+    }
+}
+
+/// The record store under `state_dir`.
+pub(crate) fn store(state_dir: &std::path::Path) -> Store {
+    Store::new(state_dir)
+}
+
+/// The state store's errors in lifecycle terms: an unknown id is the pilot's error, an
+/// unreadable or malformed record the site's.
+impl From<StateError> for LifecycleError {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::BadId(id) => LifecycleError::BadId(id),
+            StateError::NotFound(id) => LifecycleError::NoSuchPayload(id),
+            StateError::Io { path, reason } | StateError::Malformed { path, reason } => {
+                LifecycleError::Record { path, reason }
+            }
         }
     }
 }

@@ -4,40 +4,44 @@
 //! 1. the record is read and the caller authorized (the launching pilot or root);
 //! 2. the new proxy is read **as the caller** ([`caller::read_private_file`]: owned by the
 //!    caller, not accessible to group/others, no symlink);
-//! 3. it is verified in an unprivileged child ([`unprivileged::verify`]);
+//! 3. it is verified in an unprivileged child ([`crate::launcher::unprivileged::verify`], the
+//!    same step `pilotbox run` uses);
 //! 4. the DN and the primary FQAN must equal the record's — the payload was authorized and
 //!    mapped with those; anything else is refused (120) and audited;
 //! 5. `cred/x509up` in the state dir is replaced atomically (a new 0600 file owned by the pool
 //!    uid, fsync, `rename(2)` over the old one): the sandbox binds the *directory*, so it sees the
 //!    new file at once and never a half-written one;
-//! 6. the record's `cred_not_after` moves to the new proxy's notAfter (the supervisor's expiry
-//!    enforcement reads it), and the renewal is audited.
+//! 6. the record's `cred_not_after` moves to the new proxy's end of use (the earlier of the
+//!    chain's and a valid AC's notAfter; the supervisor's expiry enforcement re-reads it), and
+//!    the renewal is audited.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use policy::credentials::VerifyOptions;
+use policy::{Class, Identity};
 use serde_json::json;
 
 use super::caller::{self, Caller};
-use super::record::{self, StateRecord};
-use super::unprivileged::{self, VerifiedId};
-use super::{audit, control, LifecycleError};
+use super::{audit_record, control, store, LifecycleError};
+use crate::launcher::audit::Audit;
+use crate::launcher::state::Record;
+use crate::launcher::unprivileged;
 
 /// The credential copy inside the state dir, as bound into the sandbox.
 pub const CRED_DIR: &str = "cred";
 pub const CRED_FILE: &str = "x509up";
 
 /// Why `new` may not replace the credential of `rec`, if it may not.
-pub fn identity_mismatch(rec: &StateRecord, new: &VerifiedId) -> Option<String> {
+pub fn identity_mismatch(rec: &Record, new: &Identity) -> Option<String> {
     if new.dn != rec.dn {
         return Some(format!(
             "the new proxy is for {:?}, the payload runs for {:?}",
             new.dn, rec.dn
         ));
     }
-    let primary = new.fqans.first().map(String::as_str);
+    let primary = new.verified_fqans().first().map(String::as_str);
     if primary != rec.primary_fqan() {
         return Some(format!(
             "the new proxy's primary FQAN is {}, the payload was mapped with {}",
@@ -51,6 +55,7 @@ pub fn identity_mismatch(rec: &StateRecord, new: &VerifiedId) -> Option<String> 
 /// Renew the credential of payload `id`; returns the new notAfter.
 pub fn renew(
     state_dir: &Path,
+    audit: &Audit,
     caller: Caller,
     id: &str,
     proxy_path: &Path,
@@ -59,22 +64,31 @@ pub fn renew(
     let mut rec = control::load(state_dir, caller, id)?;
     let bytes =
         caller::read_private_file(caller, proxy_path, policy::credentials::pem::MAX_PROXY_FILE)?;
-    let refuse = |rec: &StateRecord, reason: String, err: LifecycleError| {
-        let _ = audit::record(
+    let refuse = |rec: &Record, reason: String, err: LifecycleError| {
+        audit_record(
+            audit,
             "renew_refused",
             json!({"id": rec.id, "caller_uid": caller.uid, "pilot_uid": rec.pilot_uid,
                    "dn": rec.dn, "fqans": rec.fqans, "reason": reason}),
         );
         err
     };
-    let new = match unprivileged::verify(&bytes, opts)? {
+    let new = match unprivileged::verify(&bytes, opts) {
         Ok(v) => v,
-        Err(reason) => {
+        // The proxy itself is bad (120/122): a refusal, audited.
+        Err(d) if matches!(d.class, Class::Denied | Class::PilotError) => {
             return Err(refuse(
                 &rec,
-                reason.clone(),
-                LifecycleError::ProxyRejected(reason),
+                d.reason.clone(),
+                LifecycleError::ProxyRejected(d.reason),
             ))
+        }
+        // The verification could not be done (site or temporary trouble): not a verdict.
+        Err(d) => {
+            return Err(LifecycleError::Site {
+                what: "unprivileged verification",
+                reason: d.reason,
+            })
         }
     };
     if let Some(reason) = identity_mismatch(&rec, &new) {
@@ -85,19 +99,17 @@ pub fn renew(
         return Err(refuse(&rec, format!("{reason} (new DN {:?})", new.dn), err));
     }
     replace_credential(state_dir, &rec, &bytes)?;
-    let old = rec.cred_not_after;
-    rec.cred_not_after = Some(new.not_after);
-    record::write(state_dir, &rec)?;
-    let fmt = |t: time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
-    };
-    let _ = audit::record(
+    let old = rec.cred_not_after.clone();
+    let until = new.usable_until();
+    rec.set_cred_not_after(until);
+    store(state_dir).write(&rec)?;
+    audit_record(
+        audit,
         "renew",
         json!({"id": rec.id, "caller_uid": caller.uid, "pilot_uid": rec.pilot_uid, "dn": rec.dn,
-               "fqans": rec.fqans, "old_not_after": old.map(fmt), "cred_not_after": fmt(new.not_after)}),
+               "fqans": rec.fqans, "old_not_after": old, "cred_not_after": rec.cred_not_after}),
     );
-    Ok(new.not_after)
+    Ok(until)
 }
 
 /// Write `bytes` to `<state>/<id>/cred/x509up` atomically, owned by the pool uid/gid, 0600.
@@ -109,10 +121,10 @@ pub fn renew(
 /// `cred` is root's (state dir 0711).
 pub fn replace_credential(
     state_dir: &Path,
-    rec: &StateRecord,
+    rec: &Record,
     bytes: &[u8],
 ) -> Result<(), LifecycleError> {
-    let dir = record::dir_of(state_dir, &rec.id)?.join(CRED_DIR);
+    let dir = store(state_dir).dir(&rec.id)?.join(CRED_DIR);
     let tmp = dir.join(format!(".{CRED_FILE}.renew.{}", std::process::id()));
     let dest = dir.join(CRED_FILE);
     let io = |op: &'static str, path: &Path| {
@@ -142,21 +154,31 @@ pub fn replace_credential(
 mod tests {
     use super::*;
 
-    fn rec() -> StateRecord {
-        serde_json::from_value(json!({"id": "p", "pilot_uid": 1, "supervisor_pid": 1,
-            "supervisor_start": 1, "init_pid": 1, "account": "a", "uid": 2, "gid": 2,
-            "dn": "/CN=A", "issuer_dn": "/CN=CA", "fqans": ["/vo/Role=NULL/Capability=NULL", "/vo/x/Role=NULL/Capability=NULL"],
-            "cgroup": "/x", "started": "2026-01-01T00:00:00Z", "cred_not_after": "2026-01-02T00:00:00Z"}))
+    fn rec() -> Record {
+        serde_json::from_value(json!({"id": "p", "pilot_uid": 1, "pilot_gid": 1, "supervisor_pid": 1,
+            "supervisor_start": 1, "init_pid": 1, "account": "a", "uid": 2, "gid": 2, "groups": [2],
+            "dn": "/CN=A", "issuer_dn": "/CN=CA", "vo": "vo",
+            "fqans": ["/vo/Role=NULL/Capability=NULL", "/vo/x/Role=NULL/Capability=NULL"],
+            "pool": null, "lease_key": null, "cgroup": "/x", "workdir": null, "workdir_handover": "none",
+            "started": "2026-01-01T00:00:00Z", "cred_not_after": "2026-01-02T00:00:00Z"}))
         .unwrap()
     }
 
-    fn id(dn: &str, fqans: &[&str]) -> VerifiedId {
-        VerifiedId {
+    fn id(dn: &str, fqans: &[&str]) -> Identity {
+        Identity {
             dn: dn.into(),
             issuer_dn: "/CN=CA".into(),
-            vo: Some("vo".into()),
-            fqans: fqans.iter().map(|s| s.to_string()).collect(),
+            proxy_type: None,
+            limited: false,
             not_after: time::OffsetDateTime::UNIX_EPOCH,
+            voms: Some(policy::Voms {
+                vo: "vo".into(),
+                fqans: fqans.iter().map(|s| s.to_string()).collect(),
+                generic: vec![],
+                valid: true,
+                reason: None,
+                not_after: None,
+            }),
         }
     }
 

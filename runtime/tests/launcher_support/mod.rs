@@ -6,6 +6,7 @@
 //! Tests share one policy path, so they run one at a time ([`Env::new`] takes a global lock).
 #![allow(dead_code)]
 
+#[path = "../support/pki.rs"]
 pub mod pki;
 
 use pki::{Cred, Pki};

@@ -1,6 +1,10 @@
-//! A throwaway CA with the real grid tools (copied down from `policy/tests/support`: the lead
-//! will dedupe): CA, user and VOMS-server certificates by `openssl`, proxies by `voms-proxy-fake`
-//! and `grid-proxy-init`. Lives in a TempDir removed on drop.
+//! A throwaway CA with the real grid tools, shared by the runtime's launcher and lifecycle
+//! tests (included with `#[path = "../support/pki.rs"]` from `launcher_support` and
+//! `lifecycle_support`; not part of the engine's `support` module). A smaller sibling of
+//! `policy/tests/support`'s factory, which also builds revoked, expired and malformed chains:
+//! CA, user and VOMS-server certificates by `openssl`, proxies by `voms-proxy-fake` and
+//! `grid-proxy-init`. Lives in a TempDir removed on drop.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -85,6 +89,12 @@ impl Pki {
 
     /// A VOMS proxy of `user` for `vo` with the AC signed by `host` (real voms-proxy-fake).
     pub fn voms_proxy(&self, user: &Cred, host: &Cred, vo: &str) -> PathBuf {
+        self.voms_proxy_with(user, host, vo, &[])
+    }
+
+    /// [`Pki::voms_proxy`] with extra voms-proxy-fake options (e.g. `-vomslife`, `-pastac` for
+    /// an AC that ends soon).
+    pub fn voms_proxy_with(&self, user: &Cred, host: &Cred, vo: &str, extra: &[&str]) -> PathBuf {
         let out = self.path("vomsproxy");
         run(Command::new("voms-proxy-fake")
             .env("X509_CERT_DIR", &self.ca_dir)
@@ -96,6 +106,7 @@ impl Pki {
             .arg(&host.cert)
             .arg("-hostkey")
             .arg(&host.key)
+            .args(extra)
             .args(["-voms", vo, "-uri", "voms.example.org:15000", "-fqan", &format!("/{vo}/Role=NULL/Capability=NULL"), "-out"])
             .arg(&out));
         out
@@ -103,8 +114,22 @@ impl Pki {
 
     /// A plain RFC 3820 proxy (no VOMS) from grid-proxy-init.
     pub fn plain_proxy(&self, user: &Cred) -> PathBuf {
+        self.plain_proxy_with(user, &[])
+    }
+
+    /// [`Pki::plain_proxy`] with extra grid-proxy-init options (e.g. `-valid 2:00`).
+    pub fn plain_proxy_with(&self, user: &Cred, extra: &[&str]) -> PathBuf {
         let out = self.path("proxy");
-        run(Command::new("grid-proxy-init").env("X509_CERT_DIR", &self.ca_dir).args(["-q", "-rfc", "-cert"]).arg(&user.cert).arg("-key").arg(&user.key).arg("-out").arg(&out));
+        run(Command::new("grid-proxy-init")
+            .env("X509_CERT_DIR", &self.ca_dir)
+            .args(["-q", "-rfc"])
+            .args(extra)
+            .arg("-cert")
+            .arg(&user.cert)
+            .arg("-key")
+            .arg(&user.key)
+            .arg("-out")
+            .arg(&out));
         out
     }
 
