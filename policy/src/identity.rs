@@ -128,7 +128,11 @@ mod tests {
         let mut bad = ident(false);
         bad.not_after = i.not_after;
         bad.voms.as_mut().unwrap().not_after = Some(ac);
-        assert_eq!(bad.usable_until(), bad.not_after, "an invalid AC does not count");
+        assert_eq!(
+            bad.usable_until(),
+            bad.not_after,
+            "an invalid AC does not count"
+        );
     }
 
     #[test]

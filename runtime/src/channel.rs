@@ -80,7 +80,14 @@ impl Msg {
             2 => Msg::MapsWritten,
             3 => Msg::Stage2(n),
             4 => Msg::SetupDone,
-            5 => Msg::SetupFailed(if n == 1 { FailKind::Request } else { FailKind::System }, text()),
+            5 => Msg::SetupFailed(
+                if n == 1 {
+                    FailKind::Request
+                } else {
+                    FailKind::System
+                },
+                text(),
+            ),
             6 => Msg::Go,
             7 => Msg::ExecFailed(n, text()),
             8 => Msg::Exited(n),
@@ -96,7 +103,12 @@ pub struct Channel(pub OwnedFd);
 impl Channel {
     /// (supervisor end, sandbox end), both close-on-exec: the payload never inherits either.
     pub fn pair() -> Result<(Channel, Channel), Errno> {
-        let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
         Ok((Channel(a), Channel(b)))
     }
 
@@ -136,7 +148,10 @@ mod tests {
             Msg::MapsWritten,
             Msg::Stage2(4242),
             Msg::SetupDone,
-            Msg::SetupFailed(FailKind::Request, "cwd /nope: No such file or directory".into()),
+            Msg::SetupFailed(
+                FailKind::Request,
+                "cwd /nope: No such file or directory".into(),
+            ),
             Msg::SetupFailed(FailKind::System, "mount proc".into()),
             Msg::Go,
             Msg::ExecFailed(2, "/bin/nope".into()),

@@ -91,7 +91,10 @@ fn rfc3339(t: SystemTime) -> Value {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     time::OffsetDateTime::from_unix_timestamp_nanos(d.as_nanos() as i128)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .map(Value::String)
         .unwrap_or(Value::Null)
 }
@@ -155,7 +158,10 @@ impl FilterLoader for CompiledFilter {
 pub fn run(spec: &Spec, opts: &RunOptions) -> Result<RunResult, EngineError> {
     let plan = Plan::from_spec(spec)?;
     let filter = match &plan.seccomp {
-        Some(profile) => Some(seccomp::compile_cached(profile, opts.seccomp_cache.as_deref())?),
+        Some(profile) => Some(seccomp::compile_cached(
+            profile,
+            opts.seccomp_cache.as_deref(),
+        )?),
         None => None,
     };
     let cgroup = match &plan.cgroup_path {
@@ -177,7 +183,11 @@ pub fn run(spec: &Spec, opts: &RunOptions) -> Result<RunResult, EngineError> {
                 started: running.started,
             });
         }
-        let kill = || cgroup.as_ref().map_or(Ok(()), |c| c.kill().map_err(|e| e.to_string()));
+        let kill = || {
+            cgroup
+                .as_ref()
+                .map_or(Ok(()), |c| c.kill().map_err(|e| e.to_string()))
+        };
         let sopts = SuperviseOptions {
             walltime: opts.walltime,
             grace: opts.grace,
@@ -189,14 +199,25 @@ pub fn run(spec: &Spec, opts: &RunOptions) -> Result<RunResult, EngineError> {
     launch::unblock_signals();
     let usage = cgroup.as_ref().and_then(|c| c.usage().ok());
     let path = cgroup.as_ref().map(|c| c.path().to_string());
-    let cleanup_error = cgroup.and_then(|c| c.destroy().err()).map(|e| e.to_string());
+    let cleanup_error = cgroup
+        .and_then(|c| c.destroy().err())
+        .map(|e| e.to_string());
     let outcome = supervised?;
-    Ok(RunResult { outcome, usage, cgroup: path, cleanup_error })
+    Ok(RunResult {
+        outcome,
+        usage,
+        cgroup: path,
+        cleanup_error,
+    })
 }
 
 /// OCI resources from the launcher's limits: memory in bytes (swap capped to the same total, so
 /// no extra swap), pids, CPUs as a CFS quota over a 100 ms period.
-pub fn resources(memory: Option<i64>, pids: Option<i64>, cpus: Option<f64>) -> Option<LinuxResources> {
+pub fn resources(
+    memory: Option<i64>,
+    pids: Option<i64>,
+    cpus: Option<f64>,
+) -> Option<LinuxResources> {
     if memory.is_none() && pids.is_none() && cpus.is_none() {
         return None;
     }
@@ -218,9 +239,15 @@ pub fn resources(memory: Option<i64>, pids: Option<i64>, cpus: Option<f64>) -> O
 /// dropped. Root only.
 pub fn idmap_supported(path: &std::path::Path) -> bool {
     use std::os::fd::AsFd;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else { return false };
-    let Ok(tree) = crate::sys::open_tree_clone(&c, false) else { return false };
-    let Ok(ns) = crate::sys::userns_fd("0 0 1\n", "0 0 1\n") else { return false };
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let Ok(tree) = crate::sys::open_tree_clone(&c, false) else {
+        return false;
+    };
+    let Ok(ns) = crate::sys::userns_fd("0 0 1\n", "0 0 1\n") else {
+        return false;
+    };
     crate::sys::mount_setattr_idmap(tree.as_fd(), ns.as_fd(), false).is_ok()
 }
 
@@ -230,7 +257,11 @@ pub fn idmap_supported(path: &std::path::Path) -> bool {
 pub fn default_seccomp_cache() -> Option<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = PathBuf::from("/var/lib/pilotbox/seccomp");
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).ok()?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .ok()?;
     Some(dir)
 }
 
@@ -248,7 +279,11 @@ mod tests {
         let r = resources(Some(1 << 30), Some(100), Some(1.5)).unwrap();
         let m = r.memory().as_ref().unwrap();
         assert_eq!(m.limit(), Some(1 << 30));
-        assert_eq!(m.swap(), Some(1 << 30), "memory+swap total equals memory: no swap");
+        assert_eq!(
+            m.swap(),
+            Some(1 << 30),
+            "memory+swap total equals memory: no swap"
+        );
         assert_eq!(r.pids().as_ref().unwrap().limit(), 100);
         assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(150_000));
         assert!(resources(None, None, None).is_none());

@@ -20,7 +20,10 @@ pub enum IdentityError {
 }
 
 fn caps_err(step: &'static str) -> impl Fn(caps::errors::CapsError) -> IdentityError {
-    move |e| IdentityError::Caps { step, err: e.to_string() }
+    move |e| IdentityError::Caps {
+        step,
+        err: e.to_string(),
+    }
 }
 
 /// Drop the bounding and ambient sets and the inheritable set. Needs CAP_SETPCAP, so it runs
@@ -34,15 +37,35 @@ fn drop_inheritable_sets() -> Result<(), IdentityError> {
 
 /// Become the payload: supplementary groups, gid, uid (all three ids of each), then no
 /// capability in any of the five sets.
-pub fn become_payload(sys: &dyn Syscall, uid: u32, gid: u32, groups: &[u32]) -> Result<(), IdentityError> {
+pub fn become_payload(
+    sys: &dyn Syscall,
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+) -> Result<(), IdentityError> {
     drop_inheritable_sets()?;
     // Order matters: setgroups and setresgid need CAP_SETGID, which setresuid takes away.
-    sys.setgroups(groups).map_err(|errno| IdentityError::Sys { step: "setgroups", errno })?;
-    sys.setresgid(gid).map_err(|errno| IdentityError::Sys { step: "setresgid", errno })?;
-    sys.setresuid(uid).map_err(|errno| IdentityError::Sys { step: "setresuid", errno })?;
+    sys.setgroups(groups).map_err(|errno| IdentityError::Sys {
+        step: "setgroups",
+        errno,
+    })?;
+    sys.setresgid(gid).map_err(|errno| IdentityError::Sys {
+        step: "setresgid",
+        errno,
+    })?;
+    sys.setresuid(uid).map_err(|errno| IdentityError::Sys {
+        step: "setresuid",
+        errno,
+    })?;
     caps::clear(None, CapSet::Permitted).map_err(caps_err("clear permitted"))?;
     caps::clear(None, CapSet::Effective).map_err(caps_err("clear effective"))?;
-    verify_empty(&[CapSet::Bounding, CapSet::Ambient, CapSet::Inheritable, CapSet::Permitted, CapSet::Effective])
+    verify_empty(&[
+        CapSet::Bounding,
+        CapSet::Ambient,
+        CapSet::Inheritable,
+        CapSet::Permitted,
+        CapSet::Effective,
+    ])
 }
 
 /// (Dropping capabilities does not clear the parent-death signal — only uid/gid changes and

@@ -64,7 +64,9 @@ fn reap(payload: Pid) -> Option<Msg> {
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) if pid == payload => result = Some(Msg::Exited(code)),
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == payload => result = Some(Msg::Signaled(sig as i32)),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == payload => {
+                result = Some(Msg::Signaled(sig as i32))
+            }
             Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return result,
             Ok(_) | Err(Errno::EINTR) => continue,
             Err(_) => return result,
@@ -87,7 +89,9 @@ fn payload(plan: &Plan, seccomp: Option<&dyn FilterLoader>, chan: &Channel) -> !
         fail(e as i32, format!("reset signal mask: {e}"));
     }
     let _ = nix::sys::prctl::set_name(c"payload");
-    if let Err(e) = crate::identity::become_payload(&Linux, plan.uid, plan.gid, &plan.additional_gids) {
+    if let Err(e) =
+        crate::identity::become_payload(&Linux, plan.uid, plan.gid, &plan.additional_gids)
+    {
         fail(libc::EPERM, e.to_string());
     }
     for (res, soft, hard) in &plan.rlimits {
@@ -119,7 +123,10 @@ fn payload(plan: &Plan, seccomp: Option<&dyn FilterLoader>, chan: &Channel) -> !
         }
     }
     let e = execve(&program, &plan.args, &plan.env).unwrap_err();
-    fail(e as i32, format!("execve {}: {e}", program.to_string_lossy()))
+    fail(
+        e as i32,
+        format!("execve {}: {e}", program.to_string_lossy()),
+    )
 }
 
 /// argv[0] as execvp would find it, with the *payload's* PATH (never the caller's).

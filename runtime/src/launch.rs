@@ -53,7 +53,13 @@ pub struct LaunchOptions<'a> {
 }
 
 /// Signals the supervisor forwards to the payload (through init).
-pub const FORWARDED: [Signal; 5] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2];
+pub const FORWARDED: [Signal; 5] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
 
 /// The forwarded signals plus SIGCHLD: blocked in the supervisor from before the first clone, so
 /// none is lost or acted on by default between launch and supervision.
@@ -111,11 +117,15 @@ pub fn launch(plan: &Plan, opts: &LaunchOptions) -> Result<Running, LaunchError>
     if threads != 1 {
         return Err(LaunchError::Threads(threads));
     }
-    supervised_signals().thread_block().map_err(sys_err("block signals"))?;
+    supervised_signals()
+        .thread_block()
+        .map_err(sys_err("block signals"))?;
     let (ours, theirs) = Channel::pair().map_err(sys_err("socketpair"))?;
     let supervisor = getpid();
 
-    let stage1 = match sys::clone3_fork(0, opts.cgroup.and_then(|c| c.clone_into())).map_err(sys_err("clone3 stage 1"))? {
+    let stage1 = match sys::clone3_fork(0, opts.cgroup.and_then(|c| c.clone_into()))
+        .map_err(sys_err("clone3 stage 1"))?
+    {
         Forked::Child => {
             drop(ours);
             stage1(plan, opts, &theirs, supervisor)
@@ -130,7 +140,12 @@ pub fn launch(plan: &Plan, opts: &LaunchOptions) -> Result<Running, LaunchError>
     let _ = kill(stage1, Signal::SIGKILL);
     let _ = waitpid(stage1, None);
     match result {
-        Ok(init) => Ok(Running { init, chan: ours, started: SystemTime::now(), started_at: Instant::now() }),
+        Ok(init) => Ok(Running {
+            init,
+            chan: ours,
+            started: SystemTime::now(),
+            started_at: Instant::now(),
+        }),
         Err(e) => {
             if let Some(pid) = stage2 {
                 // Killing pid 1 kills its whole pid namespace.
@@ -143,18 +158,29 @@ pub fn launch(plan: &Plan, opts: &LaunchOptions) -> Result<Running, LaunchError>
 }
 
 /// Wait for the next setup message, at most until `deadline`.
-fn next(chan: &Channel, deadline: Instant, timeout: Duration, expect: &'static str) -> Result<Msg, LaunchError> {
+fn next(
+    chan: &Channel,
+    deadline: Instant,
+    timeout: Duration,
+    expect: &'static str,
+) -> Result<Msg, LaunchError> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(LaunchError::Timeout(timeout));
         }
-        let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+        let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::MAX);
         let mut fds = [PollFd::new(chan.0.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, ms) {
             Err(Errno::EINTR) | Ok(0) => continue,
-            Err(e) => return Err(LaunchError::Sys { step: "poll", errno: e }),
+            Err(e) => {
+                return Err(LaunchError::Sys {
+                    step: "poll",
+                    errno: e,
+                })
+            }
             Ok(_) => {}
         }
         return match chan.recv().map_err(sys_err("recv"))? {
@@ -166,13 +192,20 @@ fn next(chan: &Channel, deadline: Instant, timeout: Duration, expect: &'static s
 }
 
 /// Supervisor side of the setup protocol. Returns the pid of the sandbox's init.
-fn setup(plan: &Plan, opts: &LaunchOptions, chan: &Channel, stage1: Pid, stage2: &mut Option<Pid>) -> Result<Pid, LaunchError> {
+fn setup(
+    plan: &Plan,
+    opts: &LaunchOptions,
+    chan: &Channel,
+    stage1: Pid,
+    stage2: &mut Option<Pid>,
+) -> Result<Pid, LaunchError> {
     let deadline = Instant::now() + opts.setup_timeout;
     let t = opts.setup_timeout;
     if let Some(cg) = opts.cgroup {
         if cg.clone_into().is_none() {
             // v1: before stage 1 forks anything, so every later process is born inside.
-            cg.add_process(stage1.as_raw()).map_err(LaunchError::Cgroup)?;
+            cg.add_process(stage1.as_raw())
+                .map_err(LaunchError::Cgroup)?;
         }
     }
     match next(chan, deadline, t, "user namespace ready")? {
@@ -183,8 +216,12 @@ fn setup(plan: &Plan, opts: &LaunchOptions, chan: &Channel, stage1: Pid, stage2:
         // Written by us, root in the parent user namespace: any 1:1 map is allowed, and
         // /proc/PID/setgroups stays "allow" so the payload's supplementary groups can be set.
         let write = |file: &str, maps: &[crate::plan::IdMap]| {
-            std::fs::write(format!("/proc/{stage1}/{file}"), Plan::map_file(maps))
-                .map_err(|e| LaunchError::Sys { step: "write id map", errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)) })
+            std::fs::write(format!("/proc/{stage1}/{file}"), Plan::map_file(maps)).map_err(|e| {
+                LaunchError::Sys {
+                    step: "write id map",
+                    errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                }
+            })
         };
         write("uid_map", &plan.uid_mappings)?;
         write("gid_map", &plan.gid_mappings)?;
@@ -219,20 +256,40 @@ fn stage1(plan: &Plan, _opts: &LaunchOptions, chan: &Channel, supervisor: Pid) -
     for (flag, path) in &plan.joins {
         let file = match std::fs::File::open(path) {
             Ok(f) => f,
-            Err(e) => fail(chan, FailKind::Request, format!("open namespace {}: {e}", path.display())),
+            Err(e) => fail(
+                chan,
+                FailKind::Request,
+                format!("open namespace {}: {e}", path.display()),
+            ),
         };
         if let Err(e) = nix::sched::setns(file.as_fd(), *flag) {
-            fail(chan, FailKind::System, format!("setns {}: {e}", path.display()));
+            fail(
+                chan,
+                FailKind::System,
+                format!("setns {}: {e}", path.display()),
+            );
         }
     }
     // Clone the root and bind sources while still host root in the host (or joined) mount ns.
     let sources = match crate::rootfs::Sources::open(plan) {
         Ok(s) => s,
-        Err(e) => fail(chan, if e.is_request_error() { FailKind::Request } else { FailKind::System }, e),
+        Err(e) => fail(
+            chan,
+            if e.is_request_error() {
+                FailKind::Request
+            } else {
+                FailKind::System
+            },
+            e,
+        ),
     };
     if plan.new_userns {
         if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWUSER) {
-            fail(chan, FailKind::System, format!("unshare user namespace: {e}"));
+            fail(
+                chan,
+                FailKind::System,
+                format!("unshare user namespace: {e}"),
+            );
         }
     }
     if chan.send(&Msg::UsernsReady).is_err() {
@@ -243,7 +300,11 @@ fn stage1(plan: &Plan, _opts: &LaunchOptions, chan: &Channel, supervisor: Pid) -
         _ => sys::exit_now(1),
     }
     if let Err(e) = nix::sched::unshare(plan.new_namespaces) {
-        fail(chan, FailKind::System, format!("unshare {:?}: {e}", plan.new_namespaces));
+        fail(
+            chan,
+            FailKind::System,
+            format!("unshare {:?}: {e}", plan.new_namespaces),
+        );
     }
     match sys::clone3_fork(libc::CLONE_PARENT as u64, None) {
         Err(e) => fail(chan, FailKind::System, format!("clone3 stage 2: {e}")),
@@ -256,7 +317,12 @@ fn stage1(plan: &Plan, _opts: &LaunchOptions, chan: &Channel, supervisor: Pid) -
 }
 
 /// Stage 2, pid 1 of the sandbox: build the mount tree, then become init.
-fn stage2(plan: &Plan, opts: &LaunchOptions, chan: &Channel, sources: &crate::rootfs::Sources) -> ! {
+fn stage2(
+    plan: &Plan,
+    opts: &LaunchOptions,
+    chan: &Channel,
+    sources: &crate::rootfs::Sources,
+) -> ! {
     use nix::sys::prctl::set_pdeathsig;
     // Files we create (mount points, staging dirs) need an owner mapped in our user namespace,
     // else EOVERFLOW: create them as the payload's ids. Host root stays unmapped on purpose.
@@ -275,7 +341,11 @@ fn stage2(plan: &Plan, opts: &LaunchOptions, chan: &Channel, sources: &crate::ro
         }
     }
     if let Err(e) = crate::rootfs::setup(&Linux, plan, sources) {
-        let kind = if e.is_request_error() { FailKind::Request } else { FailKind::System };
+        let kind = if e.is_request_error() {
+            FailKind::Request
+        } else {
+            FailKind::System
+        };
         fail(chan, kind, e);
     }
     let _ = nix::sys::prctl::set_name(c"pilotbox-init");
@@ -290,5 +360,6 @@ fn stage2(plan: &Plan, opts: &LaunchOptions, chan: &Channel, sources: &crate::ro
 
 /// Unblock what `launch` blocked, in the supervisor after supervision.
 pub fn unblock_signals() {
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&supervised_signals()), None);
+    let _ =
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&supervised_signals()), None);
 }

@@ -35,9 +35,17 @@ pub enum PlanError {
     #[error("process.args is empty")]
     NoArgs,
     #[error("{what} {value:?} is not valid: {why}")]
-    Invalid { what: &'static str, value: String, why: &'static str },
+    Invalid {
+        what: &'static str,
+        value: String,
+        why: &'static str,
+    },
     #[error("{what} {id} is not covered by the spec's {map} mappings")]
-    Unmapped { what: &'static str, id: u32, map: &'static str },
+    Unmapped {
+        what: &'static str,
+        id: u32,
+        map: &'static str,
+    },
     #[error("a joined user namespace cannot take uid/gid mappings")]
     MappingsWithJoinedUserns,
     #[error("a new user namespace needs uidMappings and gidMappings")]
@@ -57,7 +65,11 @@ pub enum MountKind {
     /// Bind mount from the host (`source` is a host path, resolved before the sandbox root is
     /// switched). `idmap`: (uid map, gid map) of an idmapped mount (OCI `uidMappings` /
     /// `gidMappings` on the mount): on-disk owner `container` appears as `host`.
-    Bind { source: PathBuf, recursive: bool, idmap: Option<(Vec<IdMap>, Vec<IdMap>)> },
+    Bind {
+        source: PathBuf,
+        recursive: bool,
+        idmap: Option<(Vec<IdMap>, Vec<IdMap>)>,
+    },
     /// A fresh filesystem (proc, tmpfs, devpts, mqueue, sysfs, ...).
     Fs { fstype: String, source: String },
 }
@@ -122,24 +134,37 @@ fn ns_flag(t: LinuxNamespaceType) -> Result<CloneFlags, PlanError> {
 
 fn abs(what: &'static str, p: &Path) -> Result<PathBuf, PlanError> {
     if !p.is_absolute() {
-        return Err(PlanError::Invalid { what, value: p.display().to_string(), why: "must be absolute" });
+        return Err(PlanError::Invalid {
+            what,
+            value: p.display().to_string(),
+            why: "must be absolute",
+        });
     }
     Ok(p.to_path_buf())
 }
 
 fn cstring(what: &'static str, s: &str) -> Result<CString, PlanError> {
-    CString::new(s).map_err(|_| PlanError::Invalid { what, value: s.into(), why: "contains NUL" })
+    CString::new(s).map_err(|_| PlanError::Invalid {
+        what,
+        value: s.into(),
+        why: "contains NUL",
+    })
 }
 
 fn id_maps(maps: &Option<Vec<LinuxIdMapping>>) -> Vec<IdMap> {
     maps.iter()
         .flatten()
-        .map(|m| IdMap { container: m.container_id(), host: m.host_id(), size: m.size() })
+        .map(|m| IdMap {
+            container: m.container_id(),
+            host: m.host_id(),
+            size: m.size(),
+        })
         .collect()
 }
 
 fn covered(maps: &[IdMap], id: u32) -> bool {
-    maps.iter().any(|m| id >= m.container && (id - m.container) < m.size)
+    maps.iter()
+        .any(|m| id >= m.container && (id - m.container) < m.size)
 }
 
 fn rlimit(t: PosixRlimitType) -> Resource {
@@ -200,17 +225,26 @@ pub fn parse_mount_options(opts: &[String]) -> (MsFlags, Option<MsFlags>, bool, 
 
 impl Plan {
     pub fn from_spec(spec: &Spec) -> Result<Plan, PlanError> {
-        let process = spec.process().as_ref().ok_or(PlanError::Missing("process"))?;
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or(PlanError::Missing("process"))?;
         let linux = spec.linux().as_ref().ok_or(PlanError::Missing("linux"))?;
         let root = spec.root().as_ref().ok_or(PlanError::Missing("root"))?;
 
         if let Some(caps) = process.capabilities() {
-            let mut asked: Vec<String> = [caps.bounding(), caps.effective(), caps.inheritable(), caps.permitted(), caps.ambient()]
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|c| c.to_string())
-                .collect();
+            let mut asked: Vec<String> = [
+                caps.bounding(),
+                caps.effective(),
+                caps.inheritable(),
+                caps.permitted(),
+                caps.ambient(),
+            ]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|c| c.to_string())
+            .collect();
             asked.sort();
             asked.dedup();
             if !asked.is_empty() {
@@ -235,7 +269,11 @@ impl Plan {
             .flatten()
             .map(|e| {
                 if !e.contains('=') {
-                    return Err(PlanError::Invalid { what: "env entry", value: e.clone(), why: "not KEY=VALUE" });
+                    return Err(PlanError::Invalid {
+                        what: "env entry",
+                        value: e.clone(),
+                        why: "not KEY=VALUE",
+                    });
                 }
                 cstring("env entry", e)
             })
@@ -284,11 +322,19 @@ impl Plan {
                 return Err(PlanError::NoMappings);
             }
             if !covered(&uid_mappings, user.uid()) {
-                return Err(PlanError::Unmapped { what: "uid", id: user.uid(), map: "uid" });
+                return Err(PlanError::Unmapped {
+                    what: "uid",
+                    id: user.uid(),
+                    map: "uid",
+                });
             }
             for g in std::iter::once(user.gid()).chain(additional_gids.iter().copied()) {
                 if !covered(&gid_mappings, g) {
-                    return Err(PlanError::Unmapped { what: "gid", id: g, map: "gid" });
+                    return Err(PlanError::Unmapped {
+                        what: "gid",
+                        id: g,
+                        map: "gid",
+                    });
                 }
             }
         } else if !uid_mappings.is_empty() || !gid_mappings.is_empty() {
@@ -320,15 +366,36 @@ impl Plan {
                         })
                     }
                 };
-                MountKind::Bind { source: abs("bind source", source)?, recursive: rec, idmap }
+                MountKind::Bind {
+                    source: abs("bind source", source)?,
+                    recursive: rec,
+                    idmap,
+                }
             } else {
                 if typ.is_empty() {
-                    return Err(PlanError::Invalid { what: "mount", value: dest.display().to_string(), why: "has no type" });
+                    return Err(PlanError::Invalid {
+                        what: "mount",
+                        value: dest.display().to_string(),
+                        why: "has no type",
+                    });
                 }
-                let source = m.source().as_ref().map(|s| s.display().to_string()).unwrap_or_else(|| typ.clone());
-                MountKind::Fs { fstype: typ, source }
+                let source = m
+                    .source()
+                    .as_ref()
+                    .map(|s| s.display().to_string())
+                    .unwrap_or_else(|| typ.clone());
+                MountKind::Fs {
+                    fstype: typ,
+                    source,
+                }
             };
-            mounts.push(MountPlan { dest, kind, flags, propagation, data });
+            mounts.push(MountPlan {
+                dest,
+                kind,
+                flags,
+                propagation,
+                data,
+            });
         }
 
         let rlimits = process
@@ -342,7 +409,11 @@ impl Plan {
             None | Some("") | Some("rslave") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
             Some(p) => {
                 let (_, prop, ..) = parse_mount_options(&[p.to_string()]);
-                prop.ok_or(PlanError::Invalid { what: "rootfsPropagation", value: p.into(), why: "unknown" })?
+                prop.ok_or(PlanError::Invalid {
+                    what: "rootfsPropagation",
+                    value: p.into(),
+                    why: "unknown",
+                })?
             }
         };
 
@@ -364,10 +435,23 @@ impl Plan {
             root_readonly: root.readonly().unwrap_or(false),
             root_propagation,
             mounts,
-            masked_paths: linux.masked_paths().iter().flatten().map(|p| abs("masked path", Path::new(p))).collect::<Result<_, _>>()?,
-            readonly_paths: linux.readonly_paths().iter().flatten().map(|p| abs("readonly path", Path::new(p))).collect::<Result<_, _>>()?,
+            masked_paths: linux
+                .masked_paths()
+                .iter()
+                .flatten()
+                .map(|p| abs("masked path", Path::new(p)))
+                .collect::<Result<_, _>>()?,
+            readonly_paths: linux
+                .readonly_paths()
+                .iter()
+                .flatten()
+                .map(|p| abs("readonly path", Path::new(p)))
+                .collect::<Result<_, _>>()?,
             hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
-            cgroup_path: linux.cgroups_path().as_ref().map(|p| p.display().to_string()),
+            cgroup_path: linux
+                .cgroups_path()
+                .as_ref()
+                .map(|p| p.display().to_string()),
             resources: linux.resources().clone(),
             seccomp: linux.seccomp().clone(),
         })
@@ -375,10 +459,11 @@ impl Plan {
 
     /// The uid_map / gid_map file contents.
     pub fn map_file(maps: &[IdMap]) -> String {
-        maps.iter().map(|m| format!("{} {} {}\n", m.container, m.host, m.size)).collect()
+        maps.iter()
+            .map(|m| format!("{} {} {}\n", m.container, m.host, m.size))
+            .collect()
     }
 }
-
 
 #[cfg(test)]
 #[path = "plan_tests.rs"]

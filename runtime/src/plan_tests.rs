@@ -4,7 +4,12 @@ use crate::spec_builder::PayloadSpec;
 use serde_json::json;
 
 fn spec_json() -> serde_json::Value {
-    serde_json::to_value(PayloadSpec::new(vec!["true".into()], 30001, 30000).to_spec().unwrap()).unwrap()
+    serde_json::to_value(
+        PayloadSpec::new(vec!["true".into()], 30001, 30000)
+            .to_spec()
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 fn plan_of(v: serde_json::Value) -> Result<Plan, PlanError> {
@@ -14,7 +19,8 @@ fn plan_of(v: serde_json::Value) -> Result<Plan, PlanError> {
 #[test]
 fn capabilities_are_refused() {
     let mut v = spec_json();
-    v["process"]["capabilities"] = json!({"bounding": ["CAP_NET_RAW"], "effective": ["CAP_NET_RAW"]});
+    v["process"]["capabilities"] =
+        json!({"bounding": ["CAP_NET_RAW"], "effective": ["CAP_NET_RAW"]});
     assert!(matches!(plan_of(v), Err(PlanError::Capabilities(c)) if c.contains("NET_RAW")));
 }
 
@@ -29,9 +35,18 @@ fn new_privileges_are_refused() {
 fn user_pid_and_mount_namespaces_are_required() {
     for missing in ["user", "pid", "mount"] {
         let mut v = spec_json();
-        let ns: Vec<_> = v["linux"]["namespaces"].as_array().unwrap().iter().filter(|n| n["type"] != missing).cloned().collect();
+        let ns: Vec<_> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["type"] != missing)
+            .cloned()
+            .collect();
         v["linux"]["namespaces"] = json!(ns);
-        assert_eq!(plan_of(v).unwrap_err(), PlanError::NamespaceRequired(missing));
+        assert_eq!(
+            plan_of(v).unwrap_err(),
+            PlanError::NamespaceRequired(missing)
+        );
     }
 }
 
@@ -39,20 +54,46 @@ fn user_pid_and_mount_namespaces_are_required() {
 fn unmapped_ids_are_refused() {
     let mut v = spec_json();
     v["process"]["user"]["uid"] = json!(0);
-    assert!(matches!(plan_of(v), Err(PlanError::Unmapped { what: "uid", id: 0, .. })));
+    assert!(matches!(
+        plan_of(v),
+        Err(PlanError::Unmapped {
+            what: "uid",
+            id: 0,
+            ..
+        })
+    ));
     let mut v = spec_json();
     v["process"]["user"]["additionalGids"] = json!([27]);
-    assert!(matches!(plan_of(v), Err(PlanError::Unmapped { what: "gid", id: 27, .. })));
+    assert!(matches!(
+        plan_of(v),
+        Err(PlanError::Unmapped {
+            what: "gid",
+            id: 27,
+            ..
+        })
+    ));
 }
 
 #[test]
 fn relative_paths_and_bad_env_are_refused() {
     let mut v = spec_json();
     v["process"]["cwd"] = json!("work");
-    assert!(matches!(plan_of(v), Err(PlanError::Invalid { what: "process.cwd", .. })));
+    assert!(matches!(
+        plan_of(v),
+        Err(PlanError::Invalid {
+            what: "process.cwd",
+            ..
+        })
+    ));
     let mut v = spec_json();
     v["process"]["env"] = json!(["NOEQUALS"]);
-    assert!(matches!(plan_of(v), Err(PlanError::Invalid { what: "env entry", .. })));
+    assert!(matches!(
+        plan_of(v),
+        Err(PlanError::Invalid {
+            what: "env entry",
+            ..
+        })
+    ));
     let mut v = spec_json();
     v["process"]["args"] = json!([]);
     assert_eq!(plan_of(v).unwrap_err(), PlanError::NoArgs);
@@ -61,13 +102,22 @@ fn relative_paths_and_bad_env_are_refused() {
 #[test]
 fn time_namespace_is_not_supported() {
     let mut v = spec_json();
-    v["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "time"}));
-    assert!(matches!(plan_of(v), Err(PlanError::NamespaceUnsupported(_))));
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "time"}));
+    assert!(matches!(
+        plan_of(v),
+        Err(PlanError::NamespaceUnsupported(_))
+    ));
 }
 
 #[test]
 fn mount_options_split_into_flags_propagation_and_data() {
-    let opts: Vec<String> = ["rbind", "ro", "nosuid", "rslave", "size=64m", "mode=1777"].iter().map(|s| s.to_string()).collect();
+    let opts: Vec<String> = ["rbind", "ro", "nosuid", "rslave", "size=64m", "mode=1777"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let (flags, prop, bind, rec, data) = parse_mount_options(&opts);
     assert!(bind && rec);
     assert_eq!(flags, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID);
@@ -78,9 +128,18 @@ fn mount_options_split_into_flags_propagation_and_data() {
 #[test]
 fn propagation_defaults_to_rslave_like_runc() {
     let mut v = spec_json();
-    v["linux"].as_object_mut().unwrap().remove("rootfsPropagation");
-    assert_eq!(plan_of(v).unwrap().root_propagation, MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    v["linux"]
+        .as_object_mut()
+        .unwrap()
+        .remove("rootfsPropagation");
+    assert_eq!(
+        plan_of(v).unwrap().root_propagation,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    );
     let mut v = spec_json();
     v["linux"]["rootfsPropagation"] = json!("rprivate");
-    assert_eq!(plan_of(v).unwrap().root_propagation, MsFlags::MS_PRIVATE | MsFlags::MS_REC);
+    assert_eq!(
+        plan_of(v).unwrap().root_propagation,
+        MsFlags::MS_PRIVATE | MsFlags::MS_REC
+    );
 }

@@ -16,9 +16,9 @@
 //! filesystem (e.g. an image's `/tmp -> /etc`) can never send a mount outside `/newroot`.
 
 use crate::plan::{MountKind, MountPlan, Plan};
+use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use crate::syscall::{Kind, Syscall};
 use nix::errno::Errno;
-use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use nix::mount::{MntFlags, MsFlags};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
@@ -35,20 +35,30 @@ impl Sources {
     /// namespace is entered. An error names the source: a missing one is the request's fault.
     pub fn open(plan: &Plan) -> Result<Sources, RootfsError> {
         let clone = |p: &Path, recursive: bool| {
-            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
-                .map_err(|_| RootfsError { step: "bind source", path: p.display().to_string(), errno: Errno::EINVAL })?;
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| {
+                RootfsError {
+                    step: "bind source",
+                    path: p.display().to_string(),
+                    errno: Errno::EINVAL,
+                }
+            })?;
             crate::sys::open_tree_clone(&c, recursive).ctx("bind source", p)
         };
         let root = clone(&plan.root, true)?;
         let mut binds = Vec::with_capacity(plan.mounts.len());
         for m in &plan.mounts {
             binds.push(match &m.kind {
-                MountKind::Bind { source, recursive, idmap } => {
+                MountKind::Bind {
+                    source,
+                    recursive,
+                    idmap,
+                } => {
                     let tree = clone(source, *recursive)?;
                     if let Some((uids, gids)) = idmap {
                         // Only possible on a detached tree, hence here and not in stage 2.
-                        let ns = crate::sys::userns_fd(&Plan::map_file(uids), &Plan::map_file(gids))
-                            .ctx("user namespace for idmapped mount", source)?;
+                        let ns =
+                            crate::sys::userns_fd(&Plan::map_file(uids), &Plan::map_file(gids))
+                                .ctx("user namespace for idmapped mount", source)?;
                         crate::sys::mount_setattr_idmap(tree.as_fd(), ns.as_fd(), *recursive)
                             .ctx("idmap bind source", source)?;
                     }
@@ -106,7 +116,11 @@ trait Ctx<T> {
 }
 impl<T> Ctx<T> for Result<T, Errno> {
     fn ctx(self, step: &'static str, path: &Path) -> Result<T, RootfsError> {
-        self.map_err(|errno| RootfsError { step, path: path.display().to_string(), errno })
+        self.map_err(|errno| RootfsError {
+            step,
+            path: path.display().to_string(),
+            errno,
+        })
     }
 }
 
@@ -118,7 +132,11 @@ const OLDROOT: &str = "/oldroot";
 /// Resolve `unsafe_path` (absolute, as seen inside the sandbox) under `root`, following
 /// symlinks as if `root` were `/`: `..` stops at `root`, absolute link targets restart at
 /// `root`. The result always lies under `root` (the filepath-securejoin rule runc relies on).
-pub fn secure_join(sys: &dyn Syscall, root: &Path, unsafe_path: &Path) -> Result<PathBuf, RootfsError> {
+pub fn secure_join(
+    sys: &dyn Syscall,
+    root: &Path,
+    unsafe_path: &Path,
+) -> Result<PathBuf, RootfsError> {
     let mut pending: Vec<PathBuf> = vec![unsafe_path.to_path_buf()];
     let mut resolved: Vec<std::ffi::OsString> = Vec::new();
     let mut links = 0;
@@ -139,7 +157,11 @@ pub fn secure_join(sys: &dyn Syscall, root: &Path, unsafe_path: &Path) -> Result
                         Some(Kind::Symlink(target)) => {
                             links += 1;
                             if links > 40 {
-                                return Err(RootfsError { step: "resolve", path: unsafe_path.display().to_string(), errno: Errno::ELOOP });
+                                return Err(RootfsError {
+                                    step: "resolve",
+                                    path: unsafe_path.display().to_string(),
+                                    errno: Errno::ELOOP,
+                                });
                             }
                             // Continue with the link target, then the rest of this path.
                             let rest: PathBuf = comps[i + 1..].iter().collect();
@@ -179,25 +201,42 @@ fn make_mountpoint(sys: &dyn Syscall, dest: &Path, as_file: bool) -> Result<(), 
     }
 }
 
-fn mount_one(sys: &dyn Syscall, m: &MountPlan, tree: Option<&(OwnedFd, bool)>) -> Result<(), RootfsError> {
+fn mount_one(
+    sys: &dyn Syscall,
+    m: &MountPlan,
+    tree: Option<&(OwnedFd, bool)>,
+) -> Result<(), RootfsError> {
     // Errors name the destination as the payload would see it, not our staging path.
-    mount_one_inner(sys, m, tree).map_err(|e| RootfsError { path: m.dest.display().to_string(), ..e })
+    mount_one_inner(sys, m, tree).map_err(|e| RootfsError {
+        path: m.dest.display().to_string(),
+        ..e
+    })
 }
 
-fn mount_one_inner(sys: &dyn Syscall, m: &MountPlan, tree: Option<&(OwnedFd, bool)>) -> Result<(), RootfsError> {
+fn mount_one_inner(
+    sys: &dyn Syscall,
+    m: &MountPlan,
+    tree: Option<&(OwnedFd, bool)>,
+) -> Result<(), RootfsError> {
     let dest = secure_join(sys, Path::new(NEWROOT), &m.dest)?;
     match (&m.kind, tree) {
         (MountKind::Bind { recursive, .. }, Some((tree, is_dir))) => {
             make_mountpoint(sys, &dest, !is_dir)?;
-            sys.attach_tree(tree.as_fd(), &dest).ctx("bind mount", &m.dest)?;
+            sys.attach_tree(tree.as_fd(), &dest)
+                .ctx("bind mount", &m.dest)?;
             let attrs = attrs_of(m.flags);
             if attrs != 0 {
                 // Recursively for rbind: a read-only tree must not keep writable submounts.
-                sys.set_mount_attrs(&dest, attrs, *recursive).ctx("set bind mount flags", &m.dest)?;
+                sys.set_mount_attrs(&dest, attrs, *recursive)
+                    .ctx("set bind mount flags", &m.dest)?;
             }
         }
         (MountKind::Bind { .. }, None) => {
-            return Err(RootfsError { step: "bind source not prepared", path: m.dest.display().to_string(), errno: Errno::EINVAL })
+            return Err(RootfsError {
+                step: "bind source not prepared",
+                path: m.dest.display().to_string(),
+                errno: Errno::EINVAL,
+            })
         }
         (MountKind::Fs { fstype, source }, _) => {
             make_mountpoint(sys, &dest, false)?;
@@ -207,7 +246,8 @@ fn mount_one_inner(sys: &dyn Syscall, m: &MountPlan, tree: Option<&(OwnedFd, boo
         }
     }
     if let Some(p) = m.propagation {
-        sys.mount(None, &dest, None, p, None).ctx("set propagation", &m.dest)?;
+        sys.mount(None, &dest, None, p, None)
+            .ctx("set propagation", &m.dest)?;
     }
     Ok(())
 }
@@ -215,10 +255,10 @@ fn mount_one_inner(sys: &dyn Syscall, m: &MountPlan, tree: Option<&(OwnedFd, boo
 /// `/dev` as a fresh tmpfs needs the standard links that device-less tmpfs lacks (the same
 /// set runc creates in `setupDevSymlinks`).
 fn dev_symlinks(sys: &dyn Syscall, plan: &Plan) -> Result<(), RootfsError> {
-    let dev_is_tmpfs = plan
-        .mounts
-        .iter()
-        .any(|m| m.dest == Path::new("/dev") && matches!(&m.kind, MountKind::Fs { fstype, .. } if fstype == "tmpfs"));
+    let dev_is_tmpfs = plan.mounts.iter().any(|m| {
+        m.dest == Path::new("/dev")
+            && matches!(&m.kind, MountKind::Fs { fstype, .. } if fstype == "tmpfs")
+    });
     if !dev_is_tmpfs {
         return Ok(());
     }
@@ -235,7 +275,8 @@ fn dev_symlinks(sys: &dyn Syscall, plan: &Plan) -> Result<(), RootfsError> {
     for (target, name) in links {
         let link = Path::new(NEWROOT).join("dev").join(name);
         if sys.kind(&link).ctx("lstat", &link)?.is_none() {
-            sys.symlink(Path::new(target), &link).ctx("symlink", &link)?;
+            sys.symlink(Path::new(target), &link)
+                .ctx("symlink", &link)?;
         }
     }
     Ok(())
@@ -248,10 +289,22 @@ fn mask(sys: &dyn Syscall, path: &Path) -> Result<(), RootfsError> {
     match sys.kind(&dest).ctx("lstat", path)? {
         None => Ok(()),
         Some(Kind::Dir) => sys
-            .mount(Some(Path::new("tmpfs")), &dest, Some("tmpfs"), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("size=0,mode=000"))
+            .mount(
+                Some(Path::new("tmpfs")),
+                &dest,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=0,mode=000"),
+            )
             .ctx("mask", path),
         Some(_) => sys
-            .mount(Some(Path::new("/oldroot/dev/null")), &dest, None, MsFlags::MS_BIND, None)
+            .mount(
+                Some(Path::new("/oldroot/dev/null")),
+                &dest,
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )
             .ctx("mask", path),
     }
 }
@@ -262,24 +315,34 @@ pub fn setup(sys: &dyn Syscall, plan: &Plan, sources: &Sources) -> Result<(), Ro
     let (staging, newroot, oldroot) = (Path::new(STAGING), Path::new(NEWROOT), Path::new(OLDROOT));
 
     // 1. Nothing mounted from here on may propagate back to the host.
-    sys.mount(None, root, None, plan.root_propagation, None).ctx("set root propagation", root)?;
+    sys.mount(None, root, None, plan.root_propagation, None)
+        .ctx("set root propagation", root)?;
 
     // 2. Staging tmpfs as root, host tree parked at /oldroot.
-    sys.mount(Some(Path::new("tmpfs")), staging, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755"))
-        .ctx("mount staging tmpfs", staging)?;
+    sys.mount(
+        Some(Path::new("tmpfs")),
+        staging,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .ctx("mount staging tmpfs", staging)?;
     sys.chdir(staging).ctx("chdir", staging)?;
     for d in ["newroot", "oldroot"] {
         let p = staging.join(d);
         sys.mkdir(&p, 0o755).ctx("mkdir", &p)?;
     }
-    sys.pivot_root(staging, &staging.join("oldroot")).ctx("pivot_root to staging", staging)?;
+    sys.pivot_root(staging, &staging.join("oldroot"))
+        .ctx("pivot_root to staging", staging)?;
     sys.chdir(root).ctx("chdir", root)?;
 
     // 3. The sandbox root: the cloned root tree (the host's `/` by default).
-    sys.attach_tree(sources.root.as_fd(), newroot).ctx("attach root filesystem", &plan.root)?;
+    sys.attach_tree(sources.root.as_fd(), newroot)
+        .ctx("attach root filesystem", &plan.root)?;
     if plan.root_readonly {
         // Before the spec's mounts, so /tmp, /dev, the work dir etc. keep their own flags.
-        sys.set_mount_attrs(newroot, MOUNT_ATTR_RDONLY, true).ctx("make root read-only", &plan.root)?;
+        sys.set_mount_attrs(newroot, MOUNT_ATTR_RDONLY, true)
+            .ctx("make root read-only", &plan.root)?;
     }
 
     // 4. The spec's mounts, in order, then hiding and read-only paths.
@@ -293,20 +356,30 @@ pub fn setup(sys: &dyn Syscall, plan: &Plan, sources: &Sources) -> Result<(), Ro
     for p in &plan.readonly_paths {
         let dest = secure_join(sys, newroot, p)?;
         if sys.kind(&dest).ctx("lstat", p)?.is_some() {
-            sys.mount(Some(&dest), &dest, None, MsFlags::MS_BIND | MsFlags::MS_REC, None).ctx("bind read-only path", p)?;
-            sys.set_mount_attrs(&dest, MOUNT_ATTR_RDONLY, true).ctx("make read-only", p)?;
+            sys.mount(
+                Some(&dest),
+                &dest,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )
+            .ctx("bind read-only path", p)?;
+            sys.set_mount_attrs(&dest, MOUNT_ATTR_RDONLY, true)
+                .ctx("make read-only", p)?;
         }
     }
 
     // 5. Forget the host tree, then make /newroot the root.
-    sys.umount2(oldroot, MntFlags::MNT_DETACH).ctx("detach host tree", oldroot)?;
+    sys.umount2(oldroot, MntFlags::MNT_DETACH)
+        .ctx("detach host tree", oldroot)?;
     sys.chdir(newroot).ctx("chdir", newroot)?;
-    sys.pivot_root(Path::new("."), Path::new(".")).ctx("pivot_root", newroot)?;
-    sys.umount2(Path::new("."), MntFlags::MNT_DETACH).ctx("detach staging root", staging)?;
+    sys.pivot_root(Path::new("."), Path::new("."))
+        .ctx("pivot_root", newroot)?;
+    sys.umount2(Path::new("."), MntFlags::MNT_DETACH)
+        .ctx("detach staging root", staging)?;
     sys.chdir(root).ctx("chdir", root)?;
     Ok(())
 }
-
 
 #[cfg(test)]
 #[path = "rootfs_tests.rs"]

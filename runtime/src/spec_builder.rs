@@ -106,10 +106,13 @@ impl PayloadSpec {
             if b.readonly {
                 opts.push("ro");
             }
-            let mut mount = json!({"destination": b.dest, "type": "bind", "source": b.source, "options": opts});
+            let mut mount =
+                json!({"destination": b.dest, "type": "bind", "source": b.source, "options": opts});
             if let Some(i) = b.idmap {
-                mount["uidMappings"] = json!([{"containerID": i.disk_uid, "hostID": i.uid, "size": 1}]);
-                mount["gidMappings"] = json!([{"containerID": i.disk_gid, "hostID": i.gid, "size": 1}]);
+                mount["uidMappings"] =
+                    json!([{"containerID": i.disk_uid, "hostID": i.uid, "size": 1}]);
+                mount["gidMappings"] =
+                    json!([{"containerID": i.disk_gid, "hostID": i.gid, "size": 1}]);
             }
             m.push(mount);
         }
@@ -142,7 +145,9 @@ impl PayloadSpec {
     ///
     /// [`Plan`]: crate::plan::Plan
     pub fn to_spec(&self) -> Result<Spec, serde_json::Error> {
-        let mut gids: Vec<u32> = std::iter::once(self.gid).chain(self.groups.iter().copied()).collect();
+        let mut gids: Vec<u32> = std::iter::once(self.gid)
+            .chain(self.groups.iter().copied())
+            .collect();
         gids.sort_unstable();
         gids.dedup();
         let joins_user = self.join.iter().any(|(t, _)| t == "user");
@@ -151,7 +156,11 @@ impl PayloadSpec {
         } else {
             (
                 json!([{"containerID": self.uid, "hostID": self.uid, "size": 1}]),
-                Value::Array(gids.iter().map(|g| json!({"containerID": g, "hostID": g, "size": 1})).collect()),
+                Value::Array(
+                    gids.iter()
+                        .map(|g| json!({"containerID": g, "hostID": g, "size": 1}))
+                        .collect(),
+                ),
             )
         };
         let mut linux = json!({
@@ -172,7 +181,11 @@ impl PayloadSpec {
         if let Some(s) = &self.seccomp {
             linux["seccomp"] = serde_json::to_value(s)?;
         }
-        let rlimits: Vec<Value> = self.rlimits.iter().map(|(t, s, h)| json!({"type": t, "soft": s, "hard": h})).collect();
+        let rlimits: Vec<Value> = self
+            .rlimits
+            .iter()
+            .map(|(t, s, h)| json!({"type": t, "soft": s, "hard": h}))
+            .collect();
         let spec = json!({
             "ociVersion": "1.2.0",
             "root": {"path": self.root, "readonly": self.root_readonly},
@@ -202,20 +215,45 @@ mod tests {
     fn default_payload_spec_is_a_valid_plan() {
         let mut p = PayloadSpec::new(vec!["id".into()], 30001, 30000);
         p.groups = vec![30000, 30500];
-        p.binds.push(Bind { source: "/srv/work".into(), dest: "/srv/work".into(), readonly: false, idmap: None });
+        p.binds.push(Bind {
+            source: "/srv/work".into(),
+            dest: "/srv/work".into(),
+            readonly: false,
+            idmap: None,
+        });
         p.hide.push("/home/pilot".into());
         let plan = Plan::from_spec(&p.to_spec().unwrap()).unwrap();
         assert_eq!((plan.uid, plan.gid), (30001, 30000));
         assert_eq!(plan.uid_mappings.len(), 1);
-        assert_eq!(plan.uid_mappings[0].host, 30001, "payload uid maps 1:1 to the pool uid");
-        assert_eq!(plan.gid_mappings.len(), 2, "primary and supplementary gids mapped, deduplicated");
+        assert_eq!(
+            plan.uid_mappings[0].host, 30001,
+            "payload uid maps 1:1 to the pool uid"
+        );
+        assert_eq!(
+            plan.gid_mappings.len(),
+            2,
+            "primary and supplementary gids mapped, deduplicated"
+        );
         assert!(plan.new_userns);
-        let want = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWCGROUP;
+        let want = CloneFlags::CLONE_NEWPID
+            | CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWCGROUP;
         assert_eq!(plan.new_namespaces, want);
         assert!(plan.root_readonly);
         assert!(plan.mounts.iter().any(|m| m.dest.as_os_str() == "/srv/work"
-            && matches!(&m.kind, MountKind::Bind { recursive: true, .. })));
-        assert_eq!(plan.masked_paths, vec![std::path::PathBuf::from("/home/pilot")]);
+            && matches!(
+                &m.kind,
+                MountKind::Bind {
+                    recursive: true,
+                    ..
+                }
+            )));
+        assert_eq!(
+            plan.masked_paths,
+            vec![std::path::PathBuf::from("/home/pilot")]
+        );
     }
 
     #[test]
@@ -224,7 +262,10 @@ mod tests {
         p.join.push(("network".into(), "/proc/1/ns/net".into()));
         p.join.push(("mount".into(), "/proc/1/ns/mnt".into()));
         let plan = Plan::from_spec(&p.to_spec().unwrap()).unwrap();
-        assert!(plan.new_namespaces.contains(CloneFlags::CLONE_NEWNS), "a joined mount ns is copied, never modified");
+        assert!(
+            plan.new_namespaces.contains(CloneFlags::CLONE_NEWNS),
+            "a joined mount ns is copied, never modified"
+        );
         assert!(!plan.new_namespaces.contains(CloneFlags::CLONE_NEWNET));
         assert_eq!(plan.joins.len(), 2);
     }

@@ -89,11 +89,19 @@ impl Expiry<'_> {
         }
     }
     fn warn_at(&self) -> SystemTime {
-        self.not_after.checked_sub(self.conf.margin).unwrap_or(SystemTime::UNIX_EPOCH)
+        self.not_after
+            .checked_sub(self.conf.margin)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
     }
     /// The next moment the supervisor must look at the credential.
     fn next(&self) -> Option<Instant> {
-        let at = if !self.warned { self.warn_at() } else if !self.expired { self.not_after } else { return None };
+        let at = if !self.warned {
+            self.warn_at()
+        } else if !self.expired {
+            self.not_after
+        } else {
+            return None;
+        };
         let now = SystemTime::now();
         Some(Instant::now() + at.duration_since(now).unwrap_or_default())
     }
@@ -107,22 +115,38 @@ pub enum SuperviseError {
 
 /// Supervise until the sandbox's init is gone.
 pub fn supervise(run: Running, opts: &SuperviseOptions) -> Result<Outcome, SuperviseError> {
-    let sfd = SignalFd::with_flags(&supervised_signals(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|errno| SuperviseError::Sys { step: "signalfd", errno })?;
+    let sfd = SignalFd::with_flags(
+        &supervised_signals(),
+        SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
+    )
+    .map_err(|errno| SuperviseError::Sys {
+        step: "signalfd",
+        errno,
+    })?;
     let mut payload_status: Option<Status> = None;
     let mut exec_error = None;
     let mut chan_open = true;
     let mut walltime_exceeded = false;
     let mut hard_kill_at: Option<Instant> = None;
     let mut killed_hard = false;
-    let mut expiry = opts.cred_expiry.map(|conf| Expiry { conf, not_after: conf.not_after, warned: false, expired: false });
+    let mut expiry = opts.cred_expiry.map(|conf| Expiry {
+        conf,
+        not_after: conf.not_after,
+        warned: false,
+        expired: false,
+    });
 
     let init_status = loop {
         // Init may already be gone (its SIGCHLD can predate the signalfd).
         match waitpid(run.init, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
             Ok(s) => break s,
-            Err(errno) => return Err(SuperviseError::Sys { step: "waitpid init", errno }),
+            Err(errno) => {
+                return Err(SuperviseError::Sys {
+                    step: "waitpid init",
+                    errno,
+                })
+            }
         }
         let now = Instant::now();
         if let Some(limit) = opts.walltime {
@@ -136,7 +160,11 @@ pub fn supervise(run: Running, opts: &SuperviseOptions) -> Result<Outcome, Super
             let sys_now = SystemTime::now();
             if !e.warned && sys_now >= e.warn_at() && !e.refresh() {
                 e.warned = true;
-                let sig = if FORWARDED.contains(&e.conf.signal) { e.conf.signal } else { Signal::SIGUSR2 };
+                let sig = if FORWARDED.contains(&e.conf.signal) {
+                    e.conf.signal
+                } else {
+                    Signal::SIGUSR2
+                };
                 let _ = kill(run.init, sig);
             }
             if e.warned && !e.expired && sys_now >= e.not_after && !e.refresh() {
@@ -158,7 +186,9 @@ pub fn supervise(run: Running, opts: &SuperviseOptions) -> Result<Outcome, Super
             }
         }
         let next_deadline = [
-            opts.walltime.filter(|_| !walltime_exceeded).map(|w| run.started_at + w),
+            opts.walltime
+                .filter(|_| !walltime_exceeded)
+                .map(|w| run.started_at + w),
             hard_kill_at.filter(|_| !killed_hard),
             expiry.as_ref().and_then(Expiry::next),
         ]
@@ -167,7 +197,10 @@ pub fn supervise(run: Running, opts: &SuperviseOptions) -> Result<Outcome, Super
         .min();
         let timeout = match next_deadline {
             Some(d) => {
-                let ms = d.saturating_duration_since(now).as_millis().clamp(1, i32::MAX as u128) as i32;
+                let ms = d
+                    .saturating_duration_since(now)
+                    .as_millis()
+                    .clamp(1, i32::MAX as u128) as i32;
                 PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
             }
             None => PollTimeout::NONE,
@@ -178,7 +211,12 @@ pub fn supervise(run: Running, opts: &SuperviseOptions) -> Result<Outcome, Super
         }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
-            Err(errno) => return Err(SuperviseError::Sys { step: "poll", errno }),
+            Err(errno) => {
+                return Err(SuperviseError::Sys {
+                    step: "poll",
+                    errno,
+                })
+            }
         }
         let chan_ready = chan_open && fds[1].any().unwrap_or(false);
         while let Ok(Some(info)) = sfd.read_signal() {

@@ -100,7 +100,12 @@ struct MountAttr {
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 
 /// The one `mount_setattr(2)` call both wrappers below make.
-fn mount_setattr_raw(dirfd: RawFd, path: &std::ffi::CStr, flags: libc::c_uint, attr: &MountAttr) -> Result<(), Errno> {
+fn mount_setattr_raw(
+    dirfd: RawFd,
+    path: &std::ffi::CStr,
+    flags: libc::c_uint,
+    attr: &MountAttr,
+) -> Result<(), Errno> {
     // SAFETY: `path` is a valid NUL-terminated string and `attr` a valid mount_attr whose size
     // is passed; the kernel only reads both during the call. `dirfd` is AT_FDCWD or an fd the
     // caller borrows for the duration of the call.
@@ -125,8 +130,18 @@ fn mount_setattr_raw(dirfd: RawFd, path: &std::ffi::CStr, flags: libc::c_uint, a
 /// in one call, keeping each mount's other (possibly locked) flags — the per-mount
 /// `MS_REMOUNT|MS_BIND` walk bubblewrap does would have to repeat them.
 pub fn mount_setattr(path: &std::ffi::CStr, attr_set: u64, recursive: bool) -> Result<(), Errno> {
-    let attr = MountAttr { attr_set, attr_clr: 0, propagation: 0, userns_fd: 0 };
-    mount_setattr_raw(libc::AT_FDCWD, path, if recursive { AT_RECURSIVE } else { 0 }, &attr)
+    let attr = MountAttr {
+        attr_set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    mount_setattr_raw(
+        libc::AT_FDCWD,
+        path,
+        if recursive { AT_RECURSIVE } else { 0 },
+        &attr,
+    )
 }
 
 /// `MOUNT_ATTR_IDMAP`: the mount translates file ownership through a user namespace's maps.
@@ -136,8 +151,17 @@ pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 /// a detached tree (from [`open_tree_clone`], not yet attached — the kernel only allows it
 /// then) an idmapped mount: an on-disk owner `c` appears as `h` for each map line `c h n` of
 /// `userns`, and files created through it are stored with the reverse translation.
-pub fn mount_setattr_idmap(tree: BorrowedFd<'_>, userns: BorrowedFd<'_>, recursive: bool) -> Result<(), Errno> {
-    let attr = MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns.as_raw_fd() as u64 };
+pub fn mount_setattr_idmap(
+    tree: BorrowedFd<'_>,
+    userns: BorrowedFd<'_>,
+    recursive: bool,
+) -> Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
     let flags = libc::AT_EMPTY_PATH as libc::c_uint | if recursive { AT_RECURSIVE } else { 0 };
     mount_setattr_raw(tree.as_raw_fd(), c"", flags, &attr)
 }

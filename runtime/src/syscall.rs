@@ -113,7 +113,10 @@ impl Syscall for Linux {
         nix::unistd::sethostname(name)
     }
     fn setgroups(&self, gids: &[u32]) -> Result<(), Errno> {
-        let gids: Vec<_> = gids.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
+        let gids: Vec<_> = gids
+            .iter()
+            .map(|g| nix::unistd::Gid::from_raw(*g))
+            .collect();
         nix::unistd::setgroups(&gids)
     }
     fn setresgid(&self, gid: u32) -> Result<(), Errno> {
@@ -145,7 +148,12 @@ impl Recorder {
         r
     }
     fn record(&self, line: String) -> Result<(), Errno> {
-        let failing = self.fail.borrow().iter().find(|(p, _)| line.starts_with(p.as_str())).map(|x| x.1);
+        let failing = self
+            .fail
+            .borrow()
+            .iter()
+            .find(|(p, _)| line.starts_with(p.as_str()))
+            .map(|x| x.1);
         self.calls.borrow_mut().push(line);
         match failing {
             Some(e) => Err(e),
@@ -166,7 +174,9 @@ impl Syscall for Recorder {
         flags: MsFlags,
         data: Option<&str>,
     ) -> Result<(), Errno> {
-        let src = source.map(|s| s.display().to_string()).unwrap_or_else(|| "-".into());
+        let src = source
+            .map(|s| s.display().to_string())
+            .unwrap_or_else(|| "-".into());
         self.record(format!(
             "mount {src} {} {} {flags:?} {}",
             target.display(),
@@ -178,7 +188,11 @@ impl Syscall for Recorder {
         self.record(format!("umount2 {} {flags:?}", target.display()))
     }
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> Result<(), Errno> {
-        self.record(format!("pivot_root {} {}", new_root.display(), put_old.display()))
+        self.record(format!(
+            "pivot_root {} {}",
+            new_root.display(),
+            put_old.display()
+        ))
     }
     fn chdir(&self, path: &Path) -> Result<(), Errno> {
         self.record(format!("chdir {}", path.display()))
@@ -195,18 +209,27 @@ impl Syscall for Recorder {
     }
     fn symlink(&self, target: &Path, link: &Path) -> Result<(), Errno> {
         self.record(format!("symlink {} {}", target.display(), link.display()))?;
-        self.fs.borrow_mut().insert(link.to_path_buf(), Kind::Symlink(target.to_path_buf()));
+        self.fs
+            .borrow_mut()
+            .insert(link.to_path_buf(), Kind::Symlink(target.to_path_buf()));
         Ok(())
     }
     fn kind(&self, path: &Path) -> Result<Option<Kind>, Errno> {
         Ok(self.fs.borrow().get(path).cloned())
     }
     fn set_mount_attrs(&self, path: &Path, attrs: u64, recursive: bool) -> Result<(), Errno> {
-        self.record(format!("setattr {} {attrs:#x} recursive={recursive}", path.display()))
+        self.record(format!(
+            "setattr {} {attrs:#x} recursive={recursive}",
+            path.display()
+        ))
     }
     fn attach_tree(&self, tree: BorrowedFd<'_>, target: &Path) -> Result<(), Errno> {
         use std::os::fd::AsRawFd;
-        self.record(format!("attach fd{} {}", tree.as_raw_fd(), target.display()))
+        self.record(format!(
+            "attach fd{} {}",
+            tree.as_raw_fd(),
+            target.display()
+        ))
     }
     fn sethostname(&self, name: &str) -> Result<(), Errno> {
         self.record(format!("sethostname {name}"))

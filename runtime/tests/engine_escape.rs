@@ -33,7 +33,10 @@ fn cannot_signal_the_pilot_or_the_supervisor() {
     let (code, out, err) = f.sh(&[], &script);
     assert_eq!(code, 0, "stderr: {err}");
     assert!(!out.contains("KILLED"), "{out}");
-    assert!(out.contains("done"), "kill -1 only reaches the payload's own processes: {out}");
+    assert!(
+        out.contains("done"),
+        "kill -1 only reaches the payload's own processes: {out}"
+    );
     assert!(alive(pilot), "the pilot survived");
 }
 
@@ -66,7 +69,10 @@ fn cannot_read_the_pilots_proxy() {
     let (code, out, _) = f.sh(&[], &format!("cat {} 2>&1; echo rc=$?", secret.display()));
     assert_eq!(code, 0);
     assert!(!out.contains("PILOT PROXY"), "{out}");
-    assert!(out.contains("Permission denied") && out.contains("rc=1"), "{out}");
+    assert!(
+        out.contains("Permission denied") && out.contains("rc=1"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -74,9 +80,15 @@ fn cannot_read_root_owned_files_outside_the_workdir() {
     require_root!();
     let f = Fixture::new("esc-readroot");
     let (_, _, rootfile) = pilot_files(&f);
-    let (code, out, _) = f.sh(&[], &format!("cat {} /etc/shadow 2>&1; echo rc=$?", rootfile.display()));
+    let (code, out, _) = f.sh(
+        &[],
+        &format!("cat {} /etc/shadow 2>&1; echo rc=$?", rootfile.display()),
+    );
     assert_eq!(code, 0);
-    assert!(!out.contains("ROOT SECRET") && !out.contains("root:"), "{out}");
+    assert!(
+        !out.contains("ROOT SECRET") && !out.contains("root:"),
+        "{out}"
+    );
     assert_eq!(out.matches("Permission denied").count(), 2, "{out}");
 }
 
@@ -87,10 +99,21 @@ fn hidden_paths_are_invisible() {
     let (pilot, secret, _) = pilot_files(&f);
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
     let hide = ["--hide", path_str(&pilot)];
-    let (code, out, err) = f.sh(&hide, &format!("ls -A {} 2>/dev/null | wc -l; cat {} 2>/dev/null; echo rc=$?", pilot.display(), secret.display()));
+    let (code, out, err) = f.sh(
+        &hide,
+        &format!(
+            "ls -A {} 2>/dev/null | wc -l; cat {} 2>/dev/null; echo rc=$?",
+            pilot.display(),
+            secret.display()
+        ),
+    );
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("PILOT PROXY"), "{out}");
-    assert_eq!(out.lines().next(), Some("0"), "the hidden directory lists as empty: {out}");
+    assert_eq!(
+        out.lines().next(),
+        Some("0"),
+        "the hidden directory lists as empty: {out}"
+    );
     assert!(out.contains("rc=1"), "{out}");
     // Without --hide the same (world-readable) file is readable: the test can fail.
     let (_, out, _) = f.sh(&[], &format!("cat {}", secret.display()));
@@ -104,7 +127,10 @@ fn cannot_write_into_the_pilots_directory() {
     let (pilot, _, _) = pilot_files(&f);
     std::fs::set_permissions(&pilot, std::fs::Permissions::from_mode(0o777)).unwrap();
     // Even world-writable on the host: the host tree is read-only in the sandbox.
-    let (code, out, _) = f.sh(&[], &format!("touch {}/planted 2>&1; echo rc=$?", pilot.display()));
+    let (code, out, _) = f.sh(
+        &[],
+        &format!("touch {}/planted 2>&1; echo rc=$?", pilot.display()),
+    );
     assert_eq!(code, 0);
     assert!(out.contains("rc=1"), "{out}");
     assert!(!pilot.join("planted").exists());
@@ -117,7 +143,10 @@ fn the_workdir_is_writable_and_outputs_belong_to_the_pool_uid() {
     let w = f.workdir();
     // The work dir appears at its own path (pilots pass paths to payloads unchanged).
     let bind = format!("{}:{}", w.display(), w.display());
-    let (code, _, err) = f.sh(&["--bind", &bind, "--cwd", path_str(&w)], "echo result > out.txt");
+    let (code, _, err) = f.sh(
+        &["--bind", &bind, "--cwd", path_str(&w)],
+        "echo result > out.txt",
+    );
     assert_eq!(code, 0, "{err}");
     let meta = std::fs::metadata(w.join("out.txt")).unwrap();
     use std::os::unix::fs::MetadataExt;
@@ -127,7 +156,10 @@ fn the_workdir_is_writable_and_outputs_belong_to_the_pool_uid() {
     let bind = format!("{}:/no-such-dir/work", w.display());
     let (code, _, err) = f.sh(&["--bind", &bind], "true");
     assert_eq!(code, 122, "{err}");
-    assert!(err.contains("/no-such-dir/work") && err.contains("read-only"), "{err}");
+    assert!(
+        err.contains("/no-such-dir/work") && err.contains("read-only"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -140,7 +172,12 @@ fn cannot_move_out_of_its_cgroup() {
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("MOVED") && !out.contains("MADE"), "{out}");
     // In its cgroup namespace the payload sees its own cgroup as the root.
-    assert!(out.lines().filter(|l| l.contains(':')).all(|l| l.ends_with(":/")), "{out}");
+    assert!(
+        out.lines()
+            .filter(|l| l.contains(':'))
+            .all(|l| l.ends_with(":/")),
+        "{out}"
+    );
 }
 
 #[test]
@@ -154,10 +191,16 @@ fn cannot_mount_anything_on_the_host() {
                   unshare -Urm sh -c 'mount -t tmpfs escape2 /mnt && echo nested-ok'; echo nested=$?";
     let (code, out, err) = f.sh(&[], script);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("direct=") && !out.contains("direct=0"), "{out}");
+    assert!(
+        out.contains("direct=") && !out.contains("direct=0"),
+        "{out}"
+    );
     let after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!after.contains("escape"), "host mount table changed");
-    assert_eq!(before.lines().filter(|l| l.contains(" /mnt ")).count(), after.lines().filter(|l| l.contains(" /mnt ")).count());
+    assert_eq!(
+        before.lines().filter(|l| l.contains(" /mnt ")).count(),
+        after.lines().filter(|l| l.contains(" /mnt ")).count()
+    );
 }
 
 #[test]
@@ -167,10 +210,21 @@ fn setuid_root_binaries_give_nothing() {
     let suid = f.dir.join("suid-id");
     std::fs::copy("/usr/bin/id", &suid).unwrap();
     std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
-    let (code, out, err) = f.sh(&[], &format!("{} -u; {} -ru; su -c true root </dev/null 2>&1; echo su=$?", suid.display(), suid.display()));
+    let (code, out, err) = f.sh(
+        &[],
+        &format!(
+            "{} -u; {} -ru; su -c true root </dev/null 2>&1; echo su=$?",
+            suid.display(),
+            suid.display()
+        ),
+    );
     assert_eq!(code, 0, "{err}");
     let mut l = out.lines();
-    assert_eq!(l.next(), Some("30001"), "effective uid stays the pool uid: {out}");
+    assert_eq!(
+        l.next(),
+        Some("30001"),
+        "effective uid stays the pool uid: {out}"
+    );
     assert_eq!(l.next(), Some("30001"));
     assert!(!out.contains("su=0"), "{out}");
 }
@@ -182,8 +236,17 @@ fn cannot_see_host_processes() {
     let pilot = f.pilot_process();
     let (code, out, err) = f.sh(&[], &format!("ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '; echo; test -e /proc/{pilot} && echo SEES-PILOT; ps -e -o comm= 2>/dev/null | sort | tr '\\n' ' '"));
     assert_eq!(code, 0, "{err}");
-    let pids: Vec<u32> = out.lines().next().unwrap().split_whitespace().map(|p| p.parse().unwrap()).collect();
-    assert!(pids.len() <= 6 && pids.iter().all(|p| *p < 50), "only the sandbox's few processes: {pids:?}");
+    let pids: Vec<u32> = out
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(
+        pids.len() <= 6 && pids.iter().all(|p| *p < 50),
+        "only the sandbox's few processes: {pids:?}"
+    );
     assert!(pids.contains(&1), "its own init is pid 1");
     assert!(!out.contains("SEES-PILOT") || pilot < 50, "{out}");
 }
@@ -202,14 +265,33 @@ fn an_idmapped_workdir_hands_the_pilots_dir_to_the_payload_and_back() {
         eprintln!("SKIPPED: no idmapped mounts on this filesystem");
         return;
     }
-    let bind = format!("{}:{}:idmap={PILOT_UID},{PILOT_UID}", w.display(), w.display());
-    let script = format!("cd {} && stat -c %u . && cat input && echo output > result", w.display());
+    let bind = format!(
+        "{}:{}:idmap={PILOT_UID},{PILOT_UID}",
+        w.display(),
+        w.display()
+    );
+    let script = format!(
+        "cd {} && stat -c %u . && cat input && echo output > result",
+        w.display()
+    );
     let (code, out, err) = f.sh(&["--bind", &bind], &script);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.lines().collect::<Vec<_>>(), vec!["30001", "from the pilot"], "the pilot's 0700 dir is the payload's inside");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec!["30001", "from the pilot"],
+        "the pilot's 0700 dir is the payload's inside"
+    );
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(w.join("result")).unwrap();
-    assert_eq!((meta.uid(), meta.gid()), (PILOT_UID, PILOT_UID), "outputs belong to the pilot on disk");
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (PILOT_UID, PILOT_UID),
+        "outputs belong to the pilot on disk"
+    );
     let dir = std::fs::metadata(&w).unwrap();
-    assert_eq!((dir.uid(), dir.mode() & 0o777), (PILOT_UID, 0o700), "the pilot's dir was never chowned or chmodded");
+    assert_eq!(
+        (dir.uid(), dir.mode() & 0o777),
+        (PILOT_UID, 0o700),
+        "the pilot's dir was never chowned or chmodded"
+    );
 }

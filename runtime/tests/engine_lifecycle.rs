@@ -16,11 +16,18 @@ fn supervisor_sigkill_while_running_kills_the_payload() {
     let marker = format!("pilotbox-marker-{}-running", std::process::id());
     let script = format!("sleep 1000 & sleep 1000 & sh -c 'sleep 1000' & wait; : {marker}");
     let mut child = spawn(f.engine(&[], &["/bin/sh", "-c", &script]));
-    assert!(wait_until(Duration::from_secs(10), || f.cgroup_pids().len() >= 5), "payload started");
+    assert!(
+        wait_until(Duration::from_secs(10), || f.cgroup_pids().len() >= 5),
+        "payload started"
+    );
     signal(&child, Signal::SIGKILL);
     child.wait().unwrap();
     let t = Instant::now();
-    assert!(wait_until(Duration::from_secs(1), || f.cgroup_pids().is_empty()), "payload gone within a second: {:?}", f.cgroup_pids());
+    assert!(
+        wait_until(Duration::from_secs(1), || f.cgroup_pids().is_empty()),
+        "payload gone within a second: {:?}",
+        f.cgroup_pids()
+    );
     assert!(pids_with_marker(&marker).is_empty());
     eprintln!("payload gone {:?} after the supervisor", t.elapsed());
     // What remains is an empty cgroup, which `Fixture::drop` (like `pilotbox gc`) removes.
@@ -32,18 +39,25 @@ fn supervisor_sigkill_during_setup_leaves_nothing_running() {
     let f = Fixture::new("kill9-setup");
     // Kill at increasing delays so that some land during setup (clone, maps, mounts) and some
     // just after the payload started.
-    for (i, delay_us) in [0u64, 300, 700, 1_500, 3_000, 6_000, 12_000, 25_000].iter().enumerate() {
+    for (i, delay_us) in [0u64, 300, 700, 1_500, 3_000, 6_000, 12_000, 25_000]
+        .iter()
+        .enumerate()
+    {
         let marker = format!("pilotbox-marker-{}-setup-{i}", std::process::id());
-        let mut child = spawn(f.engine(&[], &["/bin/sh", "-c", &format!("sleep 1000; : {marker}")]));
+        let mut child =
+            spawn(f.engine(&[], &["/bin/sh", "-c", &format!("sleep 1000; : {marker}")]));
         std::thread::sleep(Duration::from_micros(*delay_us));
         signal(&child, Signal::SIGKILL);
         child.wait().unwrap();
         assert!(
-            wait_until(Duration::from_secs(1), || pids_with_marker(&marker).is_empty()),
+            wait_until(Duration::from_secs(1), || pids_with_marker(&marker)
+                .is_empty()),
             "delay {delay_us}us: left running: {:?}",
             pids_with_marker(&marker)
         );
-        assert!(wait_until(Duration::from_secs(1), || f.cgroup_pids().is_empty()));
+        assert!(wait_until(Duration::from_secs(1), || f
+            .cgroup_pids()
+            .is_empty()));
         if let Ok(c) = runtime::cgroups::Cgroup::open(&f.cgroup) {
             c.destroy().expect("whatever is left can be cleaned");
         }
@@ -61,9 +75,16 @@ fn walltime_terminates_then_kills() {
     assert_eq!(f.report()["reason"], "wall-time limit exceeded");
     // A payload that ignores SIGTERM is killed after the grace period.
     let t = Instant::now();
-    let (code, _, _) = f.sh(&["--walltime", "1", "--grace", "1"], "trap '' TERM; sleep 30 & while :; do wait; done");
+    let (code, _, _) = f.sh(
+        &["--walltime", "1", "--grace", "1"],
+        "trap '' TERM; sleep 30 & while :; do wait; done",
+    );
     assert_eq!(code, 137);
-    assert!(t.elapsed() >= Duration::from_secs(2) && t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_secs(2) && t.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        t.elapsed()
+    );
     assert!(f.cgroup_pids().is_empty());
 }
 
@@ -71,10 +92,20 @@ fn walltime_terminates_then_kills() {
 fn pilot_signals_are_forwarded() {
     require_root!();
     let f = Fixture::new("forward");
-    for (sig, name) in [(Signal::SIGUSR1, "USR1"), (Signal::SIGUSR2, "USR2"), (Signal::SIGHUP, "HUP"), (Signal::SIGINT, "INT")] {
-        let script = format!("trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 0.05; done");
+    for (sig, name) in [
+        (Signal::SIGUSR1, "USR1"),
+        (Signal::SIGUSR2, "USR2"),
+        (Signal::SIGHUP, "HUP"),
+        (Signal::SIGINT, "INT"),
+    ] {
+        let script = format!(
+            "trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 0.05; done"
+        );
         let child = spawn(f.engine(&[], &["/bin/sh", "-c", &script]));
-        assert!(wait_until(Duration::from_secs(10), || f.cgroup_pids().len() >= 3));
+        assert!(wait_until(Duration::from_secs(10), || f
+            .cgroup_pids()
+            .len()
+            >= 3));
         std::thread::sleep(Duration::from_millis(200));
         signal(&child, sig);
         let out = child.wait_with_output().unwrap();
@@ -90,10 +121,21 @@ fn credential_expiry_warns_then_ends_the_payload() {
     let f = Fixture::new("expiry");
     let t = Instant::now();
     let script = "trap 'echo warned' USR2; trap 'echo terminated; exit 9' TERM; while :; do sleep 0.05; done";
-    let (code, out, err) = f.sh(&["--expires-in", "2", "--expiry-margin", "1", "--grace", "5"], script);
+    let (code, out, err) = f.sh(
+        &["--expires-in", "2", "--expiry-margin", "1", "--grace", "5"],
+        script,
+    );
     assert_eq!(code, 9, "{out} {err}");
-    assert_eq!(out.lines().collect::<Vec<_>>(), vec!["warned", "terminated"], "warning first, then the end");
-    assert!(t.elapsed() >= Duration::from_secs(2), "not before expiry: {:?}", t.elapsed());
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec!["warned", "terminated"],
+        "warning first, then the end"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_secs(2),
+        "not before expiry: {:?}",
+        t.elapsed()
+    );
     assert_eq!(f.report()["reason"], "credential expired");
 }
 
@@ -102,10 +144,25 @@ fn a_renewed_credential_lets_the_payload_finish() {
     require_root!();
     let f = Fixture::new("renewed");
     let file = f.dir.join("not_after");
-    let later = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
     std::fs::write(&file, later.to_string()).unwrap();
-    let script = "trap 'echo warned' USR2; trap 'echo terminated; exit 9' TERM; sleep 3; echo finished";
-    let (code, out, err) = f.sh(&["--expires-in", "2", "--expiry-margin", "1", "--expiry-file", path_str(&file)], script);
+    let script =
+        "trap 'echo warned' USR2; trap 'echo terminated; exit 9' TERM; sleep 3; echo finished";
+    let (code, out, err) = f.sh(
+        &[
+            "--expires-in",
+            "2",
+            "--expiry-margin",
+            "1",
+            "--expiry-file",
+            path_str(&file),
+        ],
+        script,
+    );
     assert_eq!((code, out.trim()), (0, "finished"), "{err}");
     assert_eq!(f.report()["reason"], serde_json::Value::Null);
 }

@@ -13,7 +13,11 @@ fn busybox_rootfs(f: &Fixture) -> std::path::PathBuf {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is installed");
-    std::fs::set_permissions(root.join("bin/busybox"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        root.join("bin/busybox"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     for applet in ["sh", "ls", "cat", "id", "echo", "readlink"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
@@ -46,7 +50,10 @@ fn a_symlink_in_the_root_filesystem_cannot_redirect_a_mount_outside_it() {
     // the private /tmp lands on <rootfs>/etc, never on the host's.
     std::fs::remove_dir(root.join("tmp")).unwrap();
     std::os::unix::fs::symlink("/etc", root.join("tmp")).unwrap();
-    let (code, out, err) = f.sh(&["--root", path_str(&root), "--env", "PATH=/bin"], "cat /etc/os-release 2>&1; ls -A /tmp | wc -l");
+    let (code, out, err) = f.sh(
+        &["--root", path_str(&root), "--env", "PATH=/bin"],
+        "cat /etc/os-release 2>&1; ls -A /tmp | wc -l",
+    );
     assert_eq!(code, 0, "{err}");
     // /etc inside now holds the fresh tmpfs (empty), and the host's /etc was never touched.
     assert!(out.contains("can't open '/etc/os-release'"), "{out}");
@@ -58,9 +65,16 @@ fn a_symlink_in_the_root_filesystem_cannot_redirect_a_mount_outside_it() {
 fn joins_an_existing_network_namespace() {
     require_root!();
     let f = Fixture::new("join-net");
-    let mut holder = std::process::Command::new("unshare").args(["--net", "sleep", "60"]).spawn().unwrap();
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--net", "sleep", "60"])
+        .spawn()
+        .unwrap();
     let ns = format!("/proc/{}/ns/net", holder.id());
-    assert!(wait_until(Duration::from_secs(5), || std::fs::read_link(&ns).ok() != std::fs::read_link("/proc/self/ns/net").ok()));
+    assert!(wait_until(Duration::from_secs(5), || std::fs::read_link(
+        &ns
+    )
+    .ok()
+        != std::fs::read_link("/proc/self/ns/net").ok()));
     let want = std::fs::read_link(&ns).unwrap();
     let join = format!("network:{ns}");
     let (code, out, err) = f.sh(&["--join", &join], "readlink /proc/self/ns/net");
@@ -80,7 +94,9 @@ fn joins_an_existing_mount_namespace_as_a_private_copy() {
         .spawn()
         .unwrap();
     let pid = pod.id();
-    assert!(wait_until(Duration::from_secs(5), || std::fs::read_to_string(format!("/proc/{pid}/root/mnt/m")).is_ok()));
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("/proc/{pid}/root/mnt/m")).is_ok()
+    }));
     let pod_mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
     let join = format!("mount:/proc/{pid}/ns/mnt");
     let (code, out, err) = f.sh(&["--join", &join], "cat /mnt/m");
@@ -88,7 +104,14 @@ fn joins_an_existing_mount_namespace_as_a_private_copy() {
     let _ = pod.kill();
     let _ = pod.wait();
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.trim(), "pod-marker", "the payload sees the pod's filesystem");
-    assert_eq!(pod_mounts, pod_mounts_after, "the pod's own mount namespace was not modified");
+    assert_eq!(
+        out.trim(),
+        "pod-marker",
+        "the payload sees the pod's filesystem"
+    );
+    assert_eq!(
+        pod_mounts, pod_mounts_after,
+        "the pod's own mount namespace was not modified"
+    );
     assert!(!std::path::Path::new("/mnt/m").exists(), "nor the host's");
 }

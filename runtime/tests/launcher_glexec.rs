@@ -14,7 +14,10 @@ macro_rules! require_root {
     () => {
         if !nix::unistd::geteuid().is_root() {
             eprintln!("SKIPPED: needs root");
-            assert!(std::env::var_os("PILOTBOX_REQUIRE_ROOT").is_none(), "PILOTBOX_REQUIRE_ROOT set but not root");
+            assert!(
+                std::env::var_os("PILOTBOX_REQUIRE_ROOT").is_none(),
+                "PILOTBOX_REQUIRE_ROOT set but not root"
+            );
             return;
         }
     };
@@ -37,7 +40,16 @@ impl Glexec {
     fn run(&self, env: &Env, vars: &[(&str, &str)], cmd: &[&str]) -> (i32, String, String) {
         let mut c = Command::new("setpriv");
         c.env_clear()
-            .args(["--reuid", &PILOT.to_string(), "--regid", &PILOT.to_string(), "--clear-groups", "--", "/usr/bin/env", "-i"])
+            .args([
+                "--reuid",
+                &PILOT.to_string(),
+                "--regid",
+                &PILOT.to_string(),
+                "--clear-groups",
+                "--",
+                "/usr/bin/env",
+                "-i",
+            ])
             .args(vars.iter().map(|(k, v)| format!("{k}={v}")))
             .arg(&self.link)
             .args(cmd)
@@ -61,7 +73,10 @@ fn assert_ran_as_pool(out: &str, err: &str, announced: &str) {
     let uid: u32 = lines[0].trim().parse().unwrap();
     assert!(POOL.contains(&uid), "payload uid {uid} is a pool uid");
     assert_eq!(lines[1], announced);
-    assert_eq!(lines[2], "-----BEGIN CERTIFICATE-----", "the proxy copy is there: {out}");
+    assert_eq!(
+        lines[2], "-----BEGIN CERTIFICATE-----",
+        "the proxy copy is there: {out}"
+    );
 }
 
 #[test]
@@ -70,19 +85,44 @@ fn the_proxy_comes_from_each_glexec_variable() {
     let env = Env::new();
     let g = Glexec::new(&env);
     let p = env.proxy.to_str().unwrap();
-    for var in ["GLEXEC_CLIENT_CERT", "GLEXEC_SOURCE_PROXY", "X509_USER_PROXY"] {
+    for var in [
+        "GLEXEC_CLIENT_CERT",
+        "GLEXEC_SOURCE_PROXY",
+        "X509_USER_PROXY",
+    ] {
         let (c, out, err) = g.run(&env, &[(var, p)], &["/bin/sh", "-c", SHOW]);
         assert_eq!(c, 0, "{var}: {err}");
         assert_ran_as_pool(&out, &err, "/tmp/pilotbox-cred/x509up");
     }
     // Order of preference: GLEXEC_CLIENT_CERT wins over a broken X509_USER_PROXY, and
     // GLEXEC_SOURCE_PROXY over one too.
-    let (c, _, err) = g.run(&env, &[("GLEXEC_CLIENT_CERT", p), ("X509_USER_PROXY", "/nonexistent")], &["true"]);
+    let (c, _, err) = g.run(
+        &env,
+        &[
+            ("GLEXEC_CLIENT_CERT", p),
+            ("X509_USER_PROXY", "/nonexistent"),
+        ],
+        &["true"],
+    );
     assert_eq!(c, 0, "{err}");
-    let (c, _, err) = g.run(&env, &[("GLEXEC_SOURCE_PROXY", p), ("X509_USER_PROXY", "/nonexistent")], &["true"]);
+    let (c, _, err) = g.run(
+        &env,
+        &[
+            ("GLEXEC_SOURCE_PROXY", p),
+            ("X509_USER_PROXY", "/nonexistent"),
+        ],
+        &["true"],
+    );
     assert_eq!(c, 0, "{err}");
     // ...and a broken GLEXEC_CLIENT_CERT is not silently skipped.
-    let (c, _, err) = g.run(&env, &[("GLEXEC_CLIENT_CERT", "/nonexistent"), ("X509_USER_PROXY", p)], &["true"]);
+    let (c, _, err) = g.run(
+        &env,
+        &[
+            ("GLEXEC_CLIENT_CERT", "/nonexistent"),
+            ("X509_USER_PROXY", p),
+        ],
+        &["true"],
+    );
     assert_eq!(c, 201, "{err}");
 }
 
@@ -93,12 +133,26 @@ fn target_proxy_is_where_the_payload_finds_its_proxy() {
     let g = Glexec::new(&env);
     let p = env.proxy.to_str().unwrap();
     let target = "/tmp/glexec-target/x509_payload";
-    let (c, out, err) = g.run(&env, &[("GLEXEC_SOURCE_PROXY", p), ("GLEXEC_TARGET_PROXY", target)], &["/bin/sh", "-c", SHOW]);
+    let (c, out, err) = g.run(
+        &env,
+        &[("GLEXEC_SOURCE_PROXY", p), ("GLEXEC_TARGET_PROXY", target)],
+        &["/bin/sh", "-c", SHOW],
+    );
     assert_eq!(c, 0, "{err}");
     assert_ran_as_pool(&out, &err, target);
-    assert!(!Path::new(target).exists(), "nothing is written at the target on the host");
+    assert!(
+        !Path::new(target).exists(),
+        "nothing is written at the target on the host"
+    );
     // A relative target is the client's error.
-    let (c, _, err) = g.run(&env, &[("GLEXEC_SOURCE_PROXY", p), ("GLEXEC_TARGET_PROXY", "x509_payload")], &["true"]);
+    let (c, _, err) = g.run(
+        &env,
+        &[
+            ("GLEXEC_SOURCE_PROXY", p),
+            ("GLEXEC_TARGET_PROXY", "x509_payload"),
+        ],
+        &["true"],
+    );
     assert_eq!(c, 201, "{err}");
 }
 
@@ -115,31 +169,74 @@ fn failures_get_glexec_exit_codes() {
     assert!(err.contains("GLEXEC_CLIENT_CERT"), "{err}");
     let loose = env.give_to_pilot(&env.proxy, "loose.proxy");
     std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    let (c, _, err) = g.run(&env, &[("GLEXEC_CLIENT_CERT", loose.to_str().unwrap())], &["true"]);
+    let (c, _, err) = g.run(
+        &env,
+        &[("GLEXEC_CLIENT_CERT", loose.to_str().unwrap())],
+        &["true"],
+    );
     assert_eq!(c, 201, "{err}");
     assert!(err.contains("group or others"), "{err}");
-    let (c, _, err) = g.run(&env, &[("GLEXEC_CLIENT_CERT", env.proxy.to_str().unwrap())], &[]);
+    let (c, _, err) = g.run(
+        &env,
+        &[("GLEXEC_CLIENT_CERT", env.proxy.to_str().unwrap())],
+        &[],
+    );
     assert_eq!(c, 201, "{err}");
 
     // 203 authorization error: a banned DN.
     let mallory = env.pki.cert("Mallory");
-    let mp = env.give_to_pilot(&env.pki.voms_proxy(&mallory, &env.host, "testvo"), "mallory.proxy");
-    let (c, _, err) = g.run(&env, &[("GLEXEC_CLIENT_CERT", mp.to_str().unwrap())], &["true"]);
+    let mp = env.give_to_pilot(
+        &env.pki.voms_proxy(&mallory, &env.host, "testvo"),
+        "mallory.proxy",
+    );
+    let (c, _, err) = g.run(
+        &env,
+        &[("GLEXEC_CLIENT_CERT", mp.to_str().unwrap())],
+        &["true"],
+    );
     assert_eq!(c, 203, "{err}");
     assert!(err.to_lowercase().contains("ban"), "{err}");
 
     // 202 system error: the site policy is group-writable (a misconfigured installation).
-    std::fs::set_permissions(launcher_support::POLICY, std::os::unix::fs::PermissionsExt::from_mode(0o664)).unwrap();
-    let (c, _, err) = g.run(&env, &[("GLEXEC_CLIENT_CERT", env.proxy.to_str().unwrap())], &["true"]);
+    std::fs::set_permissions(
+        launcher_support::POLICY,
+        std::os::unix::fs::PermissionsExt::from_mode(0o664),
+    )
+    .unwrap();
+    let (c, _, err) = g.run(
+        &env,
+        &[("GLEXEC_CLIENT_CERT", env.proxy.to_str().unwrap())],
+        &["true"],
+    );
     assert_eq!(c, 202, "{err}");
-    std::fs::set_permissions(launcher_support::POLICY, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        launcher_support::POLICY,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
 
     // 202 system error, temporary class: the one-account pool of smallvo is leased.
-    let bob = env.give_to_pilot(&env.pki.voms_proxy(&env.pki.cert("Bob Small"), &env.host, "smallvo"), "bob.proxy");
-    let carol = env.give_to_pilot(&env.pki.voms_proxy(&env.pki.cert("Carol Small"), &env.host, "smallvo"), "carol.proxy");
-    let (c, _, err) = g.run(&env, &[("GLEXEC_CLIENT_CERT", bob.to_str().unwrap())], &["true"]);
+    let bob = env.give_to_pilot(
+        &env.pki
+            .voms_proxy(&env.pki.cert("Bob Small"), &env.host, "smallvo"),
+        "bob.proxy",
+    );
+    let carol = env.give_to_pilot(
+        &env.pki
+            .voms_proxy(&env.pki.cert("Carol Small"), &env.host, "smallvo"),
+        "carol.proxy",
+    );
+    let (c, _, err) = g.run(
+        &env,
+        &[("GLEXEC_CLIENT_CERT", bob.to_str().unwrap())],
+        &["true"],
+    );
     assert_eq!(c, 0, "{err}");
-    let (c, _, err) = g.run(&env, &[("GLEXEC_CLIENT_CERT", carol.to_str().unwrap())], &["true"]);
+    let (c, _, err) = g.run(
+        &env,
+        &[("GLEXEC_CLIENT_CERT", carol.to_str().unwrap())],
+        &["true"],
+    );
     assert_eq!(c, 202, "{err}");
 }
 
@@ -149,7 +246,15 @@ fn payload_status_passes_through_except_glexecs_own_codes() {
     let env = Env::new();
     let g = Glexec::new(&env);
     let vars = [("X509_USER_PROXY", env.proxy.to_str().unwrap())];
-    for (status, expected) in [(0, 0), (7, 7), (122, 122), (201, 204), (202, 204), (204, 204), (205, 205)] {
+    for (status, expected) in [
+        (0, 0),
+        (7, 7),
+        (122, 122),
+        (201, 204),
+        (202, 204),
+        (204, 204),
+        (205, 205),
+    ] {
         let (c, _, err) = g.run(&env, &vars, &["/bin/sh", "-c", &format!("exit {status}")]);
         assert_eq!(c, expected, "payload exit {status}: {err}");
     }

@@ -16,7 +16,10 @@ macro_rules! require_root {
     () => {
         if !is_root() {
             eprintln!("SKIPPED: needs root");
-            assert!(std::env::var_os("PILOTBOX_REQUIRE_ROOT").is_none(), "PILOTBOX_REQUIRE_ROOT set but not root");
+            assert!(
+                std::env::var_os("PILOTBOX_REQUIRE_ROOT").is_none(),
+                "PILOTBOX_REQUIRE_ROOT set but not root"
+            );
             return;
         }
     };
@@ -27,7 +30,10 @@ fn maps_to_a_pool_uid_with_report_and_audit() {
     require_root!();
     let env = Env::new();
     let rep = env.report_path();
-    let (code, out, err) = env.run(&["--id", "maptest", "--report", rep.to_str().unwrap()], &["/bin/sh", "-c", "id -u; id -g; exit 3"]);
+    let (code, out, err) = env.run(
+        &["--id", "maptest", "--report", rep.to_str().unwrap()],
+        &["/bin/sh", "-c", "id -u; id -g; exit 3"],
+    );
     assert_eq!(code, 3, "the payload's own status: {err}");
     let mut lines = out.lines();
     let uid: u32 = lines.next().unwrap().trim().parse().unwrap();
@@ -39,7 +45,10 @@ fn maps_to_a_pool_uid_with_report_and_audit() {
     assert_eq!(r["outcome"], "exited");
     assert_eq!(r["exit_code"], 3);
     assert!(r["signal"].is_null());
-    assert_eq!(r["user"]["uid"], uid, "report uid is the uid the payload ran as");
+    assert_eq!(
+        r["user"]["uid"], uid,
+        "report uid is the uid the payload ran as"
+    );
     assert_eq!(r["user"]["gid"], POOL_GID);
     assert_eq!(r["user"]["dn"], env.user.dn);
     assert_eq!(r["user"]["vo"], "testvo");
@@ -49,7 +58,14 @@ fn maps_to_a_pool_uid_with_report_and_audit() {
     for k in ["reason", "started", "ended"] {
         assert!(r.get(k).is_some(), "report lacks {k}");
     }
-    for k in ["wall_s", "cpu_user_s", "cpu_sys_s", "mem_peak_bytes", "oom_killed", "pids_peak"] {
+    for k in [
+        "wall_s",
+        "cpu_user_s",
+        "cpu_sys_s",
+        "mem_peak_bytes",
+        "oom_killed",
+        "pids_peak",
+    ] {
         assert!(r["usage"].get(k).is_some(), "usage lacks {k}: {r}");
     }
     // The report file belongs to the pilot.
@@ -66,7 +82,10 @@ fn maps_to_a_pool_uid_with_report_and_audit() {
     for k in ["WallDuration", "CpuDuration", "MemoryReal", "Processors"] {
         assert!(a[2].get(k).is_some(), "end record lacks {k}");
     }
-    assert!(!std::path::Path::new("/var/lib/pilotbox/run/maptest").exists(), "state dir removed");
+    assert!(
+        !std::path::Path::new("/var/lib/pilotbox/run/maptest").exists(),
+        "state dir removed"
+    );
     // The same identity keeps its account (sticky lease).
     let (_, out2, _) = env.run(&[], &["id", "-u"]);
     assert_eq!(out2.trim().parse::<u32>().unwrap(), uid);
@@ -81,14 +100,21 @@ fn denials_have_their_classes() {
     let rep_s = rep.to_str().unwrap().to_string();
 
     // Not an allowed pilot: 120.
-    let (c, _, e) = result(env.run_as(NOT_PILOT, &[], &["--proxy", &p], &["true"]).output().unwrap());
+    let (c, _, e) = result(
+        env.run_as(NOT_PILOT, &[], &["--proxy", &p], &["true"])
+            .output()
+            .unwrap(),
+    );
     assert_eq!(c, 120, "{e}");
     assert!(e.contains("not an allowed pilot"), "{e}");
 
     // Unknown VO (no LSC for it: the AC does not verify, no rule matches): 120.
     let other = env.pki.voms_proxy(&env.user, &env.host, "othervo");
     let other = env.give_to_pilot(&other, "other.proxy");
-    let (c, _, e) = env.run(&["--proxy", other.to_str().unwrap(), "--report", &rep_s], &["true"]);
+    let (c, _, e) = env.run(
+        &["--proxy", other.to_str().unwrap(), "--report", &rep_s],
+        &["true"],
+    );
     assert_eq!(c, 120, "{e}");
     assert_eq!(env.report()["outcome"], "denied");
     assert_eq!(e.lines().count(), 1, "one line on stderr: {e}");
@@ -105,10 +131,16 @@ fn denials_have_their_classes() {
     let bob = env.pki.cert("Bob Small");
     let carol = env.pki.cert("Carol Small");
     let bp = env.give_to_pilot(&env.pki.voms_proxy(&bob, &env.host, "smallvo"), "bob.proxy");
-    let cp = env.give_to_pilot(&env.pki.voms_proxy(&carol, &env.host, "smallvo"), "carol.proxy");
+    let cp = env.give_to_pilot(
+        &env.pki.voms_proxy(&carol, &env.host, "smallvo"),
+        "carol.proxy",
+    );
     let (c, out, e) = env.run(&["--proxy", bp.to_str().unwrap()], &["id", "-u"]);
     assert_eq!((c, out.trim()), (0, SMALL_UID.to_string().as_str()), "{e}");
-    let (c, _, e) = env.run(&["--proxy", cp.to_str().unwrap(), "--report", &rep_s], &["true"]);
+    let (c, _, e) = env.run(
+        &["--proxy", cp.to_str().unwrap(), "--report", &rep_s],
+        &["true"],
+    );
     assert_eq!(c, 121, "{e}");
     assert_eq!(env.report()["outcome"], "temporary");
 
@@ -130,7 +162,11 @@ fn denials_have_their_classes() {
     assert_eq!(c, 122, "{e}");
 
     // Policy writable by group: 123 (site error), and the report says so.
-    std::fs::set_permissions(launcher_support::POLICY, std::os::unix::fs::PermissionsExt::from_mode(0o664)).unwrap();
+    std::fs::set_permissions(
+        launcher_support::POLICY,
+        std::os::unix::fs::PermissionsExt::from_mode(0o664),
+    )
+    .unwrap();
     let (c, _, e) = env.run(&["--report", &rep_s], &["true"]);
     assert_eq!(c, 123, "{e}");
     assert_eq!(env.report()["outcome"], "site_error");
@@ -145,15 +181,29 @@ fn workdir_is_handed_over_and_back() {
     std::fs::write(w.join("input"), "in\n").unwrap();
     std::os::unix::fs::chown(w.join("input"), Some(PILOT), Some(PILOT)).unwrap();
     let script = "stat -c %u . ; cat input; echo out > output; mkdir sub; echo x > sub/f; pwd";
-    let (c, out, e) = env.run(&["--workdir", w.to_str().unwrap()], &["/bin/sh", "-c", script]);
+    let (c, out, e) = env.run(
+        &["--workdir", w.to_str().unwrap()],
+        &["/bin/sh", "-c", script],
+    );
     assert_eq!(c, 0, "{e}");
     let lines: Vec<&str> = out.lines().collect();
-    assert!(POOL.contains(&lines[0].parse().unwrap()), "inside, the work dir is the pool account's: {out}");
+    assert!(
+        POOL.contains(&lines[0].parse().unwrap()),
+        "inside, the work dir is the pool account's: {out}"
+    );
     assert_eq!(lines[1], "in", "the payload reads the pilot's input");
-    assert_eq!(lines[2], w.to_str().unwrap(), "cwd is the work dir, at its own path");
+    assert_eq!(
+        lines[2],
+        w.to_str().unwrap(),
+        "cwd is the work dir, at its own path"
+    );
     for f in ["", "input", "output", "sub", "sub/f"] {
         let md = std::fs::symlink_metadata(w.join(f)).unwrap();
-        assert_eq!((md.uid(), md.gid()), (PILOT, PILOT), "{f:?} belongs to the pilot again");
+        assert_eq!(
+            (md.uid(), md.gid()),
+            (PILOT, PILOT),
+            "{f:?} belongs to the pilot again"
+        );
     }
     assert_eq!(std::fs::read_to_string(w.join("output")).unwrap(), "out\n");
 }
@@ -168,8 +218,15 @@ fn proxy_copy_belongs_to_the_pool_account_and_the_pilots_is_hidden() {
     let lines: Vec<&str> = out.lines().collect();
     assert!(POOL.contains(&lines[0].parse().unwrap()), "{out}");
     assert_eq!(lines[1], "/tmp/pilotbox-cred/x509up");
-    assert_eq!(lines[2].trim(), "0", "the pilot's proxy path shows nothing: {out}");
-    assert_eq!(lines[3], "-----BEGIN CERTIFICATE-----", "the copy is the user's proxy");
+    assert_eq!(
+        lines[2].trim(),
+        "0",
+        "the pilot's proxy path shows nothing: {out}"
+    );
+    assert_eq!(
+        lines[3], "-----BEGIN CERTIFICATE-----",
+        "the copy is the user's proxy"
+    );
 }
 
 #[test]
@@ -180,12 +237,21 @@ fn hostile_environment_has_no_effect() {
     // The marker dir is writable by anyone who might load the library, or the test proves nothing.
     let mark_dir = std::path::Path::new(launcher_support::BASE).join("mark");
     std::fs::create_dir_all(&mark_dir).unwrap();
-    std::fs::set_permissions(&mark_dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(
+        &mark_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     let marker = mark_dir.join("preloaded");
     let src = std::path::Path::new(launcher_support::BASE).join("evil.c");
     let lib = std::path::Path::new(launcher_support::BASE).join("evil.so");
     std::fs::write(&src, format!("#include <stdio.h>\n__attribute__((constructor)) static void f(void) {{ FILE *m = fopen(\"{}\", \"a\"); if (m) {{ fputs(\"loaded\\n\", m); fclose(m); }} }}\n", marker.display())).unwrap();
-    launcher_support::pki::run(std::process::Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&lib).arg(&src));
+    launcher_support::pki::run(
+        std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&lib)
+            .arg(&src),
+    );
     std::fs::set_permissions(&lib, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let lib_s = lib.to_str().unwrap();
     let p = env.proxy.to_str().unwrap();
@@ -200,20 +266,52 @@ fn hostile_environment_has_no_effect() {
         ("TMPDIR", "/home"),
     ];
     // Sanity: the library really loads into an ordinary program run as the pilot.
-    launcher_support::pki::run(std::process::Command::new("setpriv").args(["--reuid", &PILOT.to_string(), "--regid", &PILOT.to_string(), "--clear-groups", "/usr/bin/env", "-i", &format!("LD_PRELOAD={lib_s}"), "/bin/true"]));
-    assert!(marker.exists(), "the preload library works (else this test proves nothing)");
+    launcher_support::pki::run(std::process::Command::new("setpriv").args([
+        "--reuid",
+        &PILOT.to_string(),
+        "--regid",
+        &PILOT.to_string(),
+        "--clear-groups",
+        "/usr/bin/env",
+        "-i",
+        &format!("LD_PRELOAD={lib_s}"),
+        "/bin/true",
+    ]));
+    assert!(
+        marker.exists(),
+        "the preload library works (else this test proves nothing)"
+    );
     std::fs::remove_file(&marker).unwrap();
 
-    let (c, out, e) = result(env.run_as(PILOT, &hostile, &["--proxy", p], &["/usr/bin/env"]).output().unwrap());
+    let (c, out, e) = result(
+        env.run_as(PILOT, &hostile, &["--proxy", p], &["/usr/bin/env"])
+            .output()
+            .unwrap(),
+    );
     assert_eq!(c, 0, "{e}");
-    assert!(!marker.exists(), "LD_PRELOAD was loaded by pilotbox or the payload");
+    assert!(
+        !marker.exists(),
+        "LD_PRELOAD was loaded by pilotbox or the payload"
+    );
     let vars: Vec<&str> = out.lines().collect();
-    for bad in ["LD_PRELOAD", "LD_LIBRARY_PATH", "IFS", "MALLOC_CHECK_", "MALLOC_PERTURB_"] {
-        assert!(!vars.iter().any(|v| v.starts_with(&format!("{bad}="))), "{bad} leaked: {out}");
+    for bad in [
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "IFS",
+        "MALLOC_CHECK_",
+        "MALLOC_PERTURB_",
+    ] {
+        assert!(
+            !vars.iter().any(|v| v.starts_with(&format!("{bad}="))),
+            "{bad} leaked: {out}"
+        );
     }
     assert!(vars.contains(&"PATH=/usr/local/bin:/usr/bin:/bin"), "{out}");
     assert!(vars.contains(&"TMPDIR=/tmp"), "{out}");
-    assert!(vars.contains(&"PANDA_JOB=42"), "[env] allow passes PANDA_*: {out}");
+    assert!(
+        vars.contains(&"PANDA_JOB=42"),
+        "[env] allow passes PANDA_*: {out}"
+    );
 }
 
 #[test]
@@ -223,7 +321,12 @@ fn pilot_signals_reach_the_payload() {
     use std::io::{BufRead, BufReader};
     let script = "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done";
     let mut child = env
-        .run_as(PILOT, &[], &["--proxy", env.proxy.to_str().unwrap(), "--walltime", "60"], &["/bin/sh", "-c", script])
+        .run_as(
+            PILOT,
+            &[],
+            &["--proxy", env.proxy.to_str().unwrap(), "--walltime", "60"],
+            &["/bin/sh", "-c", script],
+        )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -234,14 +337,27 @@ fn pilot_signals_reach_the_payload() {
     assert_eq!(line.trim(), "ready");
     // setpriv execs pilotbox: the child's pid is pilotbox's. The pilot itself sends the signal.
     let st = std::process::Command::new("setpriv")
-        .args(["--reuid", &PILOT.to_string(), "--regid", &PILOT.to_string(), "--clear-groups", "kill", "-TERM", &child.id().to_string()])
+        .args([
+            "--reuid",
+            &PILOT.to_string(),
+            "--regid",
+            &PILOT.to_string(),
+            "--clear-groups",
+            "kill",
+            "-TERM",
+            &child.id().to_string(),
+        ])
         .status()
         .unwrap();
     assert!(st.success(), "the pilot may signal its own pilotbox run");
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(7), "payload's trap ran and its status came back: {rest}");
+    assert_eq!(
+        status.code(),
+        Some(7),
+        "payload's trap ran and its status came back: {rest}"
+    );
     assert!(rest.contains("got-term"), "{rest}");
 }
 
@@ -254,12 +370,22 @@ fn expiry_warns_the_payload_with_the_policy_signal_before_the_ac_ends() {
     let mut env = Env::new();
     env.write_policy("[expiry]\nmargin = \"15s\"\nsignal = \"SIGUSR1\"\n");
     // AC valid for 1 h, started 3580 s ago: it ends in ~20 s.
-    let proxy = env.pki.voms_proxy_with(&env.user, &env.host, "testvo", &["-vomslife", "1", "-pastac", "3580"]);
+    let proxy = env.pki.voms_proxy_with(
+        &env.user,
+        &env.host,
+        "testvo",
+        &["-vomslife", "1", "-pastac", "3580"],
+    );
     env.proxy = env.give_to_pilot(&proxy, "x509up-short");
     let script = "trap 'echo warned; exit 7' USR1; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; echo not-warned";
     let t = std::time::Instant::now();
     let child = env
-        .run_as(PILOT, &[], &["--proxy", env.proxy.to_str().unwrap(), "--id", "expirytest"], &["/bin/sh", "-c", script])
+        .run_as(
+            PILOT,
+            &[],
+            &["--proxy", env.proxy.to_str().unwrap(), "--id", "expirytest"],
+            &["/bin/sh", "-c", script],
+        )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -276,8 +402,15 @@ fn expiry_warns_the_payload_with_the_policy_signal_before_the_ac_ends() {
     let (code, out, err) = result(child.wait_with_output().unwrap());
     let rec = rec.expect("state record while running");
     let left = rec.cred_not_after_at().unwrap() - time::OffsetDateTime::now_utc();
-    assert!(left < time::Duration::minutes(1), "cred_not_after is the AC's end: {:?}", rec.cred_not_after);
+    assert!(
+        left < time::Duration::minutes(1),
+        "cred_not_after is the AC's end: {:?}",
+        rec.cred_not_after
+    );
     assert_eq!((code, out.trim()), (7, "warned"), "{err}");
     let waited = t.elapsed();
-    assert!(waited < std::time::Duration::from_secs(18), "warned margin before the end: {waited:?}");
+    assert!(
+        waited < std::time::Duration::from_secs(18),
+        "warned margin before the end: {waited:?}"
+    );
 }

@@ -13,7 +13,10 @@ use support::*;
 /// A running payload (shell loop) under the engine; returns the supervisor child.
 fn start_payload(f: &Fixture, script: &str) -> std::process::Child {
     let child = spawn(f.engine(&[], &["/bin/sh", "-c", script]));
-    assert!(wait_until(Duration::from_secs(10), || f.cgroup_pids().len() >= 3), "payload started");
+    assert!(
+        wait_until(Duration::from_secs(10), || f.cgroup_pids().len() >= 3),
+        "payload started"
+    );
     child
 }
 
@@ -48,7 +51,10 @@ fn status_suspend_resume_and_kill_with_term_act_on_the_payload() {
     let o = pilotbox(&["suspend", id, &sd.arg()]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert!(Cgroup::open(&f.cgroup).unwrap().is_frozen().unwrap());
-    assert_eq!(json(&pilotbox(&["status", id, "--json", &sd.arg()]))["state"], "frozen");
+    assert_eq!(
+        json(&pilotbox(&["status", id, "--json", &sd.arg()]))["state"],
+        "frozen"
+    );
     // Frozen: no process runs (the loop's sleeps would otherwise replace pids).
     let before = f.cgroup_pids();
     std::thread::sleep(Duration::from_millis(300));
@@ -56,14 +62,22 @@ fn status_suspend_resume_and_kill_with_term_act_on_the_payload() {
 
     let o = pilotbox(&["resume", id, &sd.arg()]);
     assert_eq!(code(&o), 0, "{}", text(&o));
-    assert_eq!(json(&pilotbox(&["status", id, "--json", &sd.arg()]))["state"], "running");
+    assert_eq!(
+        json(&pilotbox(&["status", id, "--json", &sd.arg()]))["state"],
+        "running"
+    );
 
     // SIGTERM to every process: init forwards it, the payload dies of it, the supervisor
     // reports `signaled 15` (DESIGN.md: also when the pilot asked with `kill --signal`).
     let o = pilotbox(&["kill", id, "--signal", "TERM", &sd.arg()]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rep = f.report();
     assert_eq!(rep["outcome"], "signaled");
     assert_eq!(rep["signal"], 15);
@@ -75,17 +89,41 @@ fn kill_default_is_sigkill_of_the_whole_cgroup() {
     let f = Fixture::new("lc-kill");
     let sd = StateDir::scratch("kill");
     // Ignores TERM and forks: only the cgroup kill gets all of it.
-    let child = start_payload(&f, "trap '' TERM; sleep 1000 & sleep 1000 & while :; do sleep 0.05; done");
-    sd.write(&record_for("lc-kill-1", PILOT_UID, child.id() as i32, &f.cgroup));
+    let child = start_payload(
+        &f,
+        "trap '' TERM; sleep 1000 & sleep 1000 & while :; do sleep 0.05; done",
+    );
+    sd.write(&record_for(
+        "lc-kill-1",
+        PILOT_UID,
+        child.id() as i32,
+        &f.cgroup,
+    ));
     let o = pilotbox(&["kill", "lc-kill-1", &sd.arg()]);
     assert_eq!(code(&o), 0, "{}", text(&o));
-    assert!(f.cgroup_pids().is_empty(), "empty when kill returns: {:?}", f.cgroup_pids());
+    assert!(
+        f.cgroup_pids().is_empty(),
+        "empty when kill returns: {:?}",
+        f.cgroup_pids()
+    );
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(137));
     // Unknown and malformed ids are the pilot's error.
-    assert_eq!(code(&pilotbox(&["kill", "no-such-payload", &sd.arg()])), 122);
+    assert_eq!(
+        code(&pilotbox(&["kill", "no-such-payload", &sd.arg()])),
+        122
+    );
     assert_eq!(code(&pilotbox(&["kill", "../etc", &sd.arg()])), 122);
-    assert_eq!(code(&pilotbox(&["kill", "lc-kill-1", "--signal", "BOGUS", &sd.arg()])), 122);
+    assert_eq!(
+        code(&pilotbox(&[
+            "kill",
+            "lc-kill-1",
+            "--signal",
+            "BOGUS",
+            &sd.arg()
+        ])),
+        122
+    );
 }
 
 #[test]
@@ -108,16 +146,31 @@ fn only_the_launching_pilot_and_root_may_control_a_payload() {
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert_eq!(json(&o)["state"], "running");
     let ps = json(&bin.run_as(PILOT_UID, &["ps", "--json"]));
-    assert!(ps.as_array().unwrap().iter().any(|p| p["id"] == id.as_str()));
+    assert!(ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["id"] == id.as_str()));
 
     // Another non-root uid: refused (120), does not even see it, cannot pick a state dir.
-    for args in [vec!["status", &id], vec!["kill", &id], vec!["suspend", &id], vec!["resume", &id]] {
+    for args in [
+        vec!["status", &id],
+        vec!["kill", &id],
+        vec!["suspend", &id],
+        vec!["resume", &id],
+    ] {
         let o = bin.run_as(other, &args);
         assert_eq!(code(&o), 120, "{args:?}: {}", text(&o));
-        assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("launched by uid {PILOT_UID}")));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(&format!("launched by uid {PILOT_UID}"))
+        );
     }
     let ps = json(&bin.run_as(other, &["ps", "--json"]));
-    assert!(!ps.as_array().unwrap().iter().any(|p| p["id"] == id.as_str()));
+    assert!(!ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["id"] == id.as_str()));
     assert_eq!(code(&bin.run_as(other, &["ps", "--state-dir=/tmp"])), 122);
     assert!(f.cgroup_pids().len() >= 3, "the refused kill did nothing");
     assert!(!Cgroup::open(&f.cgroup).unwrap().is_frozen().unwrap());
@@ -156,21 +209,47 @@ fn gc_after_a_sigkilled_supervisor_leaves_nothing() {
     drop(Cgroup::create(&orphan, None).unwrap());
 
     // Killing the supervisor kills the payload (pid-1 parent-death signal), leaving the cgroup.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     child.wait().unwrap();
-    assert!(Cgroup::open(&f.cgroup).is_ok(), "the dead supervisor left its cgroup");
-    assert_eq!(json(&pilotbox(&["status", "lc-gc-dead", "--json", &sd.arg()]))["state"], "orphaned");
+    assert!(
+        Cgroup::open(&f.cgroup).is_ok(),
+        "the dead supervisor left its cgroup"
+    );
+    assert_eq!(
+        json(&pilotbox(&["status", "lc-gc-dead", "--json", &sd.arg()]))["state"],
+        "orphaned"
+    );
 
-    let o = pilotbox(&["gc", "--json", &sd.arg(), "--cgroup-root", &base, "--min-age", "0"]);
+    let o = pilotbox(&[
+        "gc",
+        "--json",
+        &sd.arg(),
+        "--cgroup-root",
+        &base,
+        "--min-age",
+        "0",
+    ]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let r = json(&o);
-    let reclaimed: Vec<&str> = r["reclaimed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let reclaimed: Vec<&str> = r["reclaimed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert_eq!(reclaimed, ["lc-gc-dead", "lc-gc-recycled"], "{r}");
     assert_eq!(r["cgroups_removed"], serde_json::json!([orphan]));
     assert!(Cgroup::open(&f.cgroup).is_err(), "payload cgroup removed");
     assert!(Cgroup::open(&orphan).is_err(), "orphan cgroup removed");
     assert!(!sd.0.join("lc-gc-dead").exists() && !sd.0.join("lc-gc-recycled").exists());
-    assert!(sd.0.join("lc-gc-live/state.json").exists(), "live record kept");
+    assert!(
+        sd.0.join("lc-gc-live/state.json").exists(),
+        "live record kept"
+    );
     assert!(Cgroup::open(&live_cg).is_ok(), "live cgroup kept");
     live.destroy().unwrap();
 }
@@ -190,13 +269,28 @@ fn gc_gives_a_chowned_work_dir_back_to_the_pilot() {
     rec.workdir = Some(w.clone());
     rec.workdir_handover = runtime::launcher::state::Handover::Chown;
     sd.write(&rec);
-    let o = pilotbox(&["gc", "--json", &sd.arg(), "--cgroup-root", "/pilotbox-test/none"]);
+    let o = pilotbox(&[
+        "gc",
+        "--json",
+        &sd.arg(),
+        "--cgroup-root",
+        "/pilotbox-test/none",
+    ]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert_eq!(json(&o)["files_restored"], 3);
     for p in [w.clone(), w.join("sub"), w.join("sub/out.txt")] {
-        assert_eq!(std::fs::metadata(&p).unwrap().uid(), PILOT_UID, "{}", p.display());
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().uid(),
+            PILOT_UID,
+            "{}",
+            p.display()
+        );
     }
-    assert_eq!(std::fs::metadata("/etc/passwd").unwrap().uid(), 0, "symlink not followed");
+    assert_eq!(
+        std::fs::metadata("/etc/passwd").unwrap().uid(),
+        0,
+        "symlink not followed"
+    );
 }
 
 #[test]
@@ -221,28 +315,60 @@ fn renew_accepts_the_same_identity_and_refuses_another() {
         format!("--voms-dir={}", voms_dir.display()),
     ];
     let renew = |proxy: &std::path::Path| {
-        pilotbox(&["renew", &id, "--proxy", proxy.to_str().unwrap(), &trust[0], &trust[1], &sd.arg()])
+        pilotbox(&[
+            "renew",
+            &id,
+            "--proxy",
+            proxy.to_str().unwrap(),
+            &trust[0],
+            &trust[1],
+            &sd.arg(),
+        ])
     };
 
     let good = pki.plain_proxy_with(&alice, &["-valid", "2:00"]);
     let o = renew(&good);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let installed = cred.join("x509up");
-    assert_eq!(std::fs::read(&installed).unwrap(), std::fs::read(&good).unwrap());
+    assert_eq!(
+        std::fs::read(&installed).unwrap(),
+        std::fs::read(&good).unwrap()
+    );
     let md = std::fs::metadata(&installed).unwrap();
-    assert_eq!((md.uid(), md.gid(), md.mode() & 0o777), (30001, 30000, 0o600));
-    let after = runtime::launcher::state::Store::new(&sd.0).read(&id).unwrap();
+    assert_eq!(
+        (md.uid(), md.gid(), md.mode() & 0o777),
+        (30001, 30000, 0o600)
+    );
+    let after = runtime::launcher::state::Store::new(&sd.0)
+        .read(&id)
+        .unwrap();
     let expect = time::OffsetDateTime::now_utc() + time::Duration::hours(2);
-    assert!((after.cred_not_after_at().unwrap() - expect).abs() < time::Duration::minutes(5), "{:?}", after.cred_not_after);
+    assert!(
+        (after.cred_not_after_at().unwrap() - expect).abs() < time::Duration::minutes(5),
+        "{:?}",
+        after.cred_not_after
+    );
 
     // Another DN: refused (120), audited, nothing replaced.
     let other = pki.plain_proxy_with(&bob, &["-valid", "2:00"]);
     let o = renew(&other);
     assert_eq!(code(&o), 120, "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("CN=Bob"), "{}", text(&o));
-    assert_eq!(std::fs::read(&installed).unwrap(), std::fs::read(&good).unwrap());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("CN=Bob"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        std::fs::read(&installed).unwrap(),
+        std::fs::read(&good).unwrap()
+    );
     let audit = std::fs::read_to_string(policy::config::schema::AuditConf::default().log).unwrap();
-    assert!(audit.lines().any(|l| l.contains("\"renew_refused\"") && l.contains(&id)), "audited");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"renew_refused\"") && l.contains(&id)),
+        "audited"
+    );
 
     // A proxy others can read is refused before it is even parsed (122).
     std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -264,7 +390,15 @@ fn check_reports_each_item_with_a_fix_and_exit_123_on_failure() {
     let o = pilotbox(&["check", "--json", "--cgroup-root", &base]);
     assert_eq!(code(&o), 123, "{}", text(&o));
     let r = json(&o);
-    let by = |name: &str| r["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).cloned().unwrap();
+    let by = |name: &str| {
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap()
+    };
     assert_eq!(r["ok"], false);
     assert_eq!(by("setuid")["ok"], false);
     assert!(by("setuid")["fix"].as_str().unwrap().contains("chmod 4755"));
@@ -274,16 +408,36 @@ fn check_reports_each_item_with_a_fix_and_exit_123_on_failure() {
 
     // The setuid copy passes the setuid check; a work dir under a 0700 directory fails.
     let bin = SetuidCopy::new("check");
-    let o = std::process::Command::new(&bin.bin).args(["check", "--json", "--cgroup-root", &base]).output().unwrap();
+    let o = std::process::Command::new(&bin.bin)
+        .args(["check", "--json", "--cgroup-root", &base])
+        .output()
+        .unwrap();
     let r = json(&o);
     assert_eq!(r["checks"][0]["name"], "setuid");
     assert_eq!(r["checks"][0]["ok"], true, "{r}");
     let closed = f.dir.join("closed");
     std::fs::create_dir_all(closed.join("job")).unwrap();
     std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let o = pilotbox(&["check", "--json", "--workdir", closed.join("job").to_str().unwrap()]);
+    let o = pilotbox(&[
+        "check",
+        "--json",
+        "--workdir",
+        closed.join("job").to_str().unwrap(),
+    ]);
     let r = json(&o);
-    let w = r["checks"].as_array().unwrap().iter().find(|c| c["name"] == "workdir").unwrap().clone();
+    let w = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "workdir")
+        .unwrap()
+        .clone();
     assert_eq!(w["ok"], false, "{w}");
-    assert!(w["fix"].as_str().unwrap().contains(&format!("chmod o+x {}", closed.display())), "{w}");
+    assert!(
+        w["fix"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("chmod o+x {}", closed.display())),
+        "{w}"
+    );
 }

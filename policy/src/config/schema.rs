@@ -441,7 +441,8 @@ mod launcher_tables {
         let d = crate::config::parse("", p).unwrap();
         assert_eq!(d.expiry.margin, Seconds(600), "default margin 10m");
         assert_eq!(d.expiry.signal, ExpirySignal::Sigusr2);
-        let f = crate::config::parse("[expiry]\nmargin = \"30m\"\nsignal = \"SIGTERM\"\n", p).unwrap();
+        let f =
+            crate::config::parse("[expiry]\nmargin = \"30m\"\nsignal = \"SIGTERM\"\n", p).unwrap();
         assert_eq!(f.expiry.margin, Seconds(1800));
         assert_eq!(f.expiry.signal.name(), "SIGTERM");
         for sig in ["SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2"] {
@@ -457,7 +458,10 @@ mod launcher_tables {
             "margin = \"ten minutes\"",
             "margn = \"10m\"",
         ] {
-            assert!(crate::config::parse(&format!("[expiry]\n{bad}\n"), p).is_err(), "{bad}");
+            assert!(
+                crate::config::parse(&format!("[expiry]\n{bad}\n"), p).is_err(),
+                "{bad}"
+            );
         }
     }
 }

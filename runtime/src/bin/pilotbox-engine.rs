@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "pilotbox-engine", about = "Run a payload in the pilotbox sandbox engine (root only)")]
+#[command(
+    name = "pilotbox-engine",
+    about = "Run a payload in the pilotbox sandbox engine (root only)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -105,11 +108,32 @@ fn main() {
     let cli = Cli::parse();
     let (spec, common) = match cli.cmd {
         Cmd::Run { spec, common } => {
-            let text = std::fs::read_to_string(&spec).unwrap_or_else(|e| die(122, &format!("{}: {e}", spec.display())));
-            let spec = serde_json::from_str(&text).unwrap_or_else(|e| die(122, &format!("{}: {e}", spec.display())));
+            let text = std::fs::read_to_string(&spec)
+                .unwrap_or_else(|e| die(122, &format!("{}: {e}", spec.display())));
+            let spec = serde_json::from_str(&text)
+                .unwrap_or_else(|e| die(122, &format!("{}: {e}", spec.display())));
             (spec, common)
         }
-        Cmd::Exec { uid, gid, groups, bind, hide, cwd, root, env, isolate_network, join, cgroup, memory, pids, cpus, no_seccomp, print_spec, common, cmd } => {
+        Cmd::Exec {
+            uid,
+            gid,
+            groups,
+            bind,
+            hide,
+            cwd,
+            root,
+            env,
+            isolate_network,
+            join,
+            cgroup,
+            memory,
+            pids,
+            cpus,
+            no_seccomp,
+            print_spec,
+            common,
+            cmd,
+        } => {
             let mut p = PayloadSpec::new(cmd, uid, gid);
             p.groups = groups;
             p.cwd = cwd;
@@ -122,18 +146,44 @@ fn main() {
             for b in bind {
                 let parts: Vec<&str> = b.split(':').collect();
                 match parts.as_slice() {
-                    [s, d] => p.binds.push(Bind { source: s.into(), dest: d.into(), readonly: false, idmap: None }),
-                    [s, d, "ro"] => p.binds.push(Bind { source: s.into(), dest: d.into(), readonly: true, idmap: None }),
+                    [s, d] => p.binds.push(Bind {
+                        source: s.into(),
+                        dest: d.into(),
+                        readonly: false,
+                        idmap: None,
+                    }),
+                    [s, d, "ro"] => p.binds.push(Bind {
+                        source: s.into(),
+                        dest: d.into(),
+                        readonly: true,
+                        idmap: None,
+                    }),
                     [s, d, m] if m.starts_with("idmap=") => {
                         // idmap=DISKUID,DISKGID — shown inside as the payload's uid/gid.
-                        let ids: Vec<u32> = m["idmap=".len()..].split(',').filter_map(|x| x.parse().ok()).collect();
+                        let ids: Vec<u32> = m["idmap=".len()..]
+                            .split(',')
+                            .filter_map(|x| x.parse().ok())
+                            .collect();
                         if ids.len() != 2 {
                             die(122, &format!("--bind {b}: expected idmap=DISKUID,DISKGID"));
                         }
-                        let idmap = Some(Idmap { disk_uid: ids[0], disk_gid: ids[1], uid, gid });
-                        p.binds.push(Bind { source: s.into(), dest: d.into(), readonly: false, idmap })
+                        let idmap = Some(Idmap {
+                            disk_uid: ids[0],
+                            disk_gid: ids[1],
+                            uid,
+                            gid,
+                        });
+                        p.binds.push(Bind {
+                            source: s.into(),
+                            dest: d.into(),
+                            readonly: false,
+                            idmap,
+                        })
                     }
-                    _ => die(122, &format!("--bind {b}: expected SRC:DEST[:ro|:idmap=DISKUID,DISKGID]")),
+                    _ => die(
+                        122,
+                        &format!("--bind {b}: expected SRC:DEST[:ro|:idmap=DISKUID,DISKGID]"),
+                    ),
                 }
             }
             for j in join {
@@ -147,7 +197,9 @@ fn main() {
             if !no_seccomp {
                 p.seccomp = Some(engine::default_seccomp());
             }
-            let spec = p.to_spec().unwrap_or_else(|e| die(122, &format!("spec: {e}")));
+            let spec = p
+                .to_spec()
+                .unwrap_or_else(|e| die(122, &format!("spec: {e}")));
             if print_spec {
                 println!("{}", serde_json::to_string_pretty(&spec).unwrap());
                 return;

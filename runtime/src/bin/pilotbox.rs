@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 use runtime::cli;
 
 #[derive(Debug, Parser)]
-#[command(name = "pilotbox", version, about = "Run a grid payload as its owner, sandboxed")]
+#[command(
+    name = "pilotbox",
+    version,
+    about = "Run a grid payload as its owner, sandboxed"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,12 +56,19 @@ fn main() {
         Err(e) => {
             eprintln!("pilotbox: cannot sanitize the process: {e}");
             let glexec = cli::glexec::invoked_as_glexec(std::env::args_os().next().as_deref());
-            std::process::exit(if glexec { cli::glexec::SYSTEM_ERROR } else { policy::Class::SiteError.exit_code() });
+            std::process::exit(if glexec {
+                cli::glexec::SYSTEM_ERROR
+            } else {
+                policy::Class::SiteError.exit_code()
+            });
         }
     };
     // Invoked as `glexec` (a symlink): gLExec's interface, no subcommands (cli/glexec.rs).
     if cli::glexec::invoked_as_glexec(std::env::args_os().next().as_deref()) {
-        std::process::exit(cli::glexec::run(std::env::args_os().skip(1).collect(), &caller));
+        std::process::exit(cli::glexec::run(
+            std::env::args_os().skip(1).collect(),
+            &caller,
+        ));
     }
     if std::env::args_os().nth(1).is_none_or(|a| a != "run") {
         for name in KEPT_FOR_TOOLS {
@@ -71,7 +82,11 @@ fn main() {
         Ok(c) => c,
         Err(e) => {
             // Bad usage is the caller's error (122); --help/--version are not errors.
-            let code = if e.use_stderr() { policy::Class::PilotError.exit_code() } else { 0 };
+            let code = if e.use_stderr() {
+                policy::Class::PilotError.exit_code()
+            } else {
+                0
+            };
             let _ = e.print();
             std::process::exit(code);
         }

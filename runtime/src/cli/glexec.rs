@@ -33,12 +33,18 @@ pub const AUTHZ_ERROR: i32 = 203;
 pub const PAYLOAD_IN_RANGE: i32 = 204;
 
 /// The proxy variables in gLExec's order of preference.
-pub const PROXY_VARS: [&str; 3] = ["GLEXEC_CLIENT_CERT", "GLEXEC_SOURCE_PROXY", "X509_USER_PROXY"];
+pub const PROXY_VARS: [&str; 3] = [
+    "GLEXEC_CLIENT_CERT",
+    "GLEXEC_SOURCE_PROXY",
+    "X509_USER_PROXY",
+];
 pub const TARGET_VAR: &str = "GLEXEC_TARGET_PROXY";
 
 /// True when `argv0` (as invoked) names the gLExec entry point.
 pub fn invoked_as_glexec(argv0: Option<&std::ffi::OsStr>) -> bool {
-    argv0.and_then(|a| std::path::Path::new(a).file_name()).is_some_and(|n| n == "glexec")
+    argv0
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|n| n == "glexec")
 }
 
 /// Translate a launch outcome into gLExec's exit status.
@@ -54,7 +60,10 @@ pub fn exit_code(o: Outcome) -> i32 {
 
 /// The first non-empty variable of [`PROXY_VARS`] in the caller's environment.
 fn source_proxy(caller: &Caller) -> Option<PathBuf> {
-    PROXY_VARS.iter().find_map(|v| caller.var(v).filter(|s| !s.is_empty())).map(PathBuf::from)
+    PROXY_VARS
+        .iter()
+        .find_map(|v| caller.var(v).filter(|s| !s.is_empty()))
+        .map(PathBuf::from)
 }
 
 /// The request gLExec's interface describes: `args` (argv without argv[0]) is the payload.
@@ -62,7 +71,10 @@ fn source_proxy(caller: &Caller) -> Option<PathBuf> {
 pub fn request(args: Vec<OsString>, caller: &Caller) -> Result<Request, String> {
     let cmd = args
         .into_iter()
-        .map(|a| a.into_string().map_err(|a| format!("argument {a:?} is not valid UTF-8")))
+        .map(|a| {
+            a.into_string()
+                .map_err(|a| format!("argument {a:?} is not valid UTF-8"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if cmd.is_empty() {
         return Err("usage: glexec COMMAND [ARGS...] (the proxy from GLEXEC_CLIENT_CERT, GLEXEC_SOURCE_PROXY or X509_USER_PROXY)".into());
@@ -76,7 +88,10 @@ pub fn request(args: Vec<OsString>, caller: &Caller) -> Result<Request, String> 
         limits: LimitRequest::default(),
         env: vec![],
         report: None,
-        target_proxy: caller.var(TARGET_VAR).filter(|s| !s.is_empty()).map(PathBuf::from),
+        target_proxy: caller
+            .var(TARGET_VAR)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from),
         cmd,
     })
 }
@@ -133,18 +148,37 @@ mod tests {
 
     #[test]
     fn proxy_variables_in_glexec_order() {
-        let all = [("X509_USER_PROXY", "/x"), ("GLEXEC_SOURCE_PROXY", "/s"), ("GLEXEC_CLIENT_CERT", "/c")];
+        let all = [
+            ("X509_USER_PROXY", "/x"),
+            ("GLEXEC_SOURCE_PROXY", "/s"),
+            ("GLEXEC_CLIENT_CERT", "/c"),
+        ];
         let r = request(vec!["true".into()], &caller(&all)).unwrap();
         assert_eq!(r.proxy.as_deref(), Some("/c".as_ref()));
         let r = request(vec!["true".into()], &caller(&all[..2])).unwrap();
         assert_eq!(r.proxy.as_deref(), Some("/s".as_ref()));
-        let r = request(vec!["true".into()], &caller(&[("GLEXEC_CLIENT_CERT", ""), all[0]])).unwrap();
-        assert_eq!(r.proxy.as_deref(), Some("/x".as_ref()), "an empty variable is unset");
+        let r = request(
+            vec!["true".into()],
+            &caller(&[("GLEXEC_CLIENT_CERT", ""), all[0]]),
+        )
+        .unwrap();
+        assert_eq!(
+            r.proxy.as_deref(),
+            Some("/x".as_ref()),
+            "an empty variable is unset"
+        );
         let r = request(vec!["true".into()], &caller(&[])).unwrap();
         assert!(r.proxy.is_none());
-        let r = request(vec!["id".into(), "-u".into()], &caller(&[(TARGET_VAR, "/tmp/t")])).unwrap();
+        let r = request(
+            vec!["id".into(), "-u".into()],
+            &caller(&[(TARGET_VAR, "/tmp/t")]),
+        )
+        .unwrap();
         assert_eq!(r.target_proxy.as_deref(), Some("/tmp/t".as_ref()));
         assert_eq!(r.cmd, ["id", "-u"]);
-        assert!(request(vec![], &caller(&all)).is_err(), "no command is a client error");
+        assert!(
+            request(vec![], &caller(&all)).is_err(),
+            "no command is a client error"
+        );
     }
 }

@@ -6,12 +6,12 @@
 //! `env` names. A denial prints `outcome`, `exit_code`, `reason`.
 
 use policy::authz::{decide, Decision, Policy, Request};
-use policy::credentials::{verify_proxy, VerifyOptions};
-use std::path::PathBuf;
 use policy::class::Denial;
+use policy::credentials::{verify_proxy, VerifyOptions};
 use policy::identity::Identity;
 use policy::lease::{open_store, unix_now};
 use serde_json::{json, Value};
+use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,17 +38,27 @@ pub fn run(args: Args) -> i32 {
     };
     let mut opts = VerifyOptions::new(policy.file.trust.ca_dir.clone());
     opts.voms_dir = Some(policy.file.trust.voms_dir.clone());
-    opts.host_fqdn = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok());
+    opts.host_fqdn = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok());
     let verified = match verify_proxy(&bytes, &opts) {
         Ok(v) => v,
-        Err(e) => return fail(Denial::new(e.class(), format!("credential rejected: {}", e.reason())), args.json),
+        Err(e) => {
+            return fail(
+                Denial::new(e.class(), format!("credential rejected: {}", e.reason())),
+                args.json,
+            )
+        }
     };
     run_with_identity(&policy, &verified.identity, args.explain, args.json)
 }
 
 fn fail(d: Denial, json_flag: bool) -> i32 {
     if json_flag {
-        println!("{}", serde_json::to_string_pretty(&denial_json(&d)).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&denial_json(&d)).unwrap_or_default()
+        );
     }
     eprintln!("pilotbox map: {d}");
     d.class.exit_code()

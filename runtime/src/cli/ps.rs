@@ -109,7 +109,10 @@ fn print_status(s: &Status) {
     println!("cgroup:      {}", s.cgroup);
     println!("processes:   {}", s.pids.len());
     println!("started:     {} ({} s ago)", rfc3339(s.started), s.wall_s);
-    println!("proxy until: {}", s.cred_not_after.map(rfc3339).unwrap_or_else(|| "-".into()));
+    println!(
+        "proxy until: {}",
+        s.cred_not_after.map(rfc3339).unwrap_or_else(|| "-".into())
+    );
     if let Some(u) = &s.usage {
         println!(
             "cpu:         {:.2} s user, {:.2} s system",

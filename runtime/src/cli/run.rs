@@ -63,7 +63,9 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => Ok((k.into(), v.into())),
+        Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
+            Ok((k.into(), v.into()))
+        }
         _ => Err(format!("{s:?}: expected NAME=VALUE")),
     }
 }
@@ -137,7 +139,11 @@ impl Ctx<'_> {
         match credfile::create_as_caller(self.caller, &path) {
             Ok(mut f) => {
                 use std::io::Write;
-                let _ = f.write_all(serde_json::to_string_pretty(v).unwrap_or_default().as_bytes());
+                let _ = f.write_all(
+                    serde_json::to_string_pretty(v)
+                        .unwrap_or_default()
+                        .as_bytes(),
+                );
             }
             Err(e) => eprintln!("{}: cannot write the report: {e}", self.req.name),
         }
@@ -174,11 +180,18 @@ fn from_credfile(e: CredFileError) -> Denial {
 pub fn run(args: Args, caller: &Caller) -> i32 {
     let req = Request {
         name: "pilotbox run",
-        proxy: args.proxy.or_else(|| caller.var("X509_USER_PROXY").map(PathBuf::from)),
+        proxy: args
+            .proxy
+            .or_else(|| caller.var("X509_USER_PROXY").map(PathBuf::from)),
         proxy_hint: "give --proxy FILE or set X509_USER_PROXY",
         workdir: args.workdir,
         id: args.id,
-        limits: LimitRequest { memory: args.memory, pids: args.pids, cpus: args.cpus, walltime: args.walltime },
+        limits: LimitRequest {
+            memory: args.memory,
+            pids: args.pids,
+            cpus: args.cpus,
+            walltime: args.walltime,
+        },
         env: args.env,
         report: args.report,
         target_proxy: None,
@@ -196,8 +209,14 @@ pub fn execute(req: Request, caller: &Caller) -> Outcome {
         Some(&crate::launch::supervised_signals()),
         None,
     );
-    let mut ctx =
-        Ctx { caller, req: &req, started: audit::now_rfc3339(), id: req.id.clone(), identity: None, decision: None };
+    let mut ctx = Ctx {
+        caller,
+        req: &req,
+        started: audit::now_rfc3339(),
+        id: req.id.clone(),
+        identity: None,
+        decision: None,
+    };
     if caller.euid != 0 {
         return ctx.fail(Denial::new(
             Class::SiteError,
@@ -215,7 +234,10 @@ pub fn execute(req: Request, caller: &Caller) -> Outcome {
     }
     let audit = Audit::new(&policy.file.audit);
     let Some(proxy_path) = req.proxy.as_deref().map(|p| caller.absolute(p)) else {
-        return ctx.fail(Denial::new(Class::PilotError, format!("no proxy: {}", req.proxy_hint)));
+        return ctx.fail(Denial::new(
+            Class::PilotError,
+            format!("no proxy: {}", req.proxy_hint),
+        ));
     };
     let bytes = match credfile::read_proxy(caller, &proxy_path) {
         Ok(b) => b,
@@ -231,12 +253,16 @@ pub fn execute(req: Request, caller: &Caller) -> Outcome {
 
     let mut vopts = VerifyOptions::new(policy.file.trust.ca_dir.clone());
     vopts.voms_dir = Some(policy.file.trust.voms_dir.clone());
-    vopts.host_fqdn = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok());
+    vopts.host_fqdn = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok());
     let identity = match unprivileged::verify(&bytes, &vopts) {
         Ok(i) => i,
         Err(d) => {
-            let _ = audit
-                .record("decision", json!({"pilot_uid": caller.uid, "outcome": d.class.outcome(), "reason": d.reason}));
+            let _ = audit.record(
+                "decision",
+                json!({"pilot_uid": caller.uid, "outcome": d.class.outcome(), "reason": d.reason}),
+            );
             return ctx.fail(d);
         }
     };
@@ -245,9 +271,15 @@ pub fn execute(req: Request, caller: &Caller) -> Outcome {
     let store = Store::default();
     let in_use = |uid: u32| {
         super::leases::uid_has_processes(uid)
-            || store.read_all().map(|(r, _)| r.iter().any(|r| r.uid == uid)).unwrap_or(true)
+            || store
+                .read_all()
+                .map(|(r, _)| r.iter().any(|r| r.uid == uid))
+                .unwrap_or(true)
     };
-    let asked = policy::authz::Request { limits: req.limits.clone(), env: caller.env_pairs() };
+    let asked = policy::authz::Request {
+        limits: req.limits.clone(),
+        env: caller.env_pairs(),
+    };
     let decided = open_store(&policy.file.lease)
         .map_err(Denial::from)
         .and_then(|s| decide(&policy, &identity, &asked, s.as_ref(), &in_use, unix_now()));
@@ -295,7 +327,9 @@ pub fn execute(req: Request, caller: &Caller) -> Outcome {
         Err(d) => return ctx.fail(d),
     };
     ctx.id = Some(prepared.id.clone());
-    launch(&ctx, &policy, &audit, &store, prepared, &identity, &decision, who)
+    launch(
+        &ctx, &policy, &audit, &store, prepared, &identity, &decision, who,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -312,19 +346,29 @@ fn launch(
     let conf = &policy.file.cgroup;
     let placement = match conf.placement {
         CgroupPlacement::Root => Placement::Under(conf.root.clone()),
-        CgroupPlacement::Nested => Placement::Nested { fallback: Some(conf.root.clone()) },
+        CgroupPlacement::Nested => Placement::Nested {
+            fallback: Some(conf.root.clone()),
+        },
     };
     let cgroup = match cgroups::place(&placement, std::process::id() as i32, &p.id) {
         Ok(c) => c,
         Err(e) => {
-            let class = if e.is_site_error() { Class::SiteError } else { Class::Temporary };
+            let class = if e.is_site_error() {
+                Class::SiteError
+            } else {
+                Class::Temporary
+            };
             let _ = p.finish();
             return ctx.fail(Denial::new(class, format!("cgroup placement: {e}")));
         }
     };
     let l = &d.limits;
     p.spec.cgroup_path = Some(cgroup.clone());
-    p.spec.resources = engine::resources(l.memory_bytes.map(|m| m as i64), l.pids.map(|n| n as i64), l.cpus);
+    p.spec.resources = engine::resources(
+        l.memory_bytes.map(|m| m as i64),
+        l.pids.map(|n| n as i64),
+        l.cpus,
+    );
     p.spec.seccomp = Some(engine::default_seccomp());
     let spec = match p.spec.to_spec() {
         Ok(s) => s,
@@ -340,7 +384,8 @@ fn launch(
         pilot_uid: ctx.caller.uid,
         pilot_gid: ctx.caller.gid,
         supervisor_pid: std::process::id() as i32,
-        supervisor_start: crate::launcher::state::proc_start_time(std::process::id() as i32).unwrap_or(0),
+        supervisor_start: crate::launcher::state::proc_start_time(std::process::id() as i32)
+            .unwrap_or(0),
         init_pid: 0,
         account: d.account.clone(),
         uid: d.uid,

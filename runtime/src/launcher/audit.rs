@@ -93,13 +93,17 @@ fn syslog(msg: &str) {
         Ok(s) => s,
         Err(_) => return,
     };
-    let line = format!("<{PRI_AUTHPRIV_INFO}>pilotbox[{}]: {msg}", std::process::id());
+    let line = format!(
+        "<{PRI_AUTHPRIV_INFO}>pilotbox[{}]: {msg}",
+        std::process::id()
+    );
     let _ = s.send_to(line.as_bytes(), "/dev/log");
 }
 
 /// The APEL-style fields of an end record from the engine's report `usage`.
 pub fn apel_fields(usage: &Value, processors: Option<f64>) -> Value {
-    let cpu = usage["cpu_user_s"].as_f64().unwrap_or(0.0) + usage["cpu_sys_s"].as_f64().unwrap_or(0.0);
+    let cpu =
+        usage["cpu_user_s"].as_f64().unwrap_or(0.0) + usage["cpu_sys_s"].as_f64().unwrap_or(0.0);
     json!({
         "WallDuration": usage["wall_s"].as_f64().map(|w| w.round() as u64),
         "CpuDuration": cpu.round() as u64,
@@ -134,11 +138,18 @@ mod tests {
             a.record("decision", json!({"dn": "/CN=A"})).unwrap();
             a.record("end", json!({"exit": 0})).unwrap();
             let text = std::fs::read_to_string(&conf.log).unwrap();
-            let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            let lines: Vec<Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
             assert_eq!(lines.len(), 2);
             assert_eq!(lines[0]["event"], "decision");
             assert_eq!(lines[1]["exit"], 0);
-            std::fs::set_permissions(&conf.log, std::os::unix::fs::PermissionsExt::from_mode(0o620)).unwrap();
+            std::fs::set_permissions(
+                &conf.log,
+                std::os::unix::fs::PermissionsExt::from_mode(0o620),
+            )
+            .unwrap();
         }
         assert!(
             a.record("x", json!({})).is_err(),

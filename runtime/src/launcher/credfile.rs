@@ -19,7 +19,10 @@ use super::sanitize::Caller;
 #[derive(Debug, thiserror::Error)]
 pub enum CredFileError {
     #[error("cannot switch to the caller's identity to open {path}: {errno}")]
-    Switch { path: PathBuf, errno: nix::errno::Errno },
+    Switch {
+        path: PathBuf,
+        errno: nix::errno::Errno,
+    },
     #[error("cannot open {what} {path}: {errno}")]
     Open {
         what: &'static str,
@@ -27,14 +30,25 @@ pub enum CredFileError {
         errno: nix::errno::Errno,
     },
     #[error("{what} {path}: {reason}")]
-    Refused { what: &'static str, path: PathBuf, reason: String },
+    Refused {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("cannot read proxy file {path}: {reason}")]
     Read { path: PathBuf, reason: String },
 }
 
 /// Runs `f` with the effective ids and groups of the caller, then restores root's.
-pub fn as_caller<T>(caller: &Caller, path: &Path, f: impl FnOnce() -> T) -> Result<T, CredFileError> {
-    let err = |errno| CredFileError::Switch { path: path.into(), errno };
+pub fn as_caller<T>(
+    caller: &Caller,
+    path: &Path,
+    f: impl FnOnce() -> T,
+) -> Result<T, CredFileError> {
+    let err = |errno| CredFileError::Switch {
+        path: path.into(),
+        errno,
+    };
     let (euid, egid) = (geteuid(), getegid());
     let saved_groups = getgroups().map_err(err)?;
     let groups: Vec<Gid> = caller.groups.iter().map(|g| Gid::from_raw(*g)).collect();
@@ -50,22 +64,36 @@ pub fn as_caller<T>(caller: &Caller, path: &Path, f: impl FnOnce() -> T) -> Resu
     // Restoring root cannot fail while the saved uid is 0; if it did, continuing with the
     // caller's ids would be wrong in a way we cannot report sensibly: stop.
     if seteuid(euid).is_err() || setegid(egid).is_err() || setgroups(&saved_groups).is_err() {
-        eprintln!("pilotbox: cannot restore privileges after opening {}", path.display());
+        eprintln!(
+            "pilotbox: cannot restore privileges after opening {}",
+            path.display()
+        );
         std::process::exit(policy::Class::SiteError.exit_code());
     }
     Ok(out)
 }
 
 /// Open `path` for reading as the caller, without following a final symlink.
-pub fn open_as_caller(caller: &Caller, path: &Path, what: &'static str, directory: bool) -> Result<OwnedFd, CredFileError> {
-    let mut flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
+pub fn open_as_caller(
+    caller: &Caller,
+    path: &Path,
+    what: &'static str,
+    directory: bool,
+) -> Result<OwnedFd, CredFileError> {
+    let mut flags = OFlag::O_RDONLY
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_CLOEXEC
+        | OFlag::O_NOCTTY
+        | OFlag::O_NONBLOCK;
     if directory {
         flags |= OFlag::O_DIRECTORY;
     }
-    as_caller(caller, path, || open(path, flags, Mode::empty()))?.map_err(|errno| CredFileError::Open {
-        what,
-        path: path.into(),
-        errno,
+    as_caller(caller, path, || open(path, flags, Mode::empty()))?.map_err(|errno| {
+        CredFileError::Open {
+            what,
+            path: path.into(),
+            errno,
+        }
     })
 }
 
@@ -122,7 +150,10 @@ pub fn open_workdir(caller: &Caller, path: &Path) -> Result<OwnedFd, CredFileErr
         return Err(CredFileError::Refused {
             what: "work directory",
             path: path.into(),
-            reason: format!("owned by uid {}, not by the caller (uid {})", st.st_uid, caller.uid),
+            reason: format!(
+                "owned by uid {}, not by the caller (uid {})",
+                st.st_uid, caller.uid
+            ),
         });
     }
     Ok(fd)
@@ -131,9 +162,17 @@ pub fn open_workdir(caller: &Caller, path: &Path) -> Result<OwnedFd, CredFileErr
 /// Create (or truncate) `path` for writing as the caller (the `--report` file). The file is
 /// the pilot's (created with its uid); our umask 077 makes a new one 0600.
 pub fn create_as_caller(caller: &Caller, path: &Path) -> Result<std::fs::File, CredFileError> {
-    let flags =
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
-    let fd = as_caller(caller, path, || open(path, flags, Mode::from_bits_truncate(0o644)))?.map_err(|errno| CredFileError::Open {
+    let flags = OFlag::O_WRONLY
+        | OFlag::O_CREAT
+        | OFlag::O_TRUNC
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_CLOEXEC
+        | OFlag::O_NOCTTY
+        | OFlag::O_NONBLOCK;
+    let fd = as_caller(caller, path, || {
+        open(path, flags, Mode::from_bits_truncate(0o644))
+    })?
+    .map_err(|errno| CredFileError::Open {
         what: "report file",
         path: path.into(),
         errno,

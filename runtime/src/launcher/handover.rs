@@ -35,7 +35,11 @@ pub fn transfer(dir: &OwnedFd, t: Transfer) -> (usize, usize) {
     let mut n = (0, 0);
     if let Ok(st) = fstat(dir) {
         if st.st_uid == t.from_uid {
-            match fchown(dir.as_fd(), Some(Uid::from_raw(t.to_uid)), Some(Gid::from_raw(t.to_gid))) {
+            match fchown(
+                dir.as_fd(),
+                Some(Uid::from_raw(t.to_uid)),
+                Some(Gid::from_raw(t.to_gid)),
+            ) {
                 Ok(()) => n.0 += 1,
                 Err(_) => n.1 += 1,
             }
@@ -82,7 +86,11 @@ fn walk(dir: &OwnedFd, t: Transfer, depth: usize, n: &mut (usize, usize)) {
                 Mode::empty(),
             ) {
                 if fstat(&sub).map(|s| s.st_uid == t.from_uid).unwrap_or(false) {
-                    match fchown(sub.as_fd(), Some(Uid::from_raw(t.to_uid)), Some(Gid::from_raw(t.to_gid))) {
+                    match fchown(
+                        sub.as_fd(),
+                        Some(Uid::from_raw(t.to_uid)),
+                        Some(Gid::from_raw(t.to_gid)),
+                    ) {
                         Ok(()) => n.0 += 1,
                         Err(_) => n.1 += 1,
                     }
@@ -91,7 +99,9 @@ fn walk(dir: &OwnedFd, t: Transfer, depth: usize, n: &mut (usize, usize)) {
             }
             continue;
         }
-        if st.st_uid != t.from_uid || (t.skip_multilinked && kind == SFlag::S_IFREG && st.st_nlink > 1) {
+        if st.st_uid != t.from_uid
+            || (t.skip_multilinked && kind == SFlag::S_IFREG && st.st_nlink > 1)
+        {
             continue;
         }
         match fchownat(

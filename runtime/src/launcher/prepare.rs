@@ -63,12 +63,18 @@ pub fn random_id() -> Result<String, Denial> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut b))
         .map_err(|e| site(format!("/dev/urandom: {e}")))?;
-    Ok(format!("pb-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()))
+    Ok(format!(
+        "pb-{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    ))
 }
 
 /// The caller's home directory from NSS (hidden from the payload).
 fn caller_home(uid: u32) -> Option<PathBuf> {
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.dir)
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.dir)
 }
 
 /// Prepare the run of `req` in `store`. On error nothing is left behind.
@@ -77,7 +83,8 @@ pub fn prepare(store: &Store, mut req: Request) -> Result<Prepared, Denial> {
     let chosen = req.id.is_some();
     let id = match req.id.take() {
         Some(id) => {
-            super::state::validate_id(&id).map_err(|e| Denial::new(Class::PilotError, e.to_string()))?;
+            super::state::validate_id(&id)
+                .map_err(|e| Denial::new(Class::PilotError, e.to_string()))?;
             id
         }
         None => random_id()?,
@@ -105,11 +112,19 @@ pub fn prepare(store: &Store, mut req: Request) -> Result<Prepared, Denial> {
 }
 
 fn fill(p: &mut Prepared, req: &mut Request) -> Result<(), Denial> {
-    let (caller, proxy_path, proxy_bytes, d, extra_env) =
-        (req.caller, req.proxy_path, req.proxy_bytes, req.decision, req.extra_env);
+    let (caller, proxy_path, proxy_bytes, d, extra_env) = (
+        req.caller,
+        req.proxy_path,
+        req.proxy_bytes,
+        req.decision,
+        req.extra_env,
+    );
     // The proxy copy: cred/ owned by the pool account (0700), x509up 0600.
     let cred = p.dir.join("cred");
-    std::fs::DirBuilder::new().mode(0o700).create(&cred).map_err(|e| site(format!("{}: {e}", cred.display())))?;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&cred)
+        .map_err(|e| site(format!("{}: {e}", cred.display())))?;
     let file = cred.join("x509up");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -118,24 +133,41 @@ fn fill(p: &mut Prepared, req: &mut Request) -> Result<(), Denial> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(&file)
         .map_err(|e| site(format!("{}: {e}", file.display())))?;
-    f.write_all(proxy_bytes).and_then(|_| f.sync_all()).map_err(|e| site(format!("{}: {e}", file.display())))?;
+    f.write_all(proxy_bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| site(format!("{}: {e}", file.display())))?;
     for path in [&file, &cred] {
         std::os::unix::fs::lchown(path, Some(d.uid), Some(d.gid))
             .map_err(|e| site(format!("chown {}: {e}", path.display())))?;
     }
     p.spec.groups = d.groups.clone();
-    p.spec.binds.push(Bind { source: cred, dest: SANDBOX_CRED_DIR.into(), readonly: true, idmap: None });
+    p.spec.binds.push(Bind {
+        source: cred,
+        dest: SANDBOX_CRED_DIR.into(),
+        readonly: true,
+        idmap: None,
+    });
     let announced = match &req.target_proxy {
-        Some(t) if !t.is_absolute() || t.components().any(|c| c == std::path::Component::ParentDir) => {
+        Some(t)
+            if !t.is_absolute() || t.components().any(|c| c == std::path::Component::ParentDir) =>
+        {
             return Err(Denial::new(
                 Class::PilotError,
-                format!("target proxy {}: must be an absolute path without '..'", t.display()),
+                format!(
+                    "target proxy {}: must be an absolute path without '..'",
+                    t.display()
+                ),
             ))
         }
         // A file bind of this copy: `renew` replaces cred/x509up by rename, which only the
         // directory bind above follows (documented in docs/admin-guide.md).
         Some(t) => {
-            p.spec.binds.push(Bind { source: file.clone(), dest: t.clone(), readonly: true, idmap: None });
+            p.spec.binds.push(Bind {
+                source: file.clone(),
+                dest: t.clone(),
+                readonly: true,
+                idmap: None,
+            });
             t.to_string_lossy().into_owned()
         }
         None => SANDBOX_PROXY.into(),
@@ -149,15 +181,27 @@ fn fill(p: &mut Prepared, req: &mut Request) -> Result<(), Denial> {
         let mut idmap = None;
         if crate::engine::idmap_supported(&real) {
             p.handover = Handover::Idmap;
-            idmap = Some(Idmap { disk_uid: caller.uid, disk_gid: caller.gid, uid: d.uid, gid: d.gid });
+            idmap = Some(Idmap {
+                disk_uid: caller.uid,
+                disk_gid: caller.gid,
+                uid: d.uid,
+                gid: d.gid,
+            });
         } else {
             let (moved, failed) = handover::transfer(
                 &fd,
-                Transfer { from_uid: caller.uid, to_uid: d.uid, to_gid: d.gid, skip_multilinked: false },
+                Transfer {
+                    from_uid: caller.uid,
+                    to_uid: d.uid,
+                    to_gid: d.gid,
+                    skip_multilinked: false,
+                },
             );
             p.handover = Handover::Chown;
             if failed > 0 {
-                tracing::warn!("work dir hand-over: {failed} entries not handed over ({moved} were)");
+                tracing::warn!(
+                    "work dir hand-over: {failed} entries not handed over ({moved} were)"
+                );
             }
         }
         p.spec.binds.push(Bind {
@@ -223,7 +267,10 @@ impl Prepared {
                 },
             );
             if failed > 0 {
-                problems.push(format!("{failed} work-dir entries not given back to uid {}", self.pilot.0));
+                problems.push(format!(
+                    "{failed} work-dir entries not given back to uid {}",
+                    self.pilot.0
+                ));
             }
         }
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {

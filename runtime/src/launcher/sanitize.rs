@@ -26,7 +26,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum SanitizeError {
     #[error("{step}: {errno}")]
-    Sys { step: &'static str, errno: nix::errno::Errno },
+    Sys {
+        step: &'static str,
+        errno: nix::errno::Errno,
+    },
 }
 
 fn sys(step: &'static str) -> impl Fn(nix::errno::Errno) -> SanitizeError {
@@ -91,7 +94,11 @@ const RAISED: [Resource; 6] = [
 pub fn sanitize() -> Result<Caller, SanitizeError> {
     let uids = getresuid().map_err(sys("getresuid"))?;
     let gids = getresgid().map_err(sys("getresgid"))?;
-    let groups = getgroups().map_err(sys("getgroups"))?.into_iter().map(|g| g.as_raw()).collect();
+    let groups = getgroups()
+        .map_err(sys("getgroups"))?
+        .into_iter()
+        .map(|g| g.as_raw())
+        .collect();
     let cwd = std::env::current_dir().ok();
 
     let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
@@ -101,7 +108,8 @@ pub fn sanitize() -> Result<Caller, SanitizeError> {
     }
 
     crate::sys::reset_signal_dispositions();
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).map_err(sys("sigprocmask"))?;
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(sys("sigprocmask"))?;
     close_fds_from(3).map_err(sys("close_range"))?;
     umask(Mode::from_bits_truncate(0o077));
     nix::sys::prctl::set_dumpable(false).map_err(sys("PR_SET_DUMPABLE"))?;

@@ -138,7 +138,9 @@ pub fn validate_id(id: &str) -> Result<(), StateError> {
         && id.len() <= 128
         && !id.starts_with('.')
         && id != "pilot"
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -154,7 +156,9 @@ pub struct Store {
 
 impl Default for Store {
     fn default() -> Self {
-        Store { root: RUN_DIR.into() }
+        Store {
+            root: RUN_DIR.into(),
+        }
     }
 }
 
@@ -205,7 +209,9 @@ impl Store {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)
             .map_err(|e| io(&tmp, e))?;
-        f.write_all(&text).and_then(|_| f.sync_all()).map_err(|e| io(&tmp, e))?;
+        f.write_all(&text)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
     }
 
@@ -220,11 +226,15 @@ impl Store {
             .open(&path)
         {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StateError::NotFound(id.into())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StateError::NotFound(id.into()))
+            }
             Err(e) => return Err(io(&path, e)),
         };
         let mut text = Vec::new();
-        f.take(MAX_RECORD + 1).read_to_end(&mut text).map_err(|e| io(&path, e))?;
+        f.take(MAX_RECORD + 1)
+            .read_to_end(&mut text)
+            .map_err(|e| io(&path, e))?;
         if text.len() as u64 > MAX_RECORD {
             return Err(StateError::Malformed {
                 path,
@@ -317,7 +327,10 @@ mod tests {
     fn write_read_all_remove_round_trip() {
         let t = tempfile::tempdir().unwrap();
         let s = Store::new(t.path().join("run"));
-        assert!(s.read_all().unwrap().0.is_empty(), "missing root: nothing runs");
+        assert!(
+            s.read_all().unwrap().0.is_empty(),
+            "missing root: nothing runs"
+        );
         s.create_dir("b").unwrap();
         s.create_dir("a").unwrap();
         assert!(s.create_dir("a").is_err(), "an id is never shared");
@@ -325,7 +338,10 @@ mod tests {
         s.write(&rec("b")).unwrap();
         std::fs::create_dir(s.root.join("starting")).unwrap();
         let (ok, bad) = s.read_all().unwrap();
-        assert_eq!(ok.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            ok.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         assert_eq!(bad.len(), 1);
         assert!(matches!(bad[0].1, StateError::NotFound(_)));
         assert_eq!(s.read("a").unwrap(), rec("a"));
@@ -345,7 +361,9 @@ mod tests {
     fn bad_ids_and_stale_pids_are_refused() {
         let s = Store::new("/nonexistent");
         let long = "x".repeat(129);
-        for id in ["", ".", "..", "../x", ".hidden", "a/b", "a\0b", "pilot", "x y", &long] {
+        for id in [
+            "", ".", "..", "../x", ".hidden", "a/b", "a\0b", "pilot", "x y", &long,
+        ] {
             assert!(matches!(s.dir(id), Err(StateError::BadId(_))), "{id:?}");
         }
         for id in ["p-42", "job_1.2", "A", &"x".repeat(128)] {
@@ -353,6 +371,9 @@ mod tests {
         }
         let mut r = rec("z");
         r.supervisor_start += 1;
-        assert!(!r.supervisor_alive(), "same pid, other start time: not our supervisor");
+        assert!(
+            !r.supervisor_alive(),
+            "same pid, other start time: not our supervisor"
+        );
     }
 }

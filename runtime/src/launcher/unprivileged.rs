@@ -51,13 +51,15 @@ fn child(bytes: &[u8], opts: &VerifyOptions, mut out: std::fs::File) -> ! {
         .and_then(|_| nix::sys::prctl::set_dumpable(false));
     let verdict = match dropped {
         // Check the drop took: a saved uid of 0 would let the parser regain root.
-        Ok(()) if nix::unistd::getresuid().map(|r| r.saved.as_raw()) == Ok(NOBODY) => match verify_proxy(bytes, opts) {
-            Ok(v) => Verdict::Valid(v.identity),
-            Err(e) => Verdict::Rejected {
-                class: e.class().exit_code(),
-                reason: format!("credential rejected: {}", e.reason()),
-            },
-        },
+        Ok(()) if nix::unistd::getresuid().map(|r| r.saved.as_raw()) == Ok(NOBODY) => {
+            match verify_proxy(bytes, opts) {
+                Ok(v) => Verdict::Valid(v.identity),
+                Err(e) => Verdict::Rejected {
+                    class: e.class().exit_code(),
+                    reason: format!("credential rejected: {}", e.reason()),
+                },
+            }
+        }
         _ => Verdict::Rejected {
             class: 123,
             reason: "cannot drop privileges for credential verification".into(),
@@ -73,7 +75,8 @@ fn child(bytes: &[u8], opts: &VerifyOptions, mut out: std::fs::File) -> ! {
 /// Verify `bytes` in an unprivileged child; the identity, or a classified denial.
 pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Identity, Denial> {
     let site = |r: String| Denial::new(Class::SiteError, r);
-    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| site(format!("pipe: {e}")))?;
+    let (rd, wr) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| site(format!("pipe: {e}")))?;
     let child_pid = match crate::sys::fork().map_err(|e| site(format!("fork: {e}")))? {
         crate::sys::Forked::Child => {
             drop(rd);
@@ -92,7 +95,8 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Identity, Denial> {
             break true;
         }
         let mut fds = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
-        let ms = PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+        let ms =
+            PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, ms) {
             Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(site(format!("poll: {e}"))),
@@ -113,12 +117,17 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Identity, Denial> {
     if timed_out {
         return Err(Denial::new(
             Class::Temporary,
-            format!("credential verification took longer than {}s", TIMEOUT.as_secs()),
+            format!(
+                "credential verification took longer than {}s",
+                TIMEOUT.as_secs()
+            ),
         ));
     }
     match serde_json::from_slice::<Verdict>(&buf) {
         Ok(Verdict::Valid(id)) => Ok(id),
         Ok(Verdict::Rejected { class, reason }) => Err(Denial::new(class_of(class), reason)),
-        Err(_) => Err(site("the credential verifier died without a verdict".into())),
+        Err(_) => Err(site(
+            "the credential verifier died without a verdict".into(),
+        )),
     }
 }

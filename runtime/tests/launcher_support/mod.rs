@@ -19,7 +19,14 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 pub const TOP: &str = "/var/lib/pilotbox-tests";
 /// The build-time policy path of the test binary (its directory is root-owned, 0755).
 pub const POLICY: &str = "/var/lib/pilotbox-tests/launcher-etc/policy.toml";
-pub const TARGET: &str = "/var/lib/pilotbox-tests/launcher-target";
+/// Where the test copy of `pilotbox` (built with the test policy path) is built: beside this
+/// checkout's own build output (`target/setuid-test`), so `cargo clean` removes it and nothing
+/// outlives the checkout. Derived from the test executable's path (`target/debug/deps/…`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let target = exe.ancestors().nth(3).expect("target/<profile>/deps/<exe>");
+    target.join("setuid-test")
+}
 pub const PREFIX: &str = "/var/lib/pilotbox-tests/launcher-prefix";
 pub const BASE: &str = "/var/lib/pilotbox-tests/launcher";
 pub const PILOT: u32 = 30290;
@@ -39,23 +46,35 @@ fn mode(p: &Path, m: u32) {
 /// removes it again, so no setuid-root test build outlives the test.
 pub fn install() -> PathBuf {
     let built = INSTALLED.get_or_init(|| {
-        let built = Path::new(TARGET).join("debug/pilotbox");
+        let built = target_dir().join("debug/pilotbox");
         if std::env::var_os("PILOTBOX_IN_VM").is_some() {
             // In the cgroup-v2 VM there is no cargo on PATH, and building under TCG would take
             // an hour: the host's test run (which precedes the VM in tests/install-and-test.sh)
             // built this binary from the same tree.
-            assert!(built.exists(), "{} missing: run the host tests before the VM", built.display());
+            assert!(
+                built.exists(),
+                "{} missing: run the host tests before the VM",
+                built.display()
+            );
             return built;
         }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let st = Command::new(cargo)
-            .args(["build", "-p", "runtime", "--bin", "pilotbox", "--target-dir", TARGET])
+            .args([
+                "build",
+                "-p",
+                "runtime",
+                "--bin",
+                "pilotbox",
+                "--target-dir",
+            ])
+            .arg(target_dir())
             .env("PILOTBOX_POLICY", POLICY)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .unwrap();
         assert!(st.success(), "building the test pilotbox failed");
-        Path::new(TARGET).join("debug/pilotbox")
+        target_dir().join("debug/pilotbox")
     });
     {
         let bin = Path::new(PREFIX).join("bin");
@@ -110,7 +129,12 @@ impl Env {
         for vo in ["testvo", "smallvo"] {
             pki.lsc(&vomsdir, vo, &host);
         }
-        Command::new("chmod").args(["-R", "a+rX"]).arg(&trust).arg(&vomsdir).status().unwrap();
+        Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(&trust)
+            .arg(&vomsdir)
+            .status()
+            .unwrap();
         std::fs::create_dir_all(Path::new(BASE).join("state")).unwrap();
         mode(&Path::new(BASE).join("state"), 0o700);
         let pilot_dir = Path::new(BASE).join("pilot");
@@ -205,7 +229,16 @@ syslog = false
     pub fn run_as(&self, uid: u32, env: &[(&str, &str)], args: &[&str], cmd: &[&str]) -> Command {
         let mut c = Command::new("setpriv");
         c.env_clear()
-            .args(["--reuid", &uid.to_string(), "--regid", &uid.to_string(), "--clear-groups", "--", "/usr/bin/env", "-i"])
+            .args([
+                "--reuid",
+                &uid.to_string(),
+                "--regid",
+                &uid.to_string(),
+                "--clear-groups",
+                "--",
+                "/usr/bin/env",
+                "-i",
+            ])
             .args(env.iter().map(|(k, v)| format!("{k}={v}")))
             .arg(&self.bin)
             .arg("run")
@@ -232,11 +265,16 @@ syslog = false
     }
 
     pub fn report(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(self.report_path()).expect("no report")).unwrap()
+        serde_json::from_str(&std::fs::read_to_string(self.report_path()).expect("no report"))
+            .unwrap()
     }
 
     pub fn audit_lines(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.audit).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        std::fs::read_to_string(&self.audit)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 }
 
@@ -252,6 +290,13 @@ impl Drop for Env {
 
 pub fn result(out: Output) -> (i32, String, String) {
     use std::os::unix::process::ExitStatusExt;
-    let code = out.status.code().unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
-    (code, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let code = out
+        .status
+        .code()
+        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
+    (
+        code,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

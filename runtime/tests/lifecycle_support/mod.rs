@@ -58,7 +58,10 @@ pub struct StateDir(pub PathBuf);
 
 impl StateDir {
     pub fn scratch(name: &str) -> StateDir {
-        let d = PathBuf::from(format!("/var/lib/pilotbox-tests/state-{name}-{}", std::process::id()));
+        let d = PathBuf::from(format!(
+            "/var/lib/pilotbox-tests/state-{name}-{}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o711)).unwrap();
@@ -103,9 +106,16 @@ pub struct SetuidCopy {
 
 impl SetuidCopy {
     pub fn new(name: &str) -> SetuidCopy {
-        let dir = PathBuf::from(format!("/var/lib/pilotbox-tests/bin-{name}-{}", std::process::id()));
+        let dir = PathBuf::from(format!(
+            "/var/lib/pilotbox-tests/bin-{name}-{}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions("/var/lib/pilotbox-tests", std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            "/var/lib/pilotbox-tests",
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let bin = dir.join("pilotbox");
         std::fs::copy(PILOTBOX, &bin).unwrap();
@@ -117,7 +127,13 @@ impl SetuidCopy {
     /// Run the setuid copy as `uid` (real, effective and saved; no groups), via setpriv.
     pub fn run_as(&self, uid: u32, args: &[&str]) -> Output {
         Command::new("setpriv")
-            .args(["--reuid", &uid.to_string(), "--regid", &uid.to_string(), "--clear-groups"])
+            .args([
+                "--reuid",
+                &uid.to_string(),
+                "--regid",
+                &uid.to_string(),
+                "--clear-groups",
+            ])
             .arg(&self.bin)
             .args(args)
             .output()
@@ -136,7 +152,11 @@ pub fn code(o: &Output) -> i32 {
 }
 
 pub fn text(o: &Output) -> String {
-    format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 pub fn json(o: &Output) -> serde_json::Value {

@@ -52,12 +52,26 @@ impl Fixture {
         let dir = PathBuf::from(format!("/var/lib/pilotbox-tests/{name}-{pid}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions("/var/lib/pilotbox-tests", std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            "/var/lib/pilotbox-tests",
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let base = std::env::var("PILOTBOX_TEST_CGROUP_ROOT").unwrap_or_else(|_| "/pilotbox-test".into());
-        assert!(!base.contains("process_api"), "never use the machine's own cgroup");
+        let base =
+            std::env::var("PILOTBOX_TEST_CGROUP_ROOT").unwrap_or_else(|_| "/pilotbox-test".into());
+        assert!(
+            !base.contains("process_api"),
+            "never use the machine's own cgroup"
+        );
         let cgroup_base = format!("{base}/engine-{name}-{pid}");
-        Fixture { name: name.into(), dir, cgroup: format!("{cgroup_base}/payload"), cgroup_base, children: vec![] }
+        Fixture {
+            name: name.into(),
+            dir,
+            cgroup: format!("{cgroup_base}/payload"),
+            cgroup_base,
+            children: vec![],
+        }
     }
 
     /// A directory the pool account owns, to use as the payload's work dir.
@@ -71,7 +85,15 @@ impl Fixture {
     /// A long-running process as the non-root pilot uid; returns its host pid.
     pub fn pilot_process(&mut self) -> i32 {
         let c = Command::new("setpriv")
-            .args(["--reuid", &PILOT_UID.to_string(), "--regid", &PILOT_UID.to_string(), "--clear-groups", "sleep", "300"])
+            .args([
+                "--reuid",
+                &PILOT_UID.to_string(),
+                "--regid",
+                &PILOT_UID.to_string(),
+                "--clear-groups",
+                "sleep",
+                "300",
+            ])
             .spawn()
             .unwrap();
         let pid = c.id() as i32;
@@ -82,13 +104,19 @@ impl Fixture {
     /// `pilotbox-engine exec` with the default payload spec, the test cgroup and a report.
     pub fn engine(&self, extra: &[&str], cmd: &[&str]) -> Command {
         let mut c = Command::new(ENGINE);
-        c.args(["exec", "--uid", &POOL_UID.to_string(), "--gid", &POOL_GID.to_string()])
-            .args(["--groups", &POOL_GROUP2.to_string()])
-            .args(["--cgroup", &self.cgroup])
-            .args(["--report", self.report_path().to_str().unwrap()])
-            .args(extra)
-            .arg("--")
-            .args(cmd);
+        c.args([
+            "exec",
+            "--uid",
+            &POOL_UID.to_string(),
+            "--gid",
+            &POOL_GID.to_string(),
+        ])
+        .args(["--groups", &POOL_GROUP2.to_string()])
+        .args(["--cgroup", &self.cgroup])
+        .args(["--report", self.report_path().to_str().unwrap()])
+        .args(extra)
+        .arg("--")
+        .args(cmd);
         c
     }
 
@@ -103,20 +131,32 @@ impl Fixture {
 
     /// Run a shell script as the payload; (exit code, stdout, stderr).
     pub fn sh(&self, extra: &[&str], script: &str) -> (i32, String, String) {
-        let out = self.engine(extra, &["/bin/sh", "-c", script]).output().unwrap();
+        let out = self
+            .engine(extra, &["/bin/sh", "-c", script])
+            .output()
+            .unwrap();
         result(out)
     }
 
     /// Host pids of every process in the payload cgroup (empty when gone).
     pub fn cgroup_pids(&self) -> Vec<i32> {
-        Cgroup::open(&self.cgroup).and_then(|c| c.pids()).unwrap_or_default()
+        Cgroup::open(&self.cgroup)
+            .and_then(|c| c.pids())
+            .unwrap_or_default()
     }
 }
 
 pub fn result(out: Output) -> (i32, String, String) {
     use std::os::unix::process::ExitStatusExt;
-    let code = out.status.code().unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
-    (code, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let code = out
+        .status
+        .code()
+        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
+    (
+        code,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 impl Drop for Fixture {
@@ -167,12 +207,21 @@ pub fn pids_with_marker(marker: &str) -> Vec<i32> {
 pub fn alive(pid: i32) -> bool {
     // A zombie is dead for our purposes.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
         .unwrap_or(false)
 }
 
 pub fn spawn(mut c: Command) -> Child {
-    c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    c.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 pub fn path_str(p: &Path) -> &str {

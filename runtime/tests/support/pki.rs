@@ -17,7 +17,11 @@ pub struct Cred {
 
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -38,26 +42,43 @@ const EXT: &str = "[v3_user]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = c
 
 impl Pki {
     pub fn new(name: &str) -> Pki {
-        let tmp = tempfile::Builder::new().prefix("pilotbox-launcher-pki-").tempdir().unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("pilotbox-launcher-pki-")
+            .tempdir()
+            .unwrap();
         let ca_dir = tmp.path().join("certificates");
         std::fs::create_dir_all(&ca_dir).unwrap();
         let dn = format!("/DC=org/DC=example/CN={name}");
         let (cert, key) = (tmp.path().join("ca.pem"), tmp.path().join("ca.key"));
-        run(openssl().args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"]).arg(&key).arg("-out").arg(&cert).args([
-            "-subj",
-            &dn,
-            "-days",
-            "3650",
-            "-sha256",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]));
-        let hash = run(openssl().args(["x509", "-noout", "-subject_hash", "-in"]).arg(&cert)).trim().to_string();
+        run(openssl()
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .args([
+                "-subj",
+                &dn,
+                "-days",
+                "3650",
+                "-sha256",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ]));
+        let hash = run(openssl()
+            .args(["x509", "-noout", "-subject_hash", "-in"])
+            .arg(&cert))
+        .trim()
+        .to_string();
         std::fs::copy(&cert, ca_dir.join(format!("{hash}.0"))).unwrap();
         std::fs::write(tmp.path().join("ext.cnf"), EXT).unwrap();
-        Pki { tmp, ca_dir, ca: Cred { cert, key, dn }, n: std::cell::Cell::new(0) }
+        Pki {
+            tmp,
+            ca_dir,
+            ca: Cred { cert, key, dn },
+            n: std::cell::Cell::new(0),
+        }
     }
 
     fn path(&self, stem: &str) -> PathBuf {
@@ -69,7 +90,12 @@ impl Pki {
     pub fn cert(&self, cn: &str) -> Cred {
         let (cert, key, csr) = (self.path("c.pem"), self.path("c.key"), self.path("c.csr"));
         let dn = format!("/DC=org/DC=example/CN={cn}");
-        run(openssl().args(["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout"]).arg(&key).arg("-out").arg(&csr).args(["-subj", &dn]));
+        run(openssl()
+            .args(["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr)
+            .args(["-subj", &dn]));
         run(openssl()
             .args(["x509", "-req", "-sha256", "-days", "30", "-set_serial"])
             .arg(format!("{}", 0x2000 + self.n.get()))
@@ -83,7 +109,8 @@ impl Pki {
             .arg(self.tmp.path().join("ext.cnf"))
             .args(["-extensions", "v3_user", "-out"])
             .arg(&cert));
-        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o400)).unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o400))
+            .unwrap();
         Cred { cert, key, dn }
     }
 
@@ -107,7 +134,15 @@ impl Pki {
             .arg("-hostkey")
             .arg(&host.key)
             .args(extra)
-            .args(["-voms", vo, "-uri", "voms.example.org:15000", "-fqan", &format!("/{vo}/Role=NULL/Capability=NULL"), "-out"])
+            .args([
+                "-voms",
+                vo,
+                "-uri",
+                "voms.example.org:15000",
+                "-fqan",
+                &format!("/{vo}/Role=NULL/Capability=NULL"),
+                "-out",
+            ])
             .arg(&out));
         out
     }
@@ -136,6 +171,10 @@ impl Pki {
     /// `<dir>/<vo>/<host>.lsc` naming `host` and this CA.
     pub fn lsc(&self, dir: &Path, vo: &str, host: &Cred) {
         std::fs::create_dir_all(dir.join(vo)).unwrap();
-        std::fs::write(dir.join(vo).join("voms.example.org.lsc"), format!("{}\n{}\n", host.dn, self.ca.dn)).unwrap();
+        std::fs::write(
+            dir.join(vo).join("voms.example.org.lsc"),
+            format!("{}\n{}\n", host.dn, self.ca.dn),
+        )
+        .unwrap();
     }
 }
