@@ -92,8 +92,8 @@ fn main() {
         }
     };
     let code = match cli.command {
-        Command::Verify(a) => cli::verify::run(a),
-        Command::Map(a) => cli::map::run(a),
+        Command::Verify(a) => cli::verify::run_as_caller(a, &caller),
+        Command::Map(a) => cli::map::run(a, &caller),
         Command::Policy(a) => cli::policy_check::run(a),
         Command::Leases(a) => cli::leases::run(a),
         Command::Run(a) => cli::run::run(a, &caller),

@@ -7,7 +7,7 @@
 
 use policy::authz::{decide, Decision, Policy, Request};
 use policy::class::Denial;
-use policy::credentials::{verify_proxy, VerifyOptions};
+use policy::credentials::VerifyOptions;
 use policy::identity::Identity;
 use policy::lease::{open_store, unix_now};
 use serde_json::{json, Value};
@@ -27,30 +27,35 @@ pub struct Args {
 }
 
 /// `map`: the system policy (fixed path), its trust dirs, the caller's proxy.
-pub fn run(args: Args) -> i32 {
+pub fn run(args: Args, caller: &crate::launcher::sanitize::Caller) -> i32 {
     let policy = match Policy::load_system() {
         Ok(p) => p,
         Err(e) => return fail(Denial::from(e), args.json),
     };
-    let bytes = match super::verify::read_proxy(&args.proxy) {
-        Ok(b) => b,
-        Err(msg) => return fail(Denial::new(policy::Class::PilotError, msg), args.json),
+    // A non-root caller's proxy is read as the caller, under gLExec's rule (owned by the
+    // caller, private), exactly as `run` does; root may name any file.
+    let bytes = if caller.uid != 0 {
+        match crate::launcher::credfile::read_proxy(caller, &args.proxy) {
+            Ok(b) => b,
+            Err(e) => return fail(Denial::new(policy::Class::PilotError, e.to_string()), args.json),
+        }
+    } else {
+        match super::verify::read_proxy(&args.proxy) {
+            Ok(b) => b,
+            Err(msg) => return fail(Denial::new(policy::Class::PilotError, msg), args.json),
+        }
     };
     let mut opts = VerifyOptions::new(policy.file.trust.ca_dir.clone());
     opts.voms_dir = Some(policy.file.trust.voms_dir.clone());
     opts.host_fqdn = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok());
-    let verified = match verify_proxy(&bytes, &opts) {
-        Ok(v) => v,
-        Err(e) => {
-            return fail(
-                Denial::new(e.class(), format!("credential rejected: {}", e.reason())),
-                args.json,
-            )
-        }
+    // Untrusted bytes are parsed without privilege, in a uid-65534 child (as `run` does).
+    let identity = match crate::launcher::unprivileged::verify(&bytes, &opts) {
+        Ok(id) => id,
+        Err(d) => return fail(d, args.json),
     };
-    run_with_identity(&policy, &verified.identity, args.explain, args.json)
+    run_with_identity(&policy, &identity, args.explain, args.json)
 }
 
 fn fail(d: Denial, json_flag: bool) -> i32 {
