@@ -12,7 +12,18 @@ const PROBE: &str = env!("CARGO_BIN_EXE_pilotbox-lease-probe");
 /// A temp dir whose ancestors are root-owned and not group/world-writable when run as root
 /// (the target dir, not /tmp), so the probe's permission check passes for the right reason.
 pub fn trusted_tempdir() -> tempfile::TempDir {
-    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    // Root-owned, 0755 ancestors whatever the checkout's location (a clone under /tmp, 1777, would
+    // fail the policy permission checks for the wrong reason).
+    let base = if nix::unistd::geteuid().is_root() {
+        let b = PathBuf::from("/var/lib/pilotbox-tests/tmp");
+        std::fs::create_dir_all(&b).unwrap();
+        for d in ["/var/lib/pilotbox-tests", "/var/lib/pilotbox-tests/tmp"] {
+            std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        }
+        b
+    } else {
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+    };
     std::fs::create_dir_all(&base).unwrap();
     let d = tempfile::Builder::new()
         .prefix("authz-")
