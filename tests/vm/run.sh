@@ -134,6 +134,9 @@ if [ "$ncmd" -gt 0 ]; then
 fi
 [ -s "$xfer/plan" ] || { say "nothing to run"; exit 0; }
 printf 'VM_SESSION=%s\n' "$(shquote "$here/guest/session.sh")" > "$xfer/job"
+# The work tree may live under /tmp, /var/tmp or /run (a CI clone), which the guest replaces with
+# private tmpfs: tell the guest where it is so it can put it back.
+printf 'VM_WORKTREE=%s\n' "$(shquote "$(cd "$here/../.." && pwd -P)")" >> "$xfer/job"
 
 # --- boot --------------------------------------------------------------------------------------
 # The root share is read-only in the guest and the host's files don't change during a run, so
