@@ -5,6 +5,7 @@
 #
 # Usage: tests/vm/run.sh [options] [-- COMMAND [ARGS...]]
 #   --smoke               run every tests/vm/guest-tests/*.sh (the cgroup-v2 testbed checks)
+#   --exclude NAME        leave the integration test binary NAME out (repeatable)
 #   --cargo-tests CRATE   build `cargo test -p CRATE --no-run` on the host and run each of the
 #                         crate's integration test binaries in the guest (--test-threads=1)
 #   --test-bin PATH       run one prebuilt Rust test binary in the guest (cwd: current dir)
@@ -55,11 +56,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-smoke=0 crates="" bins="" ncmd=0
+smoke=0 crates="" bins="" ncmd=0 excludes=""
 while [ $# -gt 0 ]; do
     case $1 in
         --smoke) smoke=1 ;;
         --cargo-tests) [ $# -ge 2 ] || usage; crates="$crates $2"; shift ;;
+        --exclude) [ $# -ge 2 ] || usage; excludes="$excludes $2"; shift ;;
         --test-bin)
             [ $# -ge 2 ] || usage
             [ -x "$2" ] || { say "not an executable: $2"; exit 2; }
@@ -123,6 +125,9 @@ for crate in $crates; do
         "$work/cargo-$crate.json" > "$work/tests-$crate.tsv"
     [ -s "$work/tests-$crate.tsv" ] || say "note: crate $crate has no integration tests (tests/*.rs)"
     while IFS="$tab" read -r name dir exe; do
+        case " $excludes " in
+            *" $name "*) say "excluded from the VM: $crate/$name (runs on the host)"; continue ;;
+        esac
         add_step test "$crate/$name" "$dir" "$exe"
     done < "$work/tests-$crate.tsv"
 done
