@@ -17,6 +17,17 @@ if [ -n "$need_apt" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need_apt
 fi
 
+# The shared roots the tests create their own (removed) subtrees under: removed at the end, on
+# every path. A root that is not empty means a test leaked a cgroup: say so.
+cleanup() {
+    for d in /sys/fs/cgroup/*/pilotbox-test /sys/fs/cgroup/pilotbox-test; do
+        [ -d "$d" ] || continue
+        rmdir "$d" 2>/dev/null || echo "install-and-test.sh: WARNING: $d is not empty (a test leaked a cgroup)" >&2
+    done
+    rm -rf /var/lib/pilotbox-tests
+}
+trap cleanup EXIT
+
 # Root tests must not pass vacuously by skipping.
 export PILOTBOX_REQUIRE_ROOT=1
 
