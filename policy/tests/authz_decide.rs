@@ -280,7 +280,13 @@ fn limits_env_and_fixed_account_details() {
         d.env,
         vec![("LANG".into(), "C".into()), ("PANDA_ID".into(), "1".into())]
     );
-    assert!(d.reasons.iter().any(|r| r.contains("dropped") && r.contains("LD_PRELOAD")), "{:?}", d.reasons);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("dropped") && r.contains("LD_PRELOAD")),
+        "{:?}",
+        d.reasons
+    );
 }
 
 #[test]

@@ -21,7 +21,8 @@ fn tdir() -> tempfile::TempDir {
         let b = PathBuf::from("/var/lib/pilotbox-tests/tmp");
         std::fs::create_dir_all(&b).unwrap();
         for d in ["/var/lib/pilotbox-tests", "/var/lib/pilotbox-tests/tmp"] {
-            std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+            std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
         }
         b
     } else {

@@ -422,11 +422,22 @@ fn map_and_verify_read_only_what_the_pilot_can_read() {
     require_root!();
     let env = Env::new();
     let secret = std::path::Path::new(launcher_support::BASE).join("root-only.pem");
-    std::fs::write(&secret, "-----BEGIN CERTIFICATE-----\nUk9PVA==\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(
+        &secret,
+        "-----BEGIN CERTIFICATE-----\nUk9PVA==\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let as_pilot = |args: &[&str]| {
         let out = std::process::Command::new("setpriv")
-            .args(["--reuid", &PILOT.to_string(), "--regid", &PILOT.to_string(), "--clear-groups", "--"])
+            .args([
+                "--reuid",
+                &PILOT.to_string(),
+                "--regid",
+                &PILOT.to_string(),
+                "--clear-groups",
+                "--",
+            ])
             .arg(&env.bin)
             .args(args)
             .output()
@@ -437,10 +448,17 @@ fn map_and_verify_read_only_what_the_pilot_can_read() {
     for sub in ["map", "verify"] {
         let (c, out, e) = as_pilot(&[sub, "--proxy", s]);
         assert_eq!(c, 122, "{sub}: {out} {e}");
-        assert!(e.contains("Permission denied"), "{sub} opened it as the pilot: {e}");
+        assert!(
+            e.contains("Permission denied"),
+            "{sub} opened it as the pilot: {e}"
+        );
     }
     // Control: the pilot's own proxy maps.
     let (c, out, e) = as_pilot(&["map", "--proxy", env.proxy.to_str().unwrap(), "--json"]);
     assert_eq!(c, 0, "{out} {e}");
-    assert!(POOL.contains(&(serde_json::from_str::<serde_json::Value>(&out).unwrap()["uid"].as_u64().unwrap() as u32)));
+    assert!(POOL.contains(
+        &(serde_json::from_str::<serde_json::Value>(&out).unwrap()["uid"]
+            .as_u64()
+            .unwrap() as u32)
+    ));
 }

@@ -37,7 +37,12 @@ pub fn run(args: Args, caller: &crate::launcher::sanitize::Caller) -> i32 {
     let bytes = if caller.uid != 0 {
         match crate::launcher::credfile::read_proxy(caller, &args.proxy) {
             Ok(b) => b,
-            Err(e) => return fail(Denial::new(policy::Class::PilotError, e.to_string()), args.json),
+            Err(e) => {
+                return fail(
+                    Denial::new(policy::Class::PilotError, e.to_string()),
+                    args.json,
+                )
+            }
         }
     } else {
         match super::verify::read_proxy(&args.proxy) {

@@ -178,17 +178,18 @@ mod tests {
 
     fn tdir() -> tempfile::TempDir {
         // Root-owned, 0755 ancestors whatever the checkout's location (a clone under /tmp, 1777, would
-    // fail the policy permission checks for the wrong reason).
-    let base = if nix::unistd::geteuid().is_root() {
-        let b = PathBuf::from("/var/lib/pilotbox-tests/tmp");
-        std::fs::create_dir_all(&b).unwrap();
-        for d in ["/var/lib/pilotbox-tests", "/var/lib/pilotbox-tests/tmp"] {
-            std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        }
-        b
-    } else {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tmp")
-    };
+        // fail the policy permission checks for the wrong reason).
+        let base = if nix::unistd::geteuid().is_root() {
+            let b = PathBuf::from("/var/lib/pilotbox-tests/tmp");
+            std::fs::create_dir_all(&b).unwrap();
+            for d in ["/var/lib/pilotbox-tests", "/var/lib/pilotbox-tests/tmp"] {
+                std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                    .unwrap();
+            }
+            b
+        } else {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tmp")
+        };
         std::fs::create_dir_all(&base).unwrap();
         let d = tempfile::Builder::new()
             .prefix("pcheck-")

@@ -384,7 +384,7 @@ fn launch(
         pilot_uid: ctx.caller.uid,
         pilot_gid: ctx.caller.gid,
         supervisor_pid: std::process::id() as i32,
-        supervisor_start: crate::launcher::state::proc_start_time(std::process::id() as i32)
+        supervisor_start: crate::lifecycle::procs::start_time(std::process::id() as i32)
             .unwrap_or(0),
         init_pid: 0,
         account: d.account.clone(),

@@ -112,7 +112,11 @@ pub fn run_as_caller(args: Args, caller: &crate::launcher::sanitize::Caller) -> 
     if nix::unistd::geteuid().is_root() && caller.uid != 0 {
         let groups: Vec<Gid> = caller.groups.iter().map(|g| Gid::from_raw(*g)).collect();
         let (g, u) = (Gid::from_raw(caller.gid), Uid::from_raw(caller.uid));
-        if setgroups(&groups).and_then(|_| setresgid(g, g, g)).and_then(|_| setresuid(u, u, u)).is_err() {
+        if setgroups(&groups)
+            .and_then(|_| setresgid(g, g, g))
+            .and_then(|_| setresuid(u, u, u))
+            .is_err()
+        {
             eprintln!("pilotbox verify: cannot drop privileges");
             return Class::SiteError.exit_code();
         }

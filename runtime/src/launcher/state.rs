@@ -88,7 +88,7 @@ pub struct Record {
 impl Record {
     /// Whether the recorded supervisor still runs (same pid *and* same start time).
     pub fn supervisor_alive(&self) -> bool {
-        proc_start_time(self.supervisor_pid) == Some(self.supervisor_start)
+        crate::lifecycle::procs::is_same_process(self.supervisor_pid, self.supervisor_start)
     }
 
     /// The primary FQAN (the first of the AC), if the payload was mapped with VOMS attributes.
@@ -112,18 +112,6 @@ impl Record {
     pub fn set_cred_not_after(&mut self, t: OffsetDateTime) {
         self.cred_not_after = t.format(&Rfc3339).ok();
     }
-}
-
-/// Field 22 (`starttime`) of `/proc/<pid>/stat`. The command name (field 2) may contain spaces
-/// and parentheses, so parse after the *last* `)` as proc(5) advises.
-pub fn proc_start_time(pid: i32) -> Option<u64> {
-    if pid <= 0 {
-        return None;
-    }
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 1..];
-    // After ")": field 3 (state) is index 0, so field 22 is index 19.
-    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Records are small; anything bigger is not ours.
@@ -303,7 +291,8 @@ mod tests {
             pilot_uid: 1000,
             pilot_gid: 1000,
             supervisor_pid: std::process::id() as i32,
-            supervisor_start: proc_start_time(std::process::id() as i32).unwrap(),
+            supervisor_start: crate::lifecycle::procs::start_time(std::process::id() as i32)
+                .unwrap(),
             init_pid: 0,
             account: "testvo007".into(),
             uid: 30007,

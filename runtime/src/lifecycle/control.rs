@@ -14,7 +14,6 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::caller::Caller;
-use super::procs;
 use super::{audit_record, store, LifecycleError};
 use crate::cgroups::{Cgroup, CgroupError, Usage};
 use crate::launcher::audit::Audit;
@@ -62,7 +61,7 @@ pub struct Status {
 
 /// Status of a record (no authorization: callers filter).
 pub fn status_of(rec: &Record) -> Status {
-    let alive = procs::is_same_process(rec.supervisor_pid, rec.supervisor_start);
+    let alive = rec.supervisor_alive();
     let cg = rec.cgroup.as_deref().and_then(|c| Cgroup::open(c).ok());
     let started = rec.started_at().unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let frozen = cg

@@ -22,7 +22,6 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::caller::Caller;
-use super::procs;
 use super::{audit_record, store, LifecycleError};
 use crate::cgroups::{Cgroup, CgroupError};
 use crate::launcher::audit::Audit;
@@ -74,7 +73,7 @@ pub fn collect(
     let bare: Vec<PathBuf> = bare.into_iter().map(|(id, _)| st.root.join(id)).collect();
     let mut report = GcReport::default();
     for rec in recs.iter().filter(|r| caller.may_control(r)) {
-        if procs::is_same_process(rec.supervisor_pid, rec.supervisor_start) {
+        if rec.supervisor_alive() {
             continue;
         }
         match reclaim(&st, rec, &mut report) {
