@@ -261,20 +261,23 @@ fn make_dirs(
 }
 
 fn make_dirs_v1(d: &Dir, undo: &mut Undo, cpuset: bool) -> Result<()> {
-    let before = undo.0.len();
     make_dirs(d, undo, |_| Ok(()))?;
     if cpuset {
         // Each new cpuset dir starts with empty cpus/mems unless cgroup.clone_children=1;
-        // copy from the parent, top-down (cgroups-rs does the same in post_create).
-        for new in &undo.0[before..] {
-            let parent = new.parent().unwrap_or(&d.mount).to_owned();
+        // copy from the parent, top-down (cgroups-rs does the same in post_create). Every dir
+        // on the path, not only those this call made: a concurrent launch may have just made a
+        // shared ancestor and not filled it yet — a child of an empty cpuset takes no task
+        // (ENOSPC). Writing the same value twice is harmless.
+        let mut parent = d.mount.clone();
+        for c in d.rel.split('/').filter(|c| !c.is_empty()) {
+            let dir = parent.join(c);
             for f in ["cpuset.cpus", "cpuset.mems"] {
-                let cur = fsio::read(&new.join(f))?;
-                if cur.trim().is_empty() {
+                if fsio::read(&dir.join(f))?.trim().is_empty() {
                     let v = fsio::read(&parent.join(f))?;
-                    fsio::write(&new.join(f), v.trim())?;
+                    fsio::write(&dir.join(f), v.trim())?;
                 }
             }
+            parent = dir;
         }
     }
     Ok(())
