@@ -141,7 +141,11 @@ impl Env {
         std::fs::create_dir_all(&pilot_dir).unwrap();
         chown(&pilot_dir, Some(PILOT), Some(PILOT)).unwrap();
         mode(&pilot_dir, 0o711);
-        let cgroup_root = format!("/pilotbox-test/launcher-{}", std::process::id());
+        // Under the shared test root (the VM session makes a fresh one per step and checks
+        // nothing is left in it), one per test process.
+        let top =
+            std::env::var("PILOTBOX_TEST_CGROUP_ROOT").unwrap_or_else(|_| "/pilotbox-test".into());
+        let cgroup_root = format!("{top}/launcher-{}", std::process::id());
         let mut env = Env {
             _lock: lock,
             bin,
@@ -245,6 +249,18 @@ syslog = false
             .args(args)
             .arg("--")
             .args(cmd)
+            .current_dir(&self.pilot_dir);
+        c
+    }
+
+    /// `pilotbox ARGS` (any subcommand) as the pilot, with an empty environment.
+    pub fn pilot(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("setpriv");
+        c.env_clear()
+            .args(["--reuid", &PILOT.to_string(), "--regid", &PILOT.to_string()])
+            .args(["--clear-groups", "--", "/usr/bin/env", "-i"])
+            .arg(&self.bin)
+            .args(args)
             .current_dir(&self.pilot_dir);
         c
     }

@@ -1,0 +1,227 @@
+//! One payload's life through the real setuid `pilotbox`, called by a non-root pilot: its limits
+//! land in its own cgroup (v1 controllers here, the unified hierarchy in the cgroup-v2 VM — this
+//! binary is the VM's check of the launcher, so it keeps to ONE credential set and one launch:
+//! under QEMU/TCG every RSA key costs ~10 s), the pilot sees it with `status`, freezes, thaws and
+//! kills it without the user's credential, and the report carries the cgroup's usage.
+
+mod launcher_support;
+
+use launcher_support::{Env, PILOT, POOL, POOL_GID};
+use runtime::cgroups::{Cgroup, Version};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn require_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("SKIPPED: needs root");
+    assert!(
+        std::env::var_os("PILOTBOX_REQUIRE_ROOT").is_none(),
+        "PILOTBOX_REQUIRE_ROOT set but not root"
+    );
+    false
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("{}/{file}: {e}", dir.display()))
+        .trim()
+        .to_string()
+}
+
+/// `pilotbox status ID --json` as the pilot.
+fn status(env: &Env, id: &str) -> Value {
+    let out = env.pilot(&["status", id, "--json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "status as the pilot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("status --json is JSON")
+}
+
+fn uid_of(pid: i32) -> Option<u32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The limits `--memory 96M --pids 64 --cpus 0.5` asked for, as the kernel holds them.
+fn assert_limits(cg: &Cgroup) {
+    let (mem, pids, cpu) = match cg.version() {
+        Version::V2 => {
+            let d = cg.dir_of("memory").expect("v2 dir");
+            let (quota, period) = read(&d, "cpu.max")
+                .split_once(' ')
+                .map(|(q, p)| (q.to_string(), p.to_string()))
+                .expect("cpu.max: QUOTA PERIOD");
+            (
+                read(&d, "memory.max"),
+                read(&d, "pids.max"),
+                (quota, period),
+            )
+        }
+        _ => {
+            let m = cg.dir_of("memory").expect("v1 memory");
+            let p = cg.dir_of("pids").expect("v1 pids");
+            let c = cg.dir_of("cpu").expect("v1 cpu");
+            (
+                read(&m, "memory.limit_in_bytes"),
+                read(&p, "pids.max"),
+                (read(&c, "cpu.cfs_quota_us"), read(&c, "cpu.cfs_period_us")),
+            )
+        }
+    };
+    assert_eq!(mem, (96u64 << 20).to_string(), "memory limit");
+    assert_eq!(pids, "64", "pids limit");
+    let (q, p): (f64, f64) = (cpu.0.parse().unwrap(), cpu.1.parse().unwrap());
+    assert!((q / p - 0.5).abs() < 1e-9, "cpu quota/period {q}/{p}");
+}
+
+#[test]
+fn a_pilots_payload_is_limited_controlled_and_accounted_in_its_cgroup() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new();
+    let rep = env.report_path();
+    let id = "cglife";
+    // 8 MB held in a shell variable, so the memory peak is known to be at least that.
+    let script = "x=$(head -c 8000000 /dev/zero | tr '\\0' a); id -u; echo ready; \
+                  while :; do sleep 0.2; done";
+    let mut child = env
+        .run_as(
+            PILOT,
+            &[],
+            &[
+                "--proxy",
+                env.proxy.to_str().unwrap(),
+                "--id",
+                id,
+                "--memory",
+                "96M",
+                "--pids",
+                "64",
+                "--cpus",
+                "0.5",
+                "--report",
+                rep.to_str().unwrap(),
+            ],
+            &["/bin/sh", "-c", script],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let uid: u32 = match lines.next() {
+        Some(Ok(l)) => l.trim().parse().expect("payload prints its uid"),
+        other => {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "payload did not start ({other:?}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    assert!(POOL.contains(&uid), "mapped to a pool uid, got {uid}");
+
+    // The cgroup, seen by root on the host side: its limits and its processes.
+    let path = format!("{}/{id}", env.cgroup_root);
+    let cg = Cgroup::open(&path).expect("payload cgroup exists");
+    assert_limits(&cg);
+    let pids = cg.pids().unwrap();
+    assert!(
+        pids.len() >= 2,
+        "init and the payload in the cgroup: {pids:?}"
+    );
+    let payload_uids: Vec<Option<u32>> = pids.iter().map(|p| uid_of(*p)).collect();
+    assert!(
+        payload_uids.iter().flatten().any(|u| *u == uid),
+        "the payload's processes run as {uid}: {payload_uids:?}"
+    );
+    // Init (pid 1 of the sandbox) keeps the kernel uid it was cloned with, unmapped in the
+    // sandbox's user namespace (docs/engine.md); everything else is the pool account.
+    assert!(
+        payload_uids.iter().flatten().all(|u| *u == uid || *u == 0),
+        "only init and the pool account in the cgroup, never the pilot: {payload_uids:?}"
+    );
+    assert_eq!(
+        payload_uids.iter().flatten().filter(|u| **u == 0).count(),
+        1,
+        "one init: {payload_uids:?}"
+    );
+
+    // The pilot's view, without the user's credential.
+    let s = status(&env, id);
+    assert_eq!(s["state"], "running", "{s}");
+    assert_eq!(s["uid"], uid);
+    assert_eq!(s["gid"], POOL_GID);
+    assert_eq!(s["pilot_uid"], PILOT);
+    assert_eq!(s["cgroup"], path);
+    assert_eq!(s["dn"], env.user.dn);
+    assert!(s["pids"].as_array().is_some_and(|p| !p.is_empty()), "{s}");
+    let ok = |args: &[&str]| {
+        let out = env.pilot(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "pilotbox {args:?} as the pilot: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ok(&["suspend", id]);
+    assert_eq!(status(&env, id)["state"], "frozen");
+    ok(&["resume", id]);
+    assert_eq!(status(&env, id)["state"], "running");
+    ok(&["kill", id]);
+
+    // SIGKILL of the whole cgroup: the run ends with 128+9 and leaves nothing behind.
+    let t = Instant::now();
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break launcher_support::result(std::process::Output {
+                status: st,
+                stdout: vec![],
+                stderr: vec![],
+            })
+            .0;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("pilotbox run did not end after kill");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(code, 137, "exit 128+SIGKILL; stderr: {err}");
+    assert!(Cgroup::open(&path).is_err(), "payload cgroup removed");
+    for p in pids {
+        assert!(
+            !Path::new(&format!("/proc/{p}")).exists() || uid_of(p) != Some(uid),
+            "payload process {p} gone"
+        );
+    }
+    let r = env.report();
+    assert_eq!(r["outcome"], "signaled", "{r}");
+    assert_eq!(r["signal"], 9);
+    assert_eq!(r["user"]["uid"], uid);
+    let peak = r["usage"]["mem_peak_bytes"].as_u64().expect("memory peak");
+    assert!(
+        peak >= 8_000_000,
+        "peak {peak} covers the 8 MB the payload held"
+    );
+    assert!(r["usage"]["cpu_user_s"].as_f64().is_some(), "{r}");
+    // The audit's end record carries the APEL fields from the same counters.
+    let end = env.audit_lines().pop().expect("audit lines");
+    assert_eq!(end["event"], "end");
+    // (APEL's MemoryReal is in KiB; Processors from --cpus 0.5, rounded up.)
+    assert_eq!(end["MemoryReal"].as_u64(), Some(peak / 1024), "{end}");
+    assert_eq!(end["Processors"], 1, "{end}");
+}
