@@ -462,3 +462,47 @@ fn map_and_verify_read_only_what_the_pilot_can_read() {
             .unwrap() as u32)
     ));
 }
+
+#[test]
+fn every_audit_record_also_goes_to_syslog_as_authpriv() {
+    require_root!();
+    let env = Env::new();
+    let sock = std::path::Path::new(launcher_support::BASE).join("syslog.sock");
+    let rx = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+    // As /dev/log: every local process may log.
+    std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    rx.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    env.write_policy_with_audit(
+        &format!("syslog = true\nsyslog_socket = \"{}\"", sock.display()),
+        "",
+    );
+    let (c, _, e) = env.run(&["--id", "sysl"], &["true"]);
+    assert_eq!(c, 0, "{e}");
+    let other = env.pki.voms_proxy(&env.user, &env.host, "othervo");
+    let other = env.give_to_pilot(&other, "other.proxy");
+    let (c, _, e) = env.run(&["--proxy", other.to_str().unwrap()], &["true"]);
+    assert_eq!(c, 120, "{e}");
+
+    let file = env.audit_lines();
+    assert_eq!(file.len(), 4, "decision, start, end, denial: {file:?}");
+    let mut buf = vec![0u8; 65536];
+    for want in &file {
+        let n = rx
+            .recv(&mut buf)
+            .expect("a syslog datagram per audit record");
+        let msg = std::str::from_utf8(&buf[..n]).unwrap();
+        // <PRI> = LOG_AUTHPRIV (10) * 8 + LOG_INFO (6); the tag names pilotbox and its pid.
+        let rest = msg.strip_prefix("<86>pilotbox[").expect(msg);
+        let (pid, json) = rest.split_once("]: ").expect(msg);
+        assert!(pid.parse::<u32>().is_ok(), "{msg}");
+        let got: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            &got, want,
+            "syslog and the audit file carry the same record"
+        );
+    }
+    rx.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .unwrap();
+    assert!(rx.recv(&mut buf).is_err(), "nothing more was sent");
+}

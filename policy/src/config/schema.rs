@@ -341,6 +341,29 @@ pub struct AuditConf {
     /// Also send each record to syslog (`LOG_AUTHPRIV`).
     #[serde(default = "default_true")]
     pub syslog: bool,
+    /// The local syslog datagram socket (syslog(3)'s `_PATH_LOG`). Sites whose logger listens
+    /// elsewhere (e.g. journald's `/run/systemd/journal/dev-log` without the `/dev/log` link)
+    /// name it here.
+    #[serde(default = "default_syslog_socket", deserialize_with = "absolute_path")]
+    pub syslog_socket: PathBuf,
+}
+
+fn default_syslog_socket() -> PathBuf {
+    "/dev/log".into()
+}
+
+/// A path that must be absolute: pilotbox runs from the pilot's working directory, where a
+/// relative path would name a file of the pilot's choosing.
+fn absolute_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+    let p = PathBuf::deserialize(d)?;
+    if p.is_absolute() {
+        Ok(p)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{}: must be an absolute path",
+            p.display()
+        )))
+    }
 }
 
 fn default_audit_log() -> PathBuf {
@@ -355,6 +378,7 @@ impl Default for AuditConf {
         AuditConf {
             log: default_audit_log(),
             syslog: true,
+            syslog_socket: default_syslog_socket(),
         }
     }
 }
@@ -431,6 +455,11 @@ mod launcher_tables {
         assert_eq!(f.cgroup.placement, CgroupPlacement::Nested);
         assert_eq!(f.cgroup.root, "/site/pb");
         assert!(!f.audit.syslog);
+        assert_eq!(f.audit.syslog_socket, std::path::Path::new("/dev/log"));
+        let err = toml::from_str::<PolicyFile>("[audit]\nsyslog_socket = \"dev/log\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be an absolute path"), "{err}");
         assert!(crate::config::parse("[cgroup]\nplacment = \"root\"\n", p).is_err());
         assert!(crate::config::parse("[cgroup]\nplacement = \"pod\"\n", p).is_err());
     }

@@ -1,7 +1,8 @@
 //! Audit records: one JSON line per decision, payload start and payload end, appended to the
 //! root-owned log `[audit] log` (default `/var/log/pilotbox/audit.jsonl`, 0600, `O_APPEND` so
 //! concurrent pilotbox processes never interleave inside a line) and sent to syslog with
-//! facility `LOG_AUTHPRIV` (RFC 3164 framing over `/dev/log`, as syslog(3) does).
+//! facility `LOG_AUTHPRIV` (RFC 3164 framing over `[audit] syslog_socket`, default `/dev/log`,
+//! as syslog(3) does).
 //!
 //! The end record carries APEL's accounting names (`WallDuration`, `CpuDuration`,
 //! `MemoryReal` peak, `Processors`) next to ours, so an accounting parser can take it as is.
@@ -10,7 +11,7 @@ use policy::config::schema::AuditConf;
 use serde_json::{json, Map, Value};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -47,7 +48,7 @@ impl Audit {
         }
         let line = Value::Object(obj).to_string();
         if self.conf.syslog {
-            syslog(&line);
+            syslog(&self.conf.syslog_socket, &line);
         }
         self.append(&line)
     }
@@ -87,17 +88,27 @@ impl Audit {
     }
 }
 
-/// RFC 3164 message to the local syslog socket; nothing happens when there is none.
-fn syslog(msg: &str) {
-    let s = match std::os::unix::net::UnixDatagram::unbound() {
-        Ok(s) => s,
-        Err(_) => return,
-    };
-    let line = format!(
+/// The datagram syslog(3) sends for `msg`: `<PRI>TAG[PID]: MSG`. The timestamp syslog(3) puts
+/// after PRI is left out, as RFC 3164 §4.3.1 allows for a relay-less local sender: rsyslog
+/// (`SysSock.IgnoreTimestamp`, on by default) and journald stamp local messages on receipt
+/// anyway, and local time would need the TZ database in a setuid process.
+fn syslog_datagram(msg: &str) -> String {
+    format!(
         "<{PRI_AUTHPRIV_INFO}>pilotbox[{}]: {msg}",
         std::process::id()
-    );
-    let _ = s.send_to(line.as_bytes(), "/dev/log");
+    )
+}
+
+/// Best effort: no syslog daemon (no socket), or a full queue, must not stop a launch — the
+/// audit file is the record of truth and is written regardless.
+fn syslog(socket: &Path, msg: &str) {
+    let Ok(s) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    // A full receive queue must not block the launch (syslog(3) uses a blocking socket and
+    // would wait for the daemon).
+    let _ = s.set_nonblocking(true);
+    let _ = s.send_to(syslog_datagram(msg).as_bytes(), socket);
 }
 
 /// The APEL-style fields of an end record from the engine's report `usage`.
@@ -132,6 +143,7 @@ mod tests {
         let conf = AuditConf {
             log: t.path().join("log/audit.jsonl"),
             syslog: false,
+            syslog_socket: "/dev/log".into(),
         };
         let a = Audit::new(&conf);
         if nix::unistd::geteuid().is_root() {
@@ -155,5 +167,32 @@ mod tests {
             a.record("x", json!({})).is_err(),
             "a log others may write is refused (or not root-owned)"
         );
+    }
+
+    #[test]
+    fn syslog_gets_each_record_as_authpriv_info_even_when_the_log_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let sock = t.path().join("log.sock");
+        let rx = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        // A log file nobody may use: the record still reaches syslog first.
+        let conf = AuditConf {
+            log: t.path().join("missing-dir/\0bad"),
+            syslog: true,
+            syslog_socket: sock.clone(),
+        };
+        let _ = Audit::new(&conf).record("decision", json!({"dn": "/CN=A"}));
+        let mut buf = [0u8; 4096];
+        let n = rx.recv(&mut buf).unwrap();
+        let msg = std::str::from_utf8(&buf[..n]).unwrap();
+        let prefix = format!("<86>pilotbox[{}]: ", std::process::id());
+        assert!(msg.starts_with(&prefix), "{msg}");
+        let v: Value = serde_json::from_str(&msg[prefix.len()..]).unwrap();
+        assert_eq!(v["event"], "decision");
+        assert_eq!(v["dn"], "/CN=A");
+        // No listener: nothing blocks, nothing fails.
+        drop(rx);
+        syslog(&sock, "nobody listens");
     }
 }

@@ -165,6 +165,11 @@ impl Env {
 
     /// (Re)write the policy; `extra` is appended.
     pub fn write_policy(&self, extra: &str) {
+        self.write_policy_with_audit("syslog = false", extra)
+    }
+
+    /// (Re)write the policy with `audit` as the `[audit]` keys besides `log`; `extra` appended.
+    pub fn write_policy_with_audit(&self, audit: &str, extra: &str) {
         let etc = Path::new(POLICY).parent().unwrap();
         std::fs::create_dir_all(etc).unwrap();
         mode(etc, 0o755);
@@ -199,8 +204,9 @@ placement = "root"
 root = "{cg}"
 [audit]
 log = "{audit}"
-syslog = false
+{audit_keys}
 {extra}"#,
+            audit_keys = audit,
             base = BASE,
             cg = self.cgroup_root,
             audit = self.audit.display()
