@@ -117,6 +117,48 @@ pub struct Plan {
     pub cgroup_path: Option<String>,
     pub resources: Option<LinuxResources>,
     pub seccomp: Option<LinuxSeccomp>,
+    /// Symlinks created inside the sandbox after the mounts, as (target, link) — bubblewrap's
+    /// `--symlink`. The OCI runtime spec has no such field, so they come from the annotation
+    /// [`SYMLINKS_ANNOTATION`]. A link must lie on a writable mount of the sandbox (its tmpfs
+    /// `/tmp`): with a read-only root, anything else fails as a request error.
+    pub symlinks: Vec<(PathBuf, PathBuf)>,
+}
+
+/// Annotation carrying [`Plan::symlinks`]: a JSON array of `[target, link]` pairs.
+pub const SYMLINKS_ANNOTATION: &str = "io.pilotbox.symlinks";
+
+/// The symlinks of the annotation: `link` absolute without `..` (it is resolved with
+/// [`crate::rootfs::secure_join`] anyway; refusing `..` keeps the request readable), `target`
+/// non-empty. The target is never resolved by pilotbox: the payload follows it, inside.
+fn symlinks(spec: &Spec) -> Result<Vec<(PathBuf, PathBuf)>, PlanError> {
+    let Some(text) = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(SYMLINKS_ANNOTATION))
+    else {
+        return Ok(vec![]);
+    };
+    let bad = |why| PlanError::Invalid {
+        what: "annotation io.pilotbox.symlinks",
+        value: text.clone(),
+        why,
+    };
+    let pairs: Vec<(PathBuf, PathBuf)> =
+        serde_json::from_str(text).map_err(|_| bad("expected [[target, link], ...]"))?;
+    for (target, link) in &pairs {
+        abs("symlink", link)?;
+        if link
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+            || link == Path::new("/")
+        {
+            return Err(bad("a link path must not contain '..' or be '/'"));
+        }
+        if target.as_os_str().is_empty() {
+            return Err(bad("a symlink target must not be empty"));
+        }
+    }
+    Ok(pairs)
 }
 
 fn ns_flag(t: LinuxNamespaceType) -> Result<CloneFlags, PlanError> {
@@ -454,6 +496,7 @@ impl Plan {
                 .map(|p| p.display().to_string()),
             resources: linux.resources().clone(),
             seccomp: linux.seccomp().clone(),
+            symlinks: symlinks(spec)?,
         })
     }
 

@@ -107,7 +107,9 @@ impl RootfsError {
     /// The request, not the machine, is at fault: a bind source that does not exist, or a mount
     /// point that would have to be created in a read-only root.
     pub fn is_request_error(&self) -> bool {
-        (self.step == "bind source" && self.errno == Errno::ENOENT) || self.errno == Errno::EROFS
+        (self.step == "bind source" && self.errno == Errno::ENOENT)
+            || (self.step == "create symlink" && self.errno == Errno::EEXIST)
+            || self.errno == Errno::EROFS
     }
 }
 
@@ -186,19 +188,44 @@ fn make_mountpoint(sys: &dyn Syscall, dest: &Path, as_file: bool) -> Result<(), 
     if sys.kind(dest).ctx("lstat", dest)?.is_some() {
         return Ok(());
     }
+    make_parents(sys, dest)?;
+    if as_file {
+        sys.touch(dest).ctx("create mount point", dest)
+    } else {
+        sys.mkdir(dest, 0o755).ctx("mkdir", dest)
+    }
+}
+
+/// Create the missing parent directories of `path` (already resolved under NEWROOT).
+fn make_parents(sys: &dyn Syscall, path: &Path) -> Result<(), RootfsError> {
     let mut cur = PathBuf::from("/");
-    let parent = dest.parent().unwrap_or(Path::new("/"));
+    let parent = path.parent().unwrap_or(Path::new("/"));
     for c in parent.components().skip(1) {
         cur.push(c);
         if sys.kind(&cur).ctx("lstat", &cur)?.is_none() {
             sys.mkdir(&cur, 0o755).ctx("mkdir", &cur)?;
         }
     }
-    if as_file {
-        sys.touch(dest).ctx("create mount point", dest)
-    } else {
-        sys.mkdir(dest, 0o755).ctx("mkdir", dest)
+    Ok(())
+}
+
+/// One of [`Plan::symlinks`] (bubblewrap's `--symlink`): `link` resolved inside the new root,
+/// missing parents created, an existing path refused (EEXIST) rather than replaced — the
+/// request names a path the sandbox already has. Errors name the link as the payload sees it.
+fn make_symlink(sys: &dyn Syscall, target: &Path, link: &Path) -> Result<(), RootfsError> {
+    let dest = secure_join(sys, Path::new(NEWROOT), link)?;
+    if sys.kind(&dest).ctx("lstat", link)?.is_some() {
+        return Err(RootfsError {
+            step: "create symlink",
+            path: link.display().to_string(),
+            errno: Errno::EEXIST,
+        });
     }
+    make_parents(sys, &dest).map_err(|e| RootfsError {
+        path: link.display().to_string(),
+        ..e
+    })?;
+    sys.symlink(target, &dest).ctx("create symlink", link)
 }
 
 fn mount_one(
@@ -350,6 +377,9 @@ pub fn setup(sys: &dyn Syscall, plan: &Plan, sources: &Sources) -> Result<(), Ro
         mount_one(sys, m, tree.as_ref())?;
     }
     dev_symlinks(sys, plan)?;
+    for (target, link) in &plan.symlinks {
+        make_symlink(sys, target, link)?;
+    }
     for p in &plan.masked_paths {
         mask(sys, p)?;
     }

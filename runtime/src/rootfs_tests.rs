@@ -181,3 +181,62 @@ fn secure_join_never_leaves_the_root() {
         Errno::ELOOP
     );
 }
+
+#[test]
+fn symlinks_are_made_after_the_mounts_with_their_parents_and_never_replace_a_path() {
+    let mut p = PayloadSpec::new(vec!["true".into()], 30001, 30000);
+    p.symlinks.push((
+        "/tmp/pilotbox-cred/x509up".into(),
+        "/tmp/job/x509_target".into(),
+    ));
+    let pl = plan(&p);
+    assert_eq!(
+        pl.symlinks, p.symlinks,
+        "carried through the OCI annotation"
+    );
+    let r = host_like();
+    setup(&r, &pl, &sources(&pl)).unwrap();
+    let calls = r.calls();
+    let link = index_of(
+        &calls,
+        "symlink /tmp/pilotbox-cred/x509up /newroot/tmp/job/x509_target",
+    );
+    assert!(
+        index_of(&calls, "mkdir /newroot/tmp/job") < link,
+        "parent made first"
+    );
+    assert!(
+        index_of(&calls, "mount tmpfs /newroot/tmp") < link,
+        "on the sandbox's /tmp, not the host's: {calls:#?}"
+    );
+
+    // An existing path is refused as a request error, not replaced.
+    let mut p = PayloadSpec::new(vec!["true".into()], 30001, 30000);
+    p.symlinks.push(("/x".into(), "/home/pilot/x509up".into()));
+    let pl = plan(&p);
+    let e = setup(&host_like(), &pl, &sources(&pl)).unwrap_err();
+    assert_eq!((e.step, e.errno), ("create symlink", Errno::EEXIST), "{e}");
+    assert_eq!(e.path, "/home/pilot/x509up");
+    assert!(e.is_request_error());
+}
+
+#[test]
+fn symlink_requests_are_validated() {
+    for (link, ok) in [
+        ("/tmp/a", true),
+        ("tmp/a", false),
+        ("/tmp/../etc/a", false),
+        ("/", false),
+    ] {
+        let mut p = PayloadSpec::new(vec!["true".into()], 30001, 30000);
+        p.symlinks.push(("/t".into(), link.into()));
+        let r = Plan::from_spec(&p.to_spec().unwrap());
+        assert_eq!(r.is_ok(), ok, "{link}: {r:?}");
+    }
+    let mut p = PayloadSpec::new(vec!["true".into()], 30001, 30000);
+    p.symlinks.push(("".into(), "/tmp/a".into()));
+    assert!(
+        Plan::from_spec(&p.to_spec().unwrap()).is_err(),
+        "empty target"
+    );
+}

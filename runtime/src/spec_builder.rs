@@ -50,6 +50,8 @@ pub struct PayloadSpec {
     pub binds: Vec<Bind>,
     /// Paths hidden from the payload (the pilot's home, its proxy, the launcher's state).
     pub hide: Vec<PathBuf>,
+    /// Symlinks made inside the sandbox, (target, link); the link on a tmpfs such as `/tmp`.
+    pub symlinks: Vec<(PathBuf, PathBuf)>,
     pub hostname: Option<String>,
     /// A new, empty network namespace (loopback only).
     pub isolate_network: bool,
@@ -75,6 +77,7 @@ impl PayloadSpec {
             root_readonly: true,
             binds: vec![],
             hide: vec![],
+            symlinks: vec![],
             hostname: Some("pilotbox".into()),
             isolate_network: false,
             cgroup_path: None,
@@ -186,8 +189,16 @@ impl PayloadSpec {
             .iter()
             .map(|(t, s, h)| json!({"type": t, "soft": s, "hard": h}))
             .collect();
+        let mut annotations = serde_json::Map::new();
+        if !self.symlinks.is_empty() {
+            annotations.insert(
+                crate::plan::SYMLINKS_ANNOTATION.into(),
+                json!(serde_json::to_string(&self.symlinks)?),
+            );
+        }
         let spec = json!({
             "ociVersion": "1.2.0",
+            "annotations": annotations,
             "root": {"path": self.root, "readonly": self.root_readonly},
             "hostname": self.hostname,
             "process": {

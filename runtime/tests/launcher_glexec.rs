@@ -38,6 +38,11 @@ impl Glexec {
 
     /// `glexec CMD...` as the pilot with exactly `vars` in its environment: (code, out, err).
     fn run(&self, env: &Env, vars: &[(&str, &str)], cmd: &[&str]) -> (i32, String, String) {
+        result(self.command(env, vars, cmd).output().unwrap())
+    }
+
+    /// The command [`Glexec::run`] runs.
+    fn command(&self, env: &Env, vars: &[(&str, &str)], cmd: &[&str]) -> Command {
         let mut c = Command::new("setpriv");
         c.env_clear()
             .args([
@@ -54,7 +59,7 @@ impl Glexec {
             .arg(&self.link)
             .args(cmd)
             .current_dir(&env.pilot_dir);
-        result(c.output().unwrap())
+        c
     }
 }
 
@@ -258,4 +263,69 @@ fn payload_status_passes_through_except_glexecs_own_codes() {
         let (c, _, err) = g.run(&env, &vars, &["/bin/sh", "-c", &format!("exit {status}")]);
         assert_eq!(c, expected, "payload exit {status}: {err}");
     }
+}
+
+#[test]
+fn renew_reaches_the_payload_at_its_target_proxy_path() {
+    require_root!();
+    let env = Env::new();
+    let g = Glexec::new(&env);
+    let target = "/tmp/job/x509_target";
+    // Prints the proxy's digest, then waits (up to 60 s) for the content at the target path
+    // to change, and shows what it is now.
+    let script = "a=$(md5sum < \"$X509_USER_PROXY\"); echo \"$a\"; i=0; \
+                  while [ $i -lt 600 ]; do b=$(md5sum < \"$X509_USER_PROXY\"); \
+                  if [ \"$b\" != \"$a\" ]; then echo \"$b\"; exit 0; fi; \
+                  sleep 0.1; i=$((i+1)); done; exit 7";
+    let mut child = g
+        .command(
+            &env,
+            &[
+                ("GLEXEC_SOURCE_PROXY", env.proxy.to_str().unwrap()),
+                ("GLEXEC_TARGET_PROXY", target),
+            ],
+            &["/bin/sh", "-c", script],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let before = lines.next().expect("payload started").unwrap();
+    // The pilot finds the payload's id with `ps` (gLExec had no ids) and renews it.
+    let ps = env.pilot(&["ps", "--json"]).output().unwrap();
+    let ps: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
+    let id = ps[0]["id"]
+        .as_str()
+        .expect("one running payload")
+        .to_string();
+    let fresh = env.pki.voms_proxy(&env.user, &env.host, "testvo");
+    let fresh = env.give_to_pilot(&fresh, "fresh.proxy");
+    let out = env
+        .pilot(&["renew", &id, "--proxy", fresh.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "renew: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = child.wait().unwrap();
+    let after = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(
+        st.code(),
+        Some(0),
+        "the payload saw the renewed proxy at {target}"
+    );
+    let digest = |p: &Path| {
+        let o = Command::new("md5sum")
+            .stdin(std::fs::File::open(p).unwrap())
+            .output();
+        String::from_utf8(o.unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(before.trim(), digest(&env.proxy), "first the launch proxy");
+    assert_eq!(after.trim(), digest(&fresh), "then the renewed one");
+    assert!(!Path::new(target).exists(), "nothing written on the host");
 }

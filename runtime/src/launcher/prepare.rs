@@ -159,8 +159,16 @@ fn fill(p: &mut Prepared, req: &mut Request) -> Result<(), Denial> {
                 ),
             ))
         }
-        // A file bind of this copy: `renew` replaces cred/x509up by rename, which only the
-        // directory bind above follows (documented in docs/admin-guide.md).
+        Some(t) if t == Path::new(SANDBOX_PROXY) => SANDBOX_PROXY.into(),
+        // On the sandbox's private tmpfs: a symlink to the copy, so the payload follows what
+        // `renew` does (it replaces cred/x509up by rename, which the directory bind shows and
+        // a file bind, pinned to the old inode, would not).
+        Some(t) if t.starts_with("/tmp") || t.starts_with("/var/tmp") => {
+            p.spec.symlinks.push((SANDBOX_PROXY.into(), t.clone()));
+            t.to_string_lossy().into_owned()
+        }
+        // Elsewhere the root is read-only: only an existing file can be covered, by a file bind
+        // of this copy — which `renew` cannot reach (docs/admin-guide.md).
         Some(t) => {
             p.spec.binds.push(Bind {
                 source: file.clone(),
