@@ -324,6 +324,18 @@ fn stage2(
     sources: &crate::rootfs::Sources,
 ) -> ! {
     use nix::sys::prctl::set_pdeathsig;
+    // The payload's supplementary groups now, so that the tree is built with exactly the
+    // payload's file access (fsuid, fsgid, groups; our capabilities in this user namespace
+    // override nothing on inodes it does not map): a path we cannot reach while hiding it is
+    // one the payload cannot reach either (rootfs::mask). init sets them again, harmlessly.
+    let groups: Vec<nix::unistd::Gid> = plan
+        .additional_gids
+        .iter()
+        .map(|g| nix::unistd::Gid::from_raw(*g))
+        .collect();
+    if let Err(e) = nix::unistd::setgroups(&groups) {
+        fail(chan, FailKind::System, format!("setgroups: {e}"));
+    }
     // Files we create (mount points, staging dirs) need an owner mapped in our user namespace,
     // else EOVERFLOW: create them as the payload's ids. Host root stays unmapped on purpose.
     nix::unistd::setfsgid(nix::unistd::Gid::from_raw(plan.gid));

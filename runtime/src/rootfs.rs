@@ -311,9 +311,19 @@ fn dev_symlinks(sys: &dyn Syscall, plan: &Plan) -> Result<(), RootfsError> {
 
 /// Hide `path`: an empty read-only tmpfs over a directory, /dev/null over anything else (as
 /// runc's maskedPaths). Missing paths are fine: there is nothing to hide.
+///
+/// A path we may not look up (EACCES: e.g. a proxy in the pilot's 0700 directory) is hidden
+/// already: stage 2 builds the tree with the payload's fsuid, fsgid and groups, and its
+/// capabilities in the sandbox's user namespace cover only inodes that namespace maps — never
+/// the pilot's or root's — so the payload meets the same EACCES.
 fn mask(sys: &dyn Syscall, path: &Path) -> Result<(), RootfsError> {
-    let dest = secure_join(sys, Path::new(NEWROOT), path)?;
-    match sys.kind(&dest).ctx("lstat", path)? {
+    let kind = secure_join(sys, Path::new(NEWROOT), path)
+        .and_then(|dest| Ok((sys.kind(&dest).ctx("lstat", path)?, dest)));
+    let (kind, dest) = match kind {
+        Err(e) if e.errno == Errno::EACCES => return Ok(()),
+        r => r?,
+    };
+    match kind {
         None => Ok(()),
         Some(Kind::Dir) => sys
             .mount(

@@ -121,6 +121,22 @@ fn hidden_paths_are_invisible() {
 }
 
 #[test]
+fn a_hidden_path_the_payload_cannot_reach_is_no_error() {
+    require_root!();
+    let f = Fixture::new("esc-hidden-0700");
+    let (pilot, secret, _) = pilot_files(&f);
+    // The pilot's proxy in a directory only the pilot may enter (the natural layout).
+    std::fs::set_permissions(&pilot, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (code, out, err) = f.sh(
+        &["--hide", path_str(&secret)],
+        &format!("cat {} 2>&1; echo rc=$?", secret.display()),
+    );
+    assert_eq!(code, 0, "the launch succeeds: {err}");
+    assert!(!out.contains("PILOT PROXY"), "{out}");
+    assert!(out.contains("Permission denied"), "{out}");
+}
+
+#[test]
 fn cannot_write_into_the_pilots_directory() {
     require_root!();
     let f = Fixture::new("esc-write");

@@ -506,3 +506,25 @@ fn every_audit_record_also_goes_to_syslog_as_authpriv() {
         .unwrap();
     assert!(rx.recv(&mut buf).is_err(), "nothing more was sent");
 }
+
+#[test]
+fn the_lease_store_is_hidden_even_when_readable() {
+    require_root!();
+    let env = Env::new();
+    let (c, _, e) = env.run(&[], &["true"]);
+    assert_eq!(c, 0, "first launch creates the store: {e}");
+    let state = std::path::Path::new(launcher_support::BASE).join("state");
+    let store = state.join("leases.sqlite");
+    let size = std::fs::metadata(&store).unwrap().len();
+    assert!(size > 0);
+    // A careless site: the store (DNs of everyone mapped on this node) readable by all.
+    for (p, m) in [(&state, 0o755), (&store, 0o644)] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap();
+    }
+    let (c, out, e) = env.run(
+        &[],
+        &["/bin/sh", "-c", &format!("wc -c < {}", store.display())],
+    );
+    assert_eq!(c, 0, "{e}");
+    assert_eq!(out.trim(), "0", "masked, not the {size}-byte store");
+}

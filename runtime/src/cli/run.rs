@@ -318,6 +318,10 @@ pub fn execute(req: Request, caller: &Caller) -> Outcome {
             proxy_path: &proxy_path,
             proxy_bytes: &bytes,
             target_proxy: req.target_proxy.clone(),
+            // A gridmapdir's link names are DNs: who else runs on this node.
+            site_private: std::iter::once(policy.file.lease.store.clone())
+                .chain(policy.file.lease.gridmapdir.clone())
+                .collect(),
             decision: &decision,
             extra_env: &req.env,
             cmd: req.cmd.clone(),

@@ -29,11 +29,13 @@ pub struct Request<'a> {
     pub proxy_path: &'a Path,
     pub proxy_bytes: &'a [u8],
     /// Where the payload finds its proxy instead of [`SANDBOX_PROXY`] (gLExec's
-    /// `GLEXEC_TARGET_PROXY`, absolute): the copy is bound there read-only as well and
-    /// `X509_USER_PROXY` names it. The engine creates the mount point, which only works where the
-    /// sandbox can create it (the private `/tmp` and `/var/tmp`, the work dir) or where a file
-    /// already exists; elsewhere the launch fails as a request error.
+    /// `GLEXEC_TARGET_PROXY`, absolute), and `X509_USER_PROXY` names it: under the private
+    /// `/tmp` or `/var/tmp` a symlink to the copy (so `renew` reaches it), elsewhere a read-only
+    /// bind of the copy over an existing file; anything else fails as a request error.
     pub target_proxy: Option<PathBuf>,
+    /// Site state that names other users and must not be visible to any payload (the lease
+    /// store, a gridmapdir), besides pilotbox's own `/var/lib/pilotbox` and configuration.
+    pub site_private: Vec<PathBuf>,
     pub decision: &'a Decision,
     /// `--env K=V` from the pilot.
     pub extra_env: &'a [(String, String)],
@@ -237,6 +239,7 @@ fn fill(p: &mut Prepared, req: &mut Request) -> Result<(), Denial> {
         p.spec.hide.push(own);
     }
     p.spec.hide.push("/var/lib/pilotbox".into());
+    p.spec.hide.extend(req.site_private.iter().cloned());
     if let Some(conf_dir) = Path::new(policy::config::POLICY_PATH).parent() {
         p.spec.hide.push(conf_dir.into());
     }
