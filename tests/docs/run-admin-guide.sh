@@ -30,9 +30,9 @@ set -eu
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 GUIDE=${1:-docs/admin-guide.md}
-EXPECTED_BLOCKS=16
+EXPECTED_BLOCKS=17
 REQUIRED="install vomsdir-lsc site-policy ban-file policy-check map-user map-production map-banned
- reinstall glexec-wrapper glexec-banned pilotbox-run-wrapper slurm-conf slurm-cgroup-conf slurm-pilot-job slurm-submit"
+ reinstall preflight glexec-wrapper glexec-banned pilotbox-run-wrapper slurm-conf slurm-cgroup-conf slurm-pilot-job slurm-submit"
 
 T=/var/lib/pilotbox-docs-test          # baked into the test build: keep it fixed
 BUILD_DIR="$REPO/target/docs-test"
@@ -47,7 +47,8 @@ for t in cargo openssl voms-proxy-fake jq setpriv flock useradd munged slurmctld
 done
 [ -f "$GUIDE" ] || fail "$GUIDE: no such file"
 
-exec 9>/run/lock/pilotbox-docs-test.lock
+lockdir=/run/lock; [ -d "$lockdir" ] || lockdir=/tmp
+exec 9>"$lockdir/pilotbox-docs-test.lock"
 flock -n 9 || fail "another run-admin-guide.sh is running"
 
 # ---------------------------------------------------------------- cleanup (every path)
@@ -83,6 +84,7 @@ PILOTBOX_POLICY="$T/etc/pilotbox/policy.toml" cargo build -q -p runtime $bins --
 BUILT="$BUILD_DIR/debug"
 
 # ---------------------------------------------------------------- extract the marked blocks
+[ -d "$T/slurm/run" ] && slurm_stop "$T/slurm"   # daemons of a run killed before its cleanup
 rm -rf "$T"
 mkdir -p "$T/blocks"
 chmod 755 "$T" "$T/blocks"
@@ -113,6 +115,10 @@ echo "== $found marked examples in $GUIDE"
 
 # ---------------------------------------------------------------- fixtures
 echo "== fixtures: the pilot account, a CA, VOMS server and user proxies (openssl, voms-proxy-fake)"
+# A leftover of a run killed before its cleanup (home under $T) is ours to remove.
+if [ "$(getent passwd "$PILOT" | cut -d: -f6)" = "$T/home/$PILOT" ]; then
+    userdel "$PILOT"; groupdel "$PILOT" 2>/dev/null || true
+fi
 getent passwd "$PILOT" >/dev/null && fail "a user '$PILOT' already exists; this test creates (and deletes) its own"
 getent group "$PILOT" >/dev/null && fail "a group '$PILOT' already exists; this test creates (and deletes) its own"
 HOME_P="$T/home/$PILOT"

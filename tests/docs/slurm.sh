@@ -25,7 +25,7 @@ slurm_start() {
     mem=$(awk '/^MemTotal/ {print int($2/1024/2)}' /proc/meminfo)
     cat > "$sd/etc/slurm.conf" <<EOF
 ClusterName=pilotboxdocs
-SlurmctldHost=$host
+SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -53,7 +53,7 @@ InactiveLimit=0
 KillWait=5
 # The site's cgroup settings, from docs/admin-guide.md:
 Include $2
-NodeName=$host CPUs=$(nproc) RealMemory=$mem State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem State=UNKNOWN
 PartitionName=grid Nodes=$host Default=YES MaxTime=60 State=UP
 EOF
     export SLURM_CONF="$sd/etc/slurm.conf"
