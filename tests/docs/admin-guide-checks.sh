@@ -76,3 +76,13 @@ check_slurm_submit() {
     echo "$cg" | grep -q "freezer=/slurm_$HOST/uid_$pu/job_[0-9]*/step_batch/slurm-[0-9]*" ||
         no "payload cgroup '$cg' is not nested in the Slurm job's freezer (proctrack) cgroup"
 }
+
+check_audit_log() {
+    # The Slurm payload, the glexec payload and the native one each ended with an APEL record.
+    n=$(jq -s '[.[] | select(.event == "end" and .WallDuration != null and .CpuDuration != null
+                and .MemoryReal != null and .Processors != null)] | length' "$T/var/log/pilotbox/audit.jsonl")
+    [ "$n" -ge 3 ] || { no "expected at least 3 end records with APEL fields, found $n"; return 1; }
+    has '"id":"slurm-[0-9]*"' || return 1
+    has '"id":"native-1"' || return 1
+    has '"dn":"/DC=org/DC=example/O=Users/CN=Mallory"' || no "the banned user's denial is not in the audit log"
+}

@@ -30,9 +30,10 @@ set -eu
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 GUIDE=${1:-docs/admin-guide.md}
-EXPECTED_BLOCKS=17
+EXPECTED_BLOCKS=18
 REQUIRED="install vomsdir-lsc site-policy ban-file policy-check map-user map-production map-banned
- reinstall preflight glexec-wrapper glexec-banned pilotbox-run-wrapper slurm-conf slurm-cgroup-conf slurm-pilot-job slurm-submit"
+ reinstall preflight glexec-wrapper glexec-banned pilotbox-run-wrapper slurm-conf slurm-cgroup-conf slurm-pilot-job slurm-submit
+ audit-log"
 
 T=/var/lib/pilotbox-docs-test          # baked into the test build: keep it fixed
 BUILD_DIR="$REPO/target/docs-test"
