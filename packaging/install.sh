@@ -78,6 +78,11 @@ install_dir() {
     echo "directory $1 ($(stat -c '%U:%G %a' "$1"))"
 }
 
+# Refuse before changing anything.
+if [ "$GLEXEC" = 1 ] && [ -e "$SBIN/glexec" ] && [ ! -L "$SBIN/glexec" ]; then
+    die "$SBIN/glexec exists and is not a symlink (a real gLExec?): remove it first, then re-run with --glexec-symlink"
+fi
+
 mkdir -p "$SBIN"
 install_file "$FROM/pilotbox" "$SBIN/pilotbox" 4755
 if [ -f "$FROM/pilotbox-nosuid" ]; then
@@ -88,12 +93,8 @@ else
 fi
 
 if [ "$GLEXEC" = 1 ]; then
-    if [ -L "$SBIN/glexec" ] || [ ! -e "$SBIN/glexec" ]; then
-        ln -sfn pilotbox "$SBIN/glexec"
-        echo "symlink $SBIN/glexec -> pilotbox"
-    else
-        die "$SBIN/glexec exists and is not a symlink (a real gLExec?): remove it first, then re-run with --glexec-symlink"
-    fi
+    ln -sfn pilotbox "$SBIN/glexec"
+    echo "symlink $SBIN/glexec -> pilotbox"
 fi
 
 install_dir "$ETC" 0755
