@@ -10,7 +10,8 @@
 #      cgroup namespaces and cgroup, with limits; shows the report and the audit lines;
 #   5. removes everything it created (temp dir, cgroups, lease store, state).
 # The policy path is fixed at build time; the demo builds its own copy of the binaries with the
-# policy inside its temp dir (target/demo), so it never touches /etc/pilotbox.
+# policy inside its temp dir (target/demo), so it never touches /etc/pilotbox; the site installer
+# (packaging/install.sh) installs it there with --destdir.
 set -eu
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -37,12 +38,12 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "== building pilotbox (policy fixed at $D/etc/policy.toml)"
-PILOTBOX_POLICY="$D/etc/policy.toml" cargo build -q --target-dir target/demo -p runtime --bins
+echo "== building pilotbox (policy fixed at $D/etc/pilotbox/policy.toml)"
+PILOTBOX_POLICY="$D/etc/pilotbox/policy.toml" cargo build -q --target-dir target/demo -p runtime --bins
 BIN="$ROOT/target/demo/debug"
 
 echo "== a throwaway CA, user, VOMS server and VOMS proxy (openssl, voms-proxy-fake)"
-mkdir -p "$D/ca" "$D/certificates" "$D/vomsdir/demo" "$D/etc" "$D/pilot"
+mkdir -p "$D/ca" "$D/certificates" "$D/vomsdir/demo" "$D/etc/pilotbox" "$D/pilot"
 cd "$D/ca"
 export RANDFILE="$D/ca/.rnd"
 openssl rand -out "$RANDFILE" 256
@@ -78,7 +79,7 @@ echo "== pilotbox verify"
 "$BIN/pilotbox" verify --proxy "$D/pilot/x509up" --ca-dir "$D/certificates" --voms-dir "$D/vomsdir" --json
 
 echo "== the site policy, and pilotbox policy check"
-cat > "$D/etc/policy.toml" <<EOF
+cat > "$D/etc/pilotbox/policy.toml" <<EOF
 [trust]
 ca_dir = "$D/certificates"
 voms_dir = "$D/vomsdir"
@@ -112,21 +113,21 @@ root = "$CG"
 log = "$D/audit.jsonl"
 syslog = false
 EOF
-chmod 644 "$D/etc/policy.toml"
+chmod 644 "$D/etc/pilotbox/policy.toml"
 "$BIN/pilotbox" policy check
 
 echo "== pilotbox map (decision without launching), as root"
 "$BIN/pilotbox" map --proxy "$D/pilot/x509up" --explain
 
-echo "== install pilotbox setuid root; the pilot (uid $PILOT, not root) runs a payload"
-mkdir -p "$D/bin" "$D/pilot/job"
-install -o root -g root -m 4755 "$BIN/pilotbox" "$D/bin/pilotbox"
+echo "== install pilotbox setuid root (packaging/install.sh); the pilot (uid $PILOT, not root) runs a payload"
+"$ROOT/packaging/install.sh" --from "$BIN" --destdir "$D" --prefix /usr
+mkdir -p "$D/pilot/job"
 : > "$D/audit.jsonl"; chmod 600 "$D/audit.jsonl"
 echo "input from the pilot" > "$D/pilot/job/input.txt"
 chown -R $PILOT:$PILOT "$D/pilot/job"
 set +e
 setpriv --reuid $PILOT --regid $PILOT --clear-groups env X509_USER_PROXY="$D/pilot/x509up" LD_PRELOAD=/nonexistent.so \
-  "$D/bin/pilotbox" run --workdir "$D/pilot/job" --memory 256M --walltime 600 \
+  "$D/usr/sbin/pilotbox" run --workdir "$D/pilot/job" --memory 256M --walltime 600 \
     --report "$D/pilot/job/report.json" -- /bin/sh -c '
         echo "payload: $(id)"
         echo "payload: hostname $(hostname); pid $$; processes visible: $(ls /proc | grep -c "^[0-9]")"
