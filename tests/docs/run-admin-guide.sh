@@ -172,9 +172,8 @@ mkdir -p "$PKI" "$T/etc/grid-security/certificates" "$T/etc/grid-security/vomsdi
 ) || fail "creating the test PKI and proxies"
 chmod -R a+rX "$T/etc/grid-security"
 chown -R "$PILOT:$PILOT" "$HOME_P"
-# 0711, not 0700: with the proxy in a directory the pool account cannot traverse, pilotbox
-# fails to mask it in the sandbox (lstat EACCES -> site error 123): reported, see the report.
-chmod 711 "$HOME_P/proxies"
+# 0700, as a pilot keeps its proxies (the sandbox hides them; the pool account cannot reach them).
+chmod 700 "$HOME_P/proxies"
 chmod 600 "$HOME_P"/proxies/*.pem
 chmod 755 "$HOME_P"
 
