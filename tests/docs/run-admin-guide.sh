@@ -36,7 +36,9 @@ REQUIRED="install vomsdir-lsc site-policy ban-file policy-check map-user map-pro
  audit-log"
 
 T=/var/lib/pilotbox-docs-test          # baked into the test build: keep it fixed
-BUILD_DIR="$REPO/target/docs-test"
+# The launcher tests' build dir: the dependencies are compiled once for both, only the runtime
+# crate is rebuilt for the other policy path. The binaries are copied out at once (below).
+BUILD_DIR="$REPO/target/setuid-test"
 PILOT=pilot
 SLOT=pilotbox-docs-slot                 # the pilot's "batch slot" cgroup (v1 hierarchies)
 HOST=$(hostname -s)
@@ -82,13 +84,14 @@ bins="--bin pilotbox"
 # shellcheck disable=SC2086
 PILOTBOX_POLICY="$T/etc/pilotbox/policy.toml" cargo build -q -p runtime $bins --target-dir "$BUILD_DIR" \
     || fail "cargo build failed"
-BUILT="$BUILD_DIR/debug"
 
 # ---------------------------------------------------------------- extract the marked blocks
 [ -d "$T/slurm/run" ] && slurm_stop "$T/slurm"   # daemons of a run killed before its cleanup
 rm -rf "$T"
-mkdir -p "$T/blocks"
+mkdir -p "$T/blocks" "$T/built"
 chmod 755 "$T" "$T/blocks"
+BUILT="$T/built"
+for b in $bins; do [ "$b" = --bin ] || cp "$BUILD_DIR/debug/$b" "$BUILT/"; done
 awk -v dir="$T/blocks" '
     /^<!-- test: / {
         if (pending) { printf "line %d: marker not followed by a fenced block\n", pline > "/dev/stderr"; bad = 1; exit 3 }
