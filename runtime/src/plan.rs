@@ -117,6 +117,9 @@ pub struct Plan {
     pub cgroup_path: Option<String>,
     pub resources: Option<LinuxResources>,
     pub seccomp: Option<LinuxSeccomp>,
+    /// Not from the Spec: the engine runs without privilege (`pilotbox-nosuid`), see
+    /// [`crate::engine::RunOptions::unprivileged`]. Set by the engine, never by a Spec.
+    pub unprivileged: bool,
 }
 
 fn ns_flag(t: LinuxNamespaceType) -> Result<CloneFlags, PlanError> {
@@ -454,6 +457,7 @@ impl Plan {
                 .map(|p| p.display().to_string()),
             resources: linux.resources().clone(),
             seccomp: linux.seccomp().clone(),
+            unprivileged: false,
         })
     }
 

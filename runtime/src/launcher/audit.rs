@@ -39,15 +39,9 @@ impl Audit {
 
     /// Append `{"event": event, "time": now, ...fields}` as one line; syslog best effort.
     pub fn record(&self, event: &str, fields: Value) -> Result<(), AuditError> {
-        let mut obj = Map::new();
-        obj.insert("event".into(), json!(event));
-        obj.insert("time".into(), json!(now_rfc3339()));
-        if let Value::Object(f) = fields {
-            obj.extend(f);
-        }
-        let line = Value::Object(obj).to_string();
+        let line = line(event, fields);
         if self.conf.syslog {
-            syslog(&line);
+            let _ = send_syslog("pilotbox", &line);
         }
         self.append(&line)
     }
@@ -87,17 +81,23 @@ impl Audit {
     }
 }
 
-/// RFC 3164 message to the local syslog socket; nothing happens when there is none.
-fn syslog(msg: &str) {
-    let s = match std::os::unix::net::UnixDatagram::unbound() {
-        Ok(s) => s,
-        Err(_) => return,
-    };
-    let line = format!(
-        "<{PRI_AUTHPRIV_INFO}>pilotbox[{}]: {msg}",
-        std::process::id()
-    );
-    let _ = s.send_to(line.as_bytes(), "/dev/log");
+/// One audit line: `{"event": event, "time": now, ...fields}`.
+pub fn line(event: &str, fields: Value) -> String {
+    let mut obj = Map::new();
+    obj.insert("event".into(), json!(event));
+    obj.insert("time".into(), json!(now_rfc3339()));
+    if let Value::Object(f) = fields {
+        obj.extend(f);
+    }
+    Value::Object(obj).to_string()
+}
+
+/// RFC 3164 message tagged `tag` to the local syslog socket (`/dev/log`); an error when there
+/// is none.
+pub fn send_syslog(tag: &str, msg: &str) -> std::io::Result<()> {
+    let s = std::os::unix::net::UnixDatagram::unbound()?;
+    let line = format!("<{PRI_AUTHPRIV_INFO}>{tag}[{}]: {msg}", std::process::id());
+    s.send_to(line.as_bytes(), "/dev/log").map(|_| ())
 }
 
 /// The APEL-style fields of an end record from the engine's report `usage`.
