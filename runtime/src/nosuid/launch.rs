@@ -165,7 +165,7 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
     if let Err(d) = check_pilot(&policy, caller.uid, &gids) {
         return ctx.fail(d);
     }
-    let audit = Audit::new();
+    let audit = Audit::new(policy.file.audit.syslog);
     let proxy = args
         .proxy
         .clone()
@@ -407,8 +407,12 @@ fn payload_spec(
     if let Some(fd) = workdir {
         let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
             .map_err(|e| site(format!("resolving the work directory: {e}")))?;
+        // Bound by path, not `/proc/self/fd/N` as `pilotbox run` does: unprivileged, the
+        // sources are cloned after the sandbox's mount namespace is created, and a mount of
+        // another namespace cannot be cloned (open_tree: EINVAL). The path names the directory
+        // checked above unless the pilot itself renames it meanwhile — its own directory.
         s.binds.push(Bind {
-            source: format!("/proc/self/fd/{}", fd.as_raw_fd()).into(),
+            source: real.clone(),
             dest: real.clone(),
             readonly: false,
             idmap: None,
