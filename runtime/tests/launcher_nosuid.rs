@@ -523,3 +523,37 @@ fn the_binary_does_not_contain_the_privileged_paths() {
         assert!(!nosuid.contains(f), "{f} is linked into pilotbox-nosuid");
     }
 }
+
+/// docs/pilot-guide.md stays true for `pilotbox-nosuid`: each documented subcommand exists and
+/// takes each documented flag (as `lifecycle_docs` does for `pilotbox`). No root needed.
+#[test]
+fn documented_nosuid_commands_and_flags_exist() {
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/pilot-guide.md"
+    ))
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_pilotbox-nosuid");
+    let mut checked = 0;
+    for line in guide.lines().filter(|l| l.starts_with("pilotbox-nosuid ")) {
+        let words: Vec<&str> = line.split('#').next().unwrap().split_whitespace().collect();
+        let help = Command::new(bin)
+            .args([words[1], "--help"])
+            .output()
+            .unwrap();
+        assert!(help.status.success(), "`{line}`: no such subcommand");
+        let help = String::from_utf8_lossy(&help.stdout);
+        for flag in words
+            .iter()
+            .take_while(|w| **w != "--")
+            .filter(|w| w.starts_with("--"))
+        {
+            assert!(help.contains(flag), "{line}: {flag} not in --help");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 6,
+        "the guide's examples were found ({checked} flags)"
+    );
+}

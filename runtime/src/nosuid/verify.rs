@@ -177,4 +177,39 @@ mod tests {
         // Loading it would confine the test process; building it checks every rule.
         confine_filter().unwrap();
     }
+
+    /// In a confined child: reading still works; creating, opening for writing, and signalling
+    /// do not. (glibc's fork keeps malloc usable in the child of a threaded test harness.)
+    #[test]
+    fn a_confined_child_can_read_but_not_write_or_signal() {
+        let t = tempfile::tempdir().unwrap();
+        let existing = t.path().join("existing");
+        std::fs::write(&existing, "x").unwrap();
+        let created = t.path().join("created");
+        match crate::sys::fork().unwrap() {
+            crate::sys::Forked::Child => {
+                let code = (|| {
+                    confine().ok()?;
+                    std::fs::read(&existing).ok()?;
+                    let denied = |r: std::io::Result<std::fs::File>| {
+                        matches!(r, Err(e) if e.raw_os_error() == Some(libc::EPERM))
+                    };
+                    if !denied(std::fs::File::create(&created))
+                        || !denied(std::fs::OpenOptions::new().append(true).open(&existing))
+                        || nix::sys::signal::kill(nix::unistd::getppid(), None).is_ok()
+                    {
+                        return Some(2);
+                    }
+                    Some(0)
+                })()
+                .unwrap_or(1);
+                crate::sys::exit_now(code)
+            }
+            crate::sys::Forked::Parent(pid) => {
+                let st = nix::sys::wait::waitpid(pid, None).unwrap();
+                assert_eq!(st, nix::sys::wait::WaitStatus::Exited(pid, 0));
+                assert!(!created.exists());
+            }
+        }
+    }
 }
