@@ -317,7 +317,20 @@ fn refuses_to_run_setuid_setgid_or_as_root() {
             vec!["run", "--proxy", &p, "--", "true"],
             vec!["map", "--proxy", &p],
         ] {
-            let (c, out, e) = result(as_user(&env, &bin, PILOT, &[], &sub).output().unwrap());
+            // A binary just written may be briefly "busy" (ETXTBSY): another test thread's
+            // fork can hold a copy of our write fd until its exec.
+            let output = (0..40)
+                .map(|_| as_user(&env, &bin, PILOT, &[], &sub).output())
+                .find(|o| match o {
+                    Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        false
+                    }
+                    _ => true,
+                })
+                .unwrap()
+                .unwrap();
+            let (c, out, e) = result(output);
             assert_eq!(c, 123, "{mode:o} {sub:?}: {e}");
             assert!(e.contains(word), "{e}");
             assert!(out.is_empty(), "nothing done: {out}");
