@@ -340,3 +340,38 @@ fn unreachable_rules_are_reported() {
     assert_eq!(u.len(), 1, "{u:?}");
     assert!(u[0].contains("#4") && u[0].contains("#2"), "{u:?}");
 }
+
+#[test]
+fn a_read_only_decision_takes_no_lease() {
+    use policy::lease::preview::PreviewStore;
+    let e = Env::new();
+    let p = e.policy("");
+    let id = identity(BOB, &["/testvo/Role=NULL/Capability=NULL"], true);
+    let d = decide(
+        &p,
+        &id,
+        &Request::default(),
+        &PreviewStore,
+        &|_| true,
+        1_000_000,
+    )
+    .unwrap();
+    assert_eq!(d.lease, Some(Acquired::NotTaken));
+    assert_eq!((d.uid, d.gid), (30001, 30000));
+    assert!(
+        d.reasons.iter().any(|r| r.contains("no lease taken")),
+        "{:?}",
+        d.reasons
+    );
+    // Bans and rules still apply in full.
+    let p = e.policy("[ban]\ndns = [\"/DC=org/DC=example/O=Users/CN=Bob\"]\n");
+    denied(
+        decide(&p, &id, &Request::default(), &PreviewStore, &|_| false, 1),
+        Class::Denied,
+        "Bob",
+    );
+    assert!(
+        !e.dir.path().join("leases.sqlite").exists(),
+        "the configured store was never opened"
+    );
+}

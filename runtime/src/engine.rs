@@ -24,6 +24,12 @@ pub struct RunOptions<'a> {
     pub on_started: Option<&'a dyn Fn(&Started)>,
     /// Act before the payload's credential expires (see [`CredExpiry`]).
     pub cred_expiry: Option<CredExpiry<'a>>,
+    /// Run without any privilege (`pilotbox-nosuid`): the caller is an ordinary user, so the
+    /// user namespace is created first and everything else happens inside it (see
+    /// [`crate::launch`]): the Spec must map exactly the caller's uid and gid 1:1 (the only map
+    /// an unprivileged process may write, `user_namespaces(7)`), join no namespace and ask for
+    /// no idmapped mount; supplementary groups cannot be changed (`setgroups` is denied).
+    pub unprivileged: bool,
 }
 
 impl Default for RunOptions<'_> {
@@ -35,6 +41,7 @@ impl Default for RunOptions<'_> {
             seccomp_cache: None,
             on_started: None,
             cred_expiry: None,
+            unprivileged: false,
         }
     }
 }
@@ -156,7 +163,11 @@ impl FilterLoader for CompiledFilter {
 
 /// Run `spec` to completion.
 pub fn run(spec: &Spec, opts: &RunOptions) -> Result<RunResult, EngineError> {
-    let plan = Plan::from_spec(spec)?;
+    let mut plan = Plan::from_spec(spec)?;
+    if opts.unprivileged {
+        check_unprivileged(&plan)?;
+        plan.unprivileged = true;
+    }
     let filter = match &plan.seccomp {
         Some(profile) => Some(seccomp::compile_cached(
             profile,
@@ -209,6 +220,49 @@ pub fn run(spec: &Spec, opts: &RunOptions) -> Result<RunResult, EngineError> {
         cgroup: path,
         cleanup_error,
     })
+}
+
+/// What an unprivileged engine cannot do, refused up front instead of failing half-way: joining
+/// namespaces (needs privilege over them), idmapped mounts (CAP_SYS_ADMIN in the initial user
+/// namespace), and any id map but the caller's own uid/gid 1:1 (`user_namespaces(7)`, "Defining
+/// user and group ID mappings": one line mapping the writer's effective id).
+fn check_unprivileged(plan: &Plan) -> Result<(), PlanError> {
+    let refuse = |value: String, why: &'static str| PlanError::Invalid {
+        what: "unprivileged run",
+        value,
+        why,
+    };
+    if let Some((_, p)) = plan.joins.first() {
+        return Err(refuse(p.display().to_string(), "cannot join a namespace"));
+    }
+    let idmapped = plan
+        .mounts
+        .iter()
+        .find(|m| matches!(&m.kind, crate::plan::MountKind::Bind { idmap: Some(_), .. }));
+    if let Some(m) = idmapped {
+        return Err(refuse(
+            m.dest.display().to_string(),
+            "cannot make an idmapped mount",
+        ));
+    }
+    let (euid, egid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    let own = |maps: &[crate::plan::IdMap], id: u32| matches!(maps, [m] if m.container == id && m.host == id && m.size == 1);
+    if !own(&plan.uid_mappings, euid) || plan.uid != euid {
+        return Err(refuse(
+            format!("uid {}", plan.uid),
+            "must be the caller's own uid, mapped 1:1",
+        ));
+    }
+    if !own(&plan.gid_mappings, egid) || plan.gid != egid {
+        return Err(refuse(
+            format!("gid {}", plan.gid),
+            "must be the caller's own gid, mapped 1:1",
+        ));
+    }
+    Ok(())
 }
 
 /// OCI resources from the launcher's limits: memory in bytes (swap capped to the same total, so

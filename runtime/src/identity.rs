@@ -36,19 +36,22 @@ fn drop_inheritable_sets() -> Result<(), IdentityError> {
 }
 
 /// Become the payload: supplementary groups, gid, uid (all three ids of each), then no
-/// capability in any of the five sets.
+/// capability in any of the five sets. `groups: None` keeps the current supplementary groups
+/// (an unprivileged user namespace, where `setgroups` is denied).
 pub fn become_payload(
     sys: &dyn Syscall,
     uid: u32,
     gid: u32,
-    groups: &[u32],
+    groups: Option<&[u32]>,
 ) -> Result<(), IdentityError> {
     drop_inheritable_sets()?;
     // Order matters: setgroups and setresgid need CAP_SETGID, which setresuid takes away.
-    sys.setgroups(groups).map_err(|errno| IdentityError::Sys {
-        step: "setgroups",
-        errno,
-    })?;
+    if let Some(groups) = groups {
+        sys.setgroups(groups).map_err(|errno| IdentityError::Sys {
+            step: "setgroups",
+            errno,
+        })?;
+    }
     sys.setresgid(gid).map_err(|errno| IdentityError::Sys {
         step: "setresgid",
         errno,

@@ -89,9 +89,10 @@ fn payload(plan: &Plan, seccomp: Option<&dyn FilterLoader>, chan: &Channel) -> !
         fail(e as i32, format!("reset signal mask: {e}"));
     }
     let _ = nix::sys::prctl::set_name(c"payload");
-    if let Err(e) =
-        crate::identity::become_payload(&Linux, plan.uid, plan.gid, &plan.additional_gids)
-    {
+    // Unprivileged, setgroups is denied in our user namespace (see `launch`): the payload keeps
+    // the caller's supplementary groups, as any process of the caller would.
+    let groups = (!plan.unprivileged).then_some(plan.additional_gids.as_slice());
+    if let Err(e) = crate::identity::become_payload(&Linux, plan.uid, plan.gid, groups) {
         fail(libc::EPERM, e.to_string());
     }
     for (res, soft, hard) in &plan.rlimits {

@@ -13,6 +13,11 @@
 //!          seccomp, execve. Stage 2 drops to CAP_KILL only and stays as init (reaps, forwards
 //!          signals, reports status).
 //! ```
+//! Unprivileged (`RunOptions::unprivileged`, for `pilotbox-nosuid`) the same tree runs as the
+//! calling user: stage 1 enters the user namespace *before* cloning the mount sources (it has no
+//! privilege over the host's mount namespace), the supervisor writes `setgroups` = `deny` and
+//! the caller's own one-line maps, and the payload keeps its inherited supplementary groups.
+//!
 //! Why two stages (as runc's nsexec): joining an existing namespace (a pod's mount namespace)
 //! needs host privilege, so it must happen before the new user namespace is entered; and the new
 //! pid namespace only applies to children of the process that unshared it. `CLONE_PARENT` makes
@@ -224,6 +229,16 @@ fn setup(
             })
         };
         write("uid_map", &plan.uid_mappings)?;
+        if plan.unprivileged {
+            // An unprivileged writer may set gid_map only after setgroups is denied
+            // (user_namespaces(7), since Linux 3.19): else dropping a group could grant access.
+            std::fs::write(format!("/proc/{stage1}/setgroups"), "deny").map_err(|e| {
+                LaunchError::Sys {
+                    step: "deny setgroups",
+                    errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                }
+            })?;
+        }
         write("gid_map", &plan.gid_mappings)?;
     }
     chan.send(&Msg::MapsWritten).map_err(sys_err("send"))?;
@@ -270,8 +285,7 @@ fn stage1(plan: &Plan, _opts: &LaunchOptions, chan: &Channel, supervisor: Pid) -
             );
         }
     }
-    // Clone the root and bind sources while still host root in the host (or joined) mount ns.
-    let sources = match crate::rootfs::Sources::open(plan) {
+    let open_sources = || match crate::rootfs::Sources::open(plan) {
         Ok(s) => s,
         Err(e) => fail(
             chan,
@@ -283,6 +297,10 @@ fn stage1(plan: &Plan, _opts: &LaunchOptions, chan: &Channel, supervisor: Pid) -
             e,
         ),
     };
+    // Clone the root and bind sources while still host root in the host (or joined) mount ns.
+    // Unprivileged, `open_tree(OPEN_TREE_CLONE)` needs CAP_SYS_ADMIN over the mount namespace,
+    // which we only get in a mount namespace our new user namespace owns: done below.
+    let mut sources = (!plan.unprivileged).then(open_sources);
     if plan.new_userns {
         if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWUSER) {
             fail(
@@ -299,12 +317,28 @@ fn stage1(plan: &Plan, _opts: &LaunchOptions, chan: &Channel, supervisor: Pid) -
         Ok(Some(Msg::MapsWritten)) => {}
         _ => sys::exit_now(1),
     }
-    if let Err(e) = nix::sched::unshare(plan.new_namespaces) {
-        fail(
-            chan,
-            FailKind::System,
-            format!("unshare {:?}: {e}", plan.new_namespaces),
-        );
+    let mut rest = plan.new_namespaces;
+    if plan.unprivileged {
+        // Unprivileged: the mount namespace first (owned by our user namespace, so open_tree
+        // is allowed), the sources cloned in it — as the caller, whose permissions apply to
+        // every path — then the other namespaces. The mounts copied from the host's namespace
+        // are locked (mount_namespaces(7)): they can be bound recursively and made read-only,
+        // never uncovered.
+        if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWNS) {
+            fail(
+                chan,
+                FailKind::System,
+                format!("unshare mount namespace: {e}"),
+            );
+        }
+        rest.remove(CloneFlags::CLONE_NEWNS);
+        sources = Some(open_sources());
+    }
+    let Some(sources) = sources else {
+        fail(chan, FailKind::System, "no mount sources")
+    };
+    if let Err(e) = nix::sched::unshare(rest) {
+        fail(chan, FailKind::System, format!("unshare {rest:?}: {e}"));
     }
     match sys::clone3_fork(libc::CLONE_PARENT as u64, None) {
         Err(e) => fail(chan, FailKind::System, format!("clone3 stage 2: {e}")),
@@ -328,13 +362,16 @@ fn stage2(
     // payload's file access (fsuid, fsgid, groups; our capabilities in this user namespace
     // override nothing on inodes it does not map): a path we cannot reach while hiding it is
     // one the payload cannot reach either (rootfs::mask). init sets them again, harmlessly.
+    // Unprivileged, setgroups is denied: we and the payload both keep the caller's groups.
     let groups: Vec<nix::unistd::Gid> = plan
         .additional_gids
         .iter()
         .map(|g| nix::unistd::Gid::from_raw(*g))
         .collect();
-    if let Err(e) = nix::unistd::setgroups(&groups) {
-        fail(chan, FailKind::System, format!("setgroups: {e}"));
+    if !plan.unprivileged {
+        if let Err(e) = nix::unistd::setgroups(&groups) {
+            fail(chan, FailKind::System, format!("setgroups: {e}"));
+        }
     }
     // Files we create (mount points, staging dirs) need an owner mapped in our user namespace,
     // else EOVERFLOW: create them as the payload's ids. Host root stays unmapped on purpose.

@@ -117,6 +117,9 @@ pub struct Plan {
     pub cgroup_path: Option<String>,
     pub resources: Option<LinuxResources>,
     pub seccomp: Option<LinuxSeccomp>,
+    /// Not from the Spec: the engine runs without privilege (`pilotbox-nosuid`), see
+    /// [`crate::engine::RunOptions::unprivileged`]. Set by the engine, never by a Spec.
+    pub unprivileged: bool,
     /// Symlinks created inside the sandbox after the mounts, as (target, link) — bubblewrap's
     /// `--symlink`. The OCI runtime spec has no such field, so they come from the annotation
     /// [`SYMLINKS_ANNOTATION`]. A link must lie on a writable mount of the sandbox (its tmpfs
@@ -497,6 +500,7 @@ impl Plan {
             resources: linux.resources().clone(),
             seccomp: linux.seccomp().clone(),
             symlinks: symlinks(spec)?,
+            unprivileged: false,
         })
     }
 

@@ -240,16 +240,22 @@ pub fn decide(
             let (l, how) = store
                 .acquire(&pool, &key, now, lc.idle.0, in_use)
                 .map_err(Denial::from)?;
-            reasons.push(format!(
-                "pool {pname}: {} lease on {} (uid {})",
-                match how {
-                    Acquired::Existing => "existing",
-                    Acquired::New => "new",
-                    Acquired::Recycled => "recycled idle",
-                },
-                l.account,
-                l.uid
-            ));
+            reasons.push(match how {
+                Acquired::NotTaken => format!(
+                    "pool {pname}: no lease taken (read-only decision); its first account is {} (uid {})",
+                    l.account, l.uid
+                ),
+                _ => format!(
+                    "pool {pname}: {} lease on {} (uid {})",
+                    match how {
+                        Acquired::Existing => "existing",
+                        Acquired::New => "new",
+                        _ => "recycled idle",
+                    },
+                    l.account,
+                    l.uid
+                ),
+            });
             let pw = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(l.uid))
                 .ok()
                 .flatten()

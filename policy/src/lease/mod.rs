@@ -13,6 +13,7 @@
 //!   gridmapdir.
 
 pub mod gridmapdir;
+pub mod preview;
 pub mod sqlite;
 
 use crate::class::{Class, Denial};
@@ -64,6 +65,8 @@ pub enum Acquired {
     New,
     /// Taken over from an identity idle for longer than the idle time.
     Recycled,
+    /// No lease taken: a read-only decision ([`preview::PreviewStore`], `pilotbox-nosuid`).
+    NotTaken,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -25,7 +25,7 @@ mod resources;
 pub use cgroup::Cgroup;
 pub use control::{FREEZE_TIMEOUT, KILL_TIMEOUT};
 pub use error::CgroupError;
-pub use layout::{detect, Version};
+pub use layout::{detect, join, v2_root, Version};
 pub use placement::{place, Placement, PILOT_LEAF};
 
 /// Resources used by the payload, read from the cgroup at the end of the run (hierarchical

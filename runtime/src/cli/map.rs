@@ -89,6 +89,7 @@ pub fn explain(d: &Decision) -> String {
                 Some(policy::lease::Acquired::Existing) => "existing",
                 Some(policy::lease::Acquired::New) => "new",
                 Some(policy::lease::Acquired::Recycled) => "recycled",
+                Some(policy::lease::Acquired::NotTaken) => "no",
                 None => "?",
             }
         )),

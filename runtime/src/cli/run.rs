@@ -518,7 +518,7 @@ fn launch(
 }
 
 /// The policy's `[expiry] signal` as a signal (the schema admits only those init forwards).
-fn expiry_signal(s: ExpirySignal) -> nix::sys::signal::Signal {
+pub fn expiry_signal(s: ExpirySignal) -> nix::sys::signal::Signal {
     use nix::sys::signal::Signal;
     match s {
         ExpirySignal::Sigterm => Signal::SIGTERM,

@@ -40,15 +40,11 @@ impl Audit {
 
     /// Append `{"event": event, "time": now, ...fields}` as one line; syslog best effort.
     pub fn record(&self, event: &str, fields: Value) -> Result<(), AuditError> {
-        let mut obj = Map::new();
-        obj.insert("event".into(), json!(event));
-        obj.insert("time".into(), json!(now_rfc3339()));
-        if let Value::Object(f) = fields {
-            obj.extend(f);
-        }
-        let line = Value::Object(obj).to_string();
+        let line = line(event, fields);
         if self.conf.syslog {
-            syslog(&self.conf.syslog_socket, &line);
+            // Best effort: no syslog daemon, or a full queue, must not stop a launch — the
+            // audit file is the record of truth and is written regardless.
+            let _ = send_syslog(&self.conf.syslog_socket, "pilotbox", &line);
         }
         self.append(&line)
     }
@@ -88,27 +84,32 @@ impl Audit {
     }
 }
 
+/// One audit line: `{"event": event, "time": now, ...fields}`.
+pub fn line(event: &str, fields: Value) -> String {
+    let mut obj = Map::new();
+    obj.insert("event".into(), json!(event));
+    obj.insert("time".into(), json!(now_rfc3339()));
+    if let Value::Object(f) = fields {
+        obj.extend(f);
+    }
+    Value::Object(obj).to_string()
+}
+
 /// The datagram syslog(3) sends for `msg`: `<PRI>TAG[PID]: MSG`. The timestamp syslog(3) puts
 /// after PRI is left out, as RFC 3164 §4.3.1 allows for a relay-less local sender: rsyslog
 /// (`SysSock.IgnoreTimestamp`, on by default) and journald stamp local messages on receipt
 /// anyway, and local time would need the TZ database in a setuid process.
-fn syslog_datagram(msg: &str) -> String {
-    format!(
-        "<{PRI_AUTHPRIV_INFO}>pilotbox[{}]: {msg}",
-        std::process::id()
-    )
+fn syslog_datagram(tag: &str, msg: &str) -> String {
+    format!("<{PRI_AUTHPRIV_INFO}>{tag}[{}]: {msg}", std::process::id())
 }
 
-/// Best effort: no syslog daemon (no socket), or a full queue, must not stop a launch — the
-/// audit file is the record of truth and is written regardless.
-fn syslog(socket: &Path, msg: &str) {
-    let Ok(s) = std::os::unix::net::UnixDatagram::unbound() else {
-        return;
-    };
-    // A full receive queue must not block the launch (syslog(3) uses a blocking socket and
-    // would wait for the daemon).
-    let _ = s.set_nonblocking(true);
-    let _ = s.send_to(syslog_datagram(msg).as_bytes(), socket);
+/// `msg` as an RFC 3164 datagram tagged `tag` to the local syslog socket; an error when there
+/// is none. Non-blocking: a full receive queue must not stall a launch (syslog(3) would wait).
+pub fn send_syslog(socket: &Path, tag: &str, msg: &str) -> std::io::Result<()> {
+    let s = std::os::unix::net::UnixDatagram::unbound()?;
+    s.set_nonblocking(true)?;
+    s.send_to(syslog_datagram(tag, msg).as_bytes(), socket)
+        .map(|_| ())
 }
 
 /// The APEL-style fields of an end record from the engine's report `usage`.
@@ -193,6 +194,6 @@ mod tests {
         assert_eq!(v["dn"], "/CN=A");
         // No listener: nothing blocks, nothing fails.
         drop(rx);
-        syslog(&sock, "nobody listens");
+        assert!(send_syslog(&sock, "pilotbox", "nobody listens").is_err());
     }
 }

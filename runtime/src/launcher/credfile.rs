@@ -100,6 +100,16 @@ pub fn open_as_caller(
 /// The caller's proxy: opened as the caller, checked as gLExec did, read (bounded).
 pub fn read_proxy(caller: &Caller, path: &Path) -> Result<Vec<u8>, CredFileError> {
     let fd = open_as_caller(caller, path, "proxy file", false)?;
+    check_and_read_proxy(fd, path, caller.uid)
+}
+
+/// gLExec's checks on an opened proxy file (regular, owned by `owner`, private), then a bounded
+/// read. `pilotbox-nosuid`, which is the caller, opens the file itself and calls this.
+pub fn check_and_read_proxy(
+    fd: OwnedFd,
+    path: &Path,
+    owner: u32,
+) -> Result<Vec<u8>, CredFileError> {
     let refuse = |reason: String| CredFileError::Refused {
         what: "proxy file",
         path: path.into(),
@@ -109,10 +119,10 @@ pub fn read_proxy(caller: &Caller, path: &Path) -> Result<Vec<u8>, CredFileError
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
         return Err(refuse("not a regular file".into()));
     }
-    if st.st_uid != caller.uid {
+    if st.st_uid != owner {
         return Err(refuse(format!(
-            "owned by uid {}, not by the caller (uid {})",
-            st.st_uid, caller.uid
+            "owned by uid {}, not by the caller (uid {owner})",
+            st.st_uid
         )));
     }
     if st.st_mode & 0o077 != 0 {

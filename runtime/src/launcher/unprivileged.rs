@@ -40,29 +40,41 @@ fn class_of(code: i32) -> Class {
     }
 }
 
-/// In the child: drop everything, verify, write the verdict. Never returns.
-fn child(bytes: &[u8], opts: &VerifyOptions, mut out: std::fs::File) -> ! {
+/// The setuid launcher's confinement: all groups dropped, uid/gid `nobody` (all three ids),
+/// no_new_privs, not dumpable — checked: a saved uid of 0 would let the parser regain root.
+fn drop_to_nobody() -> Result<(), String> {
     let nobody_g = Gid::from_raw(NOBODY);
     let nobody_u = Uid::from_raw(NOBODY);
-    let dropped = setgroups(&[])
+    setgroups(&[])
         .and_then(|_| setresgid(nobody_g, nobody_g, nobody_g))
         .and_then(|_| setresuid(nobody_u, nobody_u, nobody_u))
         .and_then(|_| nix::sys::prctl::set_no_new_privs())
-        .and_then(|_| nix::sys::prctl::set_dumpable(false));
-    let verdict = match dropped {
-        // Check the drop took: a saved uid of 0 would let the parser regain root.
-        Ok(()) if nix::unistd::getresuid().map(|r| r.saved.as_raw()) == Ok(NOBODY) => {
-            match verify_proxy(bytes, opts) {
-                Ok(v) => Verdict::Valid(v.identity),
-                Err(e) => Verdict::Rejected {
-                    class: e.class().exit_code(),
-                    reason: format!("credential rejected: {}", e.reason()),
-                },
-            }
-        }
-        _ => Verdict::Rejected {
+        .and_then(|_| nix::sys::prctl::set_dumpable(false))
+        .map_err(|e| e.to_string())?;
+    match nix::unistd::getresuid().map(|r| r.saved.as_raw()) {
+        Ok(NOBODY) => Ok(()),
+        _ => Err("saved uid is not nobody".into()),
+    }
+}
+
+/// In the child: confine, verify, write the verdict. Never returns.
+fn child(
+    bytes: &[u8],
+    opts: &VerifyOptions,
+    mut out: std::fs::File,
+    confine: fn() -> Result<(), String>,
+) -> ! {
+    let verdict = match confine() {
+        Ok(()) => match verify_proxy(bytes, opts) {
+            Ok(v) => Verdict::Valid(v.identity),
+            Err(e) => Verdict::Rejected {
+                class: e.class().exit_code(),
+                reason: format!("credential rejected: {}", e.reason()),
+            },
+        },
+        Err(e) => Verdict::Rejected {
             class: 123,
-            reason: "cannot drop privileges for credential verification".into(),
+            reason: format!("cannot drop privileges for credential verification: {e}"),
         },
     };
     let ok = serde_json::to_vec(&verdict)
@@ -74,13 +86,24 @@ fn child(bytes: &[u8], opts: &VerifyOptions, mut out: std::fs::File) -> ! {
 
 /// Verify `bytes` in an unprivileged child; the identity, or a classified denial.
 pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Identity, Denial> {
+    verify_confined(bytes, opts, drop_to_nobody)
+}
+
+/// [`verify`] with another confinement of the child (`pilotbox-nosuid` cannot change uid and
+/// confines the parser with a seccomp filter instead: `crate::nosuid::verify`). `confine` runs
+/// first in the child; if it fails, nothing is parsed.
+pub fn verify_confined(
+    bytes: &[u8],
+    opts: &VerifyOptions,
+    confine: fn() -> Result<(), String>,
+) -> Result<Identity, Denial> {
     let site = |r: String| Denial::new(Class::SiteError, r);
     let (rd, wr) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| site(format!("pipe: {e}")))?;
     let child_pid = match crate::sys::fork().map_err(|e| site(format!("fork: {e}")))? {
         crate::sys::Forked::Child => {
             drop(rd);
-            child(bytes, opts, std::fs::File::from(wr))
+            child(bytes, opts, std::fs::File::from(wr), confine)
         }
         crate::sys::Forked::Parent(pid) => pid,
     };

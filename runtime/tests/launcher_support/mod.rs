@@ -66,6 +66,8 @@ pub fn install() -> PathBuf {
                 "runtime",
                 "--bin",
                 "pilotbox",
+                "--bin",
+                "pilotbox-nosuid",
                 "--target-dir",
             ])
             .arg(target_dir())
@@ -89,8 +91,20 @@ pub fn install() -> PathBuf {
         chown(&tmp, Some(0), Some(0)).unwrap();
         mode(&tmp, 0o4755);
         std::fs::rename(&tmp, &dst).unwrap();
+        // pilotbox-nosuid (built with the same policy path): root-owned, 0755, never setuid.
+        let nosuid = bin.join("pilotbox-nosuid");
+        let tmp = bin.join(".pilotbox-nosuid.new");
+        std::fs::copy(built.with_file_name("pilotbox-nosuid"), &tmp).unwrap();
+        chown(&tmp, Some(0), Some(0)).unwrap();
+        mode(&tmp, 0o755);
+        std::fs::rename(&tmp, &nosuid).unwrap();
         dst
     }
+}
+
+/// The installed test `pilotbox-nosuid` (see [`install`]).
+pub fn nosuid_bin() -> PathBuf {
+    Path::new(PREFIX).join("bin/pilotbox-nosuid")
 }
 
 pub struct Env {
@@ -307,6 +321,7 @@ impl Drop for Env {
         let _ = std::fs::remove_dir_all(BASE);
         let _ = std::fs::remove_file(POLICY);
         let _ = std::fs::remove_file(&self.bin);
+        let _ = std::fs::remove_file(nosuid_bin());
     }
 }
 

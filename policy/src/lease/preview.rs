@@ -1,0 +1,116 @@
+//! A lease store that never leases: the read-only decision of `pilotbox-nosuid`, which runs the
+//! payload under the caller's own uid and so must not take (or even look for) a pool account.
+//!
+//! [`PreviewStore::acquire`] answers with the pool's first account, marked
+//! [`Acquired::NotTaken`]: on a node where no setuid `pilotbox` runs (the only kind of node a
+//! nosuid site has) that is exactly the account a fresh lease store would hand out, and in any
+//! case it names the pool and an account of it for the audit trail. Nothing is opened, read or
+//! written: a real store is root-owned and private (it maps DNs to accounts), and an unprivileged
+//! caller must not be able to create, lock or refresh one. `list` is empty; `release` and
+//! `expire_idle` refuse.
+
+use super::{Acquired, Lease, LeaseError, LeaseKey, LeaseStore, Pool};
+
+/// See the module docs.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PreviewStore;
+
+fn read_only(what: &str) -> LeaseError {
+    LeaseError::Store {
+        path: "(read-only decision)".into(),
+        detail: format!("{what}: no lease store is used"),
+    }
+}
+
+impl LeaseStore for PreviewStore {
+    fn acquire(
+        &self,
+        pool: &Pool,
+        key: &LeaseKey,
+        now: u64,
+        _idle_s: u64,
+        _in_use: &dyn Fn(u32) -> bool,
+    ) -> Result<(Lease, Acquired), LeaseError> {
+        let first = pool.accounts.first().ok_or_else(|| LeaseError::Store {
+            path: "(read-only decision)".into(),
+            detail: format!("pool {} has no accounts", pool.name),
+        })?;
+        Ok((
+            Lease {
+                pool: pool.name.clone(),
+                account: first.name.clone(),
+                uid: first.uid,
+                identity: key.dn.clone(),
+                created: now,
+                last_used: now,
+            },
+            Acquired::NotTaken,
+        ))
+    }
+
+    fn list(&self) -> Result<Vec<Lease>, LeaseError> {
+        Ok(vec![])
+    }
+
+    fn release(&self, _account: &str) -> Result<bool, LeaseError> {
+        Err(read_only("release"))
+    }
+
+    fn expire_idle(
+        &self,
+        _now: u64,
+        _idle_s: u64,
+        _in_use: &dyn Fn(u32) -> bool,
+    ) -> Result<Vec<Lease>, LeaseError> {
+        Err(read_only("expire"))
+    }
+
+    fn check(&self) -> Result<Vec<String>, LeaseError> {
+        Ok(vec![])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lease::PoolAccount;
+
+    fn pool(n: u32) -> Pool {
+        Pool {
+            name: "testvo".into(),
+            accounts: (0..n)
+                .map(|i| PoolAccount {
+                    name: format!("testvo{i:03}"),
+                    uid: 30001 + i,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn answers_the_first_account_not_taken_and_stays_empty() {
+        let key = LeaseKey {
+            dn: "/CN=Alice".into(),
+            primary_fqan: None,
+            groups: vec![],
+        };
+        let s = PreviewStore;
+        // Every account "in use": the answer is still the first one, nothing is recycled.
+        for _ in 0..2 {
+            let (l, how) = s.acquire(&pool(3), &key, 7, 0, &|_| true).unwrap();
+            assert_eq!(
+                (l.account.as_str(), l.uid, how),
+                ("testvo000", 30001, Acquired::NotTaken)
+            );
+        }
+        assert!(s.list().unwrap().is_empty(), "no lease was recorded");
+        assert!(s.release("testvo000").is_err());
+        assert!(s.expire_idle(7, 0, &|_| false).is_err());
+        let e = s.acquire(&pool(0), &key, 7, 0, &|_| false).unwrap_err();
+        assert_eq!(
+            e.class(),
+            crate::Class::SiteError,
+            "an empty pool is the site's error"
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! `pilotbox-nosuid`: pilotbox for sites that allow no identity switch (`runtime::nosuid`). The
+//! same CLI as `pilotbox` for what makes sense without privilege: `run` (same arguments, exit
+//! classes and report), `verify`, `map` (the account it would map to). It is a separate
+//! program, never installed setuid: it refuses to run if it is (site error 123).
+
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use runtime::{cli, nosuid};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pilotbox-nosuid",
+    version,
+    about = "Run a grid payload sandboxed under the caller's own uid (no identity switch)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Verify a proxy credential (no launch).
+    Verify(cli::verify::Args),
+    /// The account the proxy would map to under the site policy (no lease is taken).
+    Map(cli::map::Args),
+    /// Run a payload sandboxed as the caller (the proxy is verified and authorized first).
+    Run(cli::run::Args),
+}
+
+/// Caller variables the read-only subcommands keep (their documented defaults).
+const KEPT_FOR_TOOLS: [&str; 3] = ["X509_USER_PROXY", "X509_CERT_DIR", "X509_VOMS_DIR"];
+
+fn main() {
+    let site = policy::Class::SiteError.exit_code();
+    // The same sanitizing as the setuid binary: the environment, fds, signals, umask, rlimits.
+    let caller = match runtime::launcher::sanitize::sanitize() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: cannot sanitize the process: {e}", nosuid::NAME);
+            std::process::exit(site);
+        }
+    };
+    if let Err(d) = nosuid::refuse_privilege() {
+        eprintln!("{}: {d}", nosuid::NAME);
+        std::process::exit(d.class.exit_code());
+    }
+    // sanitize() made us non-dumpable, which makes /proc/<pid>/{uid,gid}_map and setgroups of
+    // our children root-owned: an unprivileged supervisor could not write its sandbox's id maps.
+    // Non-dumpable protects nothing here (we hold no privilege; the pilot, same uid, could read
+    // our memory through any other process of its own; the payload cannot see us: pid ns).
+    if let Err(e) = nix::sys::prctl::set_dumpable(true) {
+        eprintln!("{}: PR_SET_DUMPABLE: {e}", nosuid::NAME);
+        std::process::exit(site);
+    }
+    if std::env::args_os().nth(1).is_none_or(|a| a != "run") {
+        for name in KEPT_FOR_TOOLS {
+            if let Some((k, v)) = caller.env.iter().find(|(k, _)| k == name) {
+                // Still single-threaded.
+                std::env::set_var(k, v);
+            }
+        }
+    }
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                policy::Class::PilotError.exit_code()
+            } else {
+                0
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let code = match cli.command {
+        Command::Verify(a) => cli::verify::run(a),
+        Command::Map(a) => nosuid::map::run(a, &caller),
+        Command::Run(a) => nosuid::launch::run(a, &caller),
+    };
+    std::process::exit(code);
+}
