@@ -1,8 +1,9 @@
 //! One payload's life through the real setuid `pilotbox`, called by a non-root pilot: its limits
 //! land in its own cgroup (v1 controllers here, the unified hierarchy in the cgroup-v2 VM — this
-//! binary is the VM's check of the launcher, so it keeps to ONE credential set and one launch:
-//! under QEMU/TCG every RSA key costs ~10 s), the pilot sees it with `status`, freezes, thaws and
-//! kills it without the user's credential, and the report carries the cgroup's usage.
+//! binary is the VM's check of the launchers, so it keeps to one credential set per test and few
+//! launches: under QEMU/TCG every RSA key costs ~10 s), the pilot sees it with `status`, freezes,
+//! thaws and kills it without the user's credential, and the report carries the cgroup's usage.
+//! And `pilotbox-nosuid` in a cgroup delegated to the pilot (only v2 can delegate).
 
 mod launcher_support;
 
@@ -224,4 +225,76 @@ fn a_pilots_payload_is_limited_controlled_and_accounted_in_its_cgroup() {
     // (APEL's MemoryReal is in KiB; Processors from --cpus 0.5, rounded up.)
     assert_eq!(end["MemoryReal"].as_u64(), Some(peak / 1024), "{end}");
     assert_eq!(end["Processors"], 1, "{end}");
+}
+
+/// `pilotbox-nosuid` in a cgroup-v2 subtree delegated to the pilot (as `systemd-run --user -p
+/// Delegate=yes` makes one): the payload gets its own cgroup with the limits asked for. On a v1 or
+/// hybrid host a non-root pilot owns no cgroup, and a limit it asks for is refused (123), never
+/// dropped.
+#[test]
+fn nosuid_enforces_limits_only_in_a_cgroup_delegated_to_the_pilot() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new();
+    let rep = env.report_path();
+    let slot_path = format!("{}/slot", env.cgroup_root);
+    let slot = Cgroup::create(&slot_path, None).expect("the pilot's batch slot");
+    let v2 = slot.version() == Version::V2;
+    let dir = slot.dir_of("memory").expect("slot dir");
+    if v2 {
+        // Delegation (cgroup-v2.rst "Delegation"): the directory and these three files.
+        for f in [
+            "",
+            "cgroup.procs",
+            "cgroup.subtree_control",
+            "cgroup.threads",
+        ] {
+            std::os::unix::fs::chown(dir.join(f), Some(PILOT), Some(PILOT)).unwrap();
+        }
+    }
+    let nosuid = launcher_support::nosuid_bin();
+    let id = "nsdeleg";
+    let limit_file = format!("{}/{id}/memory.max", dir.display());
+    // The pilot process enters its slot (as a batch system would put it there), then becomes
+    // the pilot and calls pilotbox-nosuid.
+    let inner = format!(
+        "echo $$ > {procs} && exec setpriv --reuid {PILOT} --regid {PILOT} --clear-groups -- \
+         /usr/bin/env -i {bin} run --proxy {proxy} --id {id} --memory 64M --pids 32 \
+         --report {rep} -- /bin/sh -c 'id -u; cat /proc/self/cgroup; cat {limit_file}'",
+        procs = dir.join("cgroup.procs").display(),
+        bin = nosuid.display(),
+        proxy = env.proxy.display(),
+        rep = rep.display(),
+    );
+    let out = std::process::Command::new("/bin/sh")
+        .args(["-c", &inner])
+        .current_dir(&env.pilot_dir)
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = launcher_support::result(out);
+    if !v2 {
+        assert_eq!(code, 123, "v1: the asked-for limit is refused: {stderr}");
+        assert!(stderr.contains("cannot be enforced"), "{stderr}");
+    } else {
+        assert_eq!(code, 0, "{stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines[0],
+            PILOT.to_string(),
+            "the caller's own uid: {stdout}"
+        );
+        assert_eq!(lines[1], "0::/", "its own cgroup namespace: {stdout}");
+        assert_eq!(lines[2], (64u64 << 20).to_string(), "memory.max: {stdout}");
+        let r = env.report();
+        assert_eq!(r["identity_switch"], false, "{r}");
+        assert_eq!(r["limits_enforced"], true, "{r}");
+        assert_eq!(r["cgroup"], format!("{slot_path}/{id}"), "{r}");
+        assert!(
+            Cgroup::open(&format!("{slot_path}/{id}")).is_err(),
+            "the payload cgroup is removed at the end"
+        );
+    }
+    // The slot (and the pilot/ leaf nested placement may have made) goes with Env's root.
+    drop(slot);
 }
