@@ -464,30 +464,13 @@ fn launch(
     let handover = p.handover;
     let leftover = p.finish();
     let name = ctx.req.name;
-    let (mut report, outcome) = match result {
-        Ok(r) => {
-            let mut rep = r.report();
-            let outcome = match &r.outcome.exec_error {
-                Some((_, why)) => {
-                    eprintln!("{name}: pilot_error: the payload did not start: {why}");
-                    rep["exit_code"] = json!(Class::PilotError.exit_code());
-                    Outcome::Failed(Class::PilotError)
-                }
-                None => Outcome::Payload(r.outcome.status.exit_code()),
-            };
-            if let Some(e) = &r.cleanup_error {
-                eprintln!("{name}: warning: {e} (left for `pilotbox gc`)");
-            }
-            (rep, outcome)
-        }
-        Err(e) => {
-            let class = e.class();
-            eprintln!("{name}: {class}: {e}");
-            let rep = json!({"outcome": class.outcome(), "reason": e.to_string(), "exit_code": class.exit_code(),
-                "signal": null, "cgroup": cgroup, "started": ctx.started, "ended": audit::now_rfc3339(), "usage": null});
-            (rep, Outcome::Failed(class))
-        }
-    };
+    let (mut report, outcome) = engine_outcome(
+        name,
+        result,
+        Some(&cgroup),
+        &ctx.started,
+        " (left for `pilotbox gc`)",
+    );
     let code = outcome.exit_code();
     if let Some(l) = &leftover {
         eprintln!("{name}: warning: cleanup: {l}");
@@ -526,5 +509,42 @@ pub fn expiry_signal(s: ExpirySignal) -> nix::sys::signal::Signal {
         ExpirySignal::Sighup => Signal::SIGHUP,
         ExpirySignal::Sigusr1 => Signal::SIGUSR1,
         ExpirySignal::Sigusr2 => Signal::SIGUSR2,
+    }
+}
+
+/// The report (engine part) and outcome of an engine run, with its one stderr line when the
+/// payload did not start or the engine failed; shared by `pilotbox run` and `pilotbox-nosuid`.
+/// `cleanup_hint` follows a cleanup warning (where what was left goes).
+pub fn engine_outcome(
+    name: &str,
+    result: Result<engine::RunResult, engine::EngineError>,
+    cgroup: Option<&str>,
+    started: &str,
+    cleanup_hint: &str,
+) -> (Value, Outcome) {
+    match result {
+        Ok(r) => {
+            let mut rep = r.report();
+            let outcome = match &r.outcome.exec_error {
+                Some((_, why)) => {
+                    eprintln!("{name}: pilot_error: the payload did not start: {why}");
+                    rep["exit_code"] = json!(Class::PilotError.exit_code());
+                    Outcome::Failed(Class::PilotError)
+                }
+                None => Outcome::Payload(r.outcome.status.exit_code()),
+            };
+            if let Some(e) = &r.cleanup_error {
+                eprintln!("{name}: warning: {e}{cleanup_hint}");
+            }
+            (rep, outcome)
+        }
+        Err(e) => {
+            let class = e.class();
+            eprintln!("{name}: {class}: {e}");
+            let rep = json!({"outcome": class.outcome(), "reason": e.to_string(),
+                "exit_code": class.exit_code(), "signal": null, "cgroup": cgroup,
+                "started": started, "ended": audit::now_rfc3339(), "usage": null});
+            (rep, Outcome::Failed(class))
+        }
     }
 }

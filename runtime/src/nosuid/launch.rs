@@ -5,7 +5,7 @@
 use super::audit::Audit;
 use super::cgroup::{self, Choice};
 use super::NAME;
-use crate::cli::run::{Args, Outcome};
+use crate::cli::run::{engine_outcome, Args, Outcome};
 use crate::engine::{self, RunOptions};
 use crate::launcher::audit::{apel_fields, now_rfc3339};
 use crate::launcher::prepare::{random_id, PAYLOAD_PATH, SANDBOX_CRED_DIR, SANDBOX_PROXY};
@@ -335,30 +335,8 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
     let result = engine::run(&spec, &opts);
     drop(workdir);
     drop(creds);
-    let (mut report, outcome) = match result {
-        Ok(r) => {
-            let mut rep = r.report();
-            let outcome = match &r.outcome.exec_error {
-                Some((_, why)) => {
-                    eprintln!("{NAME}: pilot_error: the payload did not start: {why}");
-                    rep["exit_code"] = json!(Class::PilotError.exit_code());
-                    Outcome::Failed(Class::PilotError)
-                }
-                None => Outcome::Payload(r.outcome.status.exit_code()),
-            };
-            if let Some(e) = &r.cleanup_error {
-                eprintln!("{NAME}: warning: {e}");
-            }
-            (rep, outcome)
-        }
-        Err(e) => {
-            let class = e.class();
-            eprintln!("{NAME}: {class}: {e}");
-            let rep = json!({"outcome": class.outcome(), "reason": e.to_string(), "exit_code": class.exit_code(),
-                "signal": null, "cgroup": cgroup_path, "started": ctx.started, "ended": now_rfc3339(), "usage": null});
-            (rep, Outcome::Failed(class))
-        }
-    };
+    let (mut report, outcome) =
+        engine_outcome(NAME, result, cgroup_path.as_deref(), &ctx.started, "");
     report["id"] = json!(id);
     report["user"] = user_json(caller, Some(&identity), Some(&decision));
     report["identity_switch"] = json!(false);
