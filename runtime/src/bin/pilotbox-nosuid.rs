@@ -29,9 +29,6 @@ enum Command {
     Run(cli::run::Args),
 }
 
-/// Caller variables the read-only subcommands keep (their documented defaults).
-const KEPT_FOR_TOOLS: [&str; 3] = ["X509_USER_PROXY", "X509_CERT_DIR", "X509_VOMS_DIR"];
-
 fn main() {
     let site = policy::Class::SiteError.exit_code();
     // The same sanitizing as the setuid binary: the environment, fds, signals, umask, rlimits.
@@ -54,26 +51,8 @@ fn main() {
         eprintln!("{}: PR_SET_DUMPABLE: {e}", nosuid::NAME);
         std::process::exit(site);
     }
-    if std::env::args_os().nth(1).is_none_or(|a| a != "run") {
-        for name in KEPT_FOR_TOOLS {
-            if let Some((k, v)) = caller.env.iter().find(|(k, _)| k == name) {
-                // Still single-threaded.
-                std::env::set_var(k, v);
-            }
-        }
-    }
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() {
-                policy::Class::PilotError.exit_code()
-            } else {
-                0
-            };
-            let _ = e.print();
-            std::process::exit(code);
-        }
-    };
+    cli::restore_tool_env(&caller);
+    let cli: Cli = cli::parse_or_exit();
     let code = match cli.command {
         Command::Verify(a) => cli::verify::run(a),
         Command::Map(a) => nosuid::map::run(a, &caller),

@@ -45,10 +45,6 @@ enum Command {
     Check(cli::check::Args),
 }
 
-/// Caller variables the read-only subcommands keep (their documented defaults); `run` reads
-/// only what it needs from the remembered environment, never from the process's.
-const KEPT_FOR_TOOLS: [&str; 3] = ["X509_USER_PROXY", "X509_CERT_DIR", "X509_VOMS_DIR"];
-
 fn main() {
     // First, for every subcommand: the process state a setuid program inherits is the caller's.
     let caller = match runtime::launcher::sanitize::sanitize() {
@@ -70,27 +66,8 @@ fn main() {
             &caller,
         ));
     }
-    if std::env::args_os().nth(1).is_none_or(|a| a != "run") {
-        for name in KEPT_FOR_TOOLS {
-            if let Some((k, v)) = caller.env.iter().find(|(k, _)| k == name) {
-                // Still single-threaded.
-                std::env::set_var(k, v);
-            }
-        }
-    }
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            // Bad usage is the caller's error (122); --help/--version are not errors.
-            let code = if e.use_stderr() {
-                policy::Class::PilotError.exit_code()
-            } else {
-                0
-            };
-            let _ = e.print();
-            std::process::exit(code);
-        }
-    };
+    cli::restore_tool_env(&caller);
+    let cli: Cli = cli::parse_or_exit();
     let code = match cli.command {
         Command::Verify(a) => cli::verify::run_as_caller(a, &caller),
         Command::Map(a) => cli::map::run(a, &caller),
