@@ -7,7 +7,6 @@
 
 use policy::authz::{decide, Decision, Policy, Request};
 use policy::class::Denial;
-use policy::credentials::VerifyOptions;
 use policy::identity::Identity;
 use policy::lease::{open_store, unix_now};
 use serde_json::{json, Value};
@@ -50,11 +49,10 @@ pub fn run(args: Args, caller: &crate::launcher::sanitize::Caller) -> i32 {
             Err(msg) => return fail(Denial::new(policy::Class::PilotError, msg), args.json),
         }
     };
-    let mut opts = VerifyOptions::new(policy.file.trust.ca_dir.clone());
-    opts.voms_dir = Some(policy.file.trust.voms_dir.clone());
-    opts.host_fqdn = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok());
+    let opts = crate::launcher::verify_options(
+        policy.file.trust.ca_dir.clone(),
+        policy.file.trust.voms_dir.clone(),
+    );
     // Untrusted bytes are parsed without privilege, in a uid-65534 child (as `run` does).
     let identity = match crate::launcher::unprivileged::verify(&bytes, &opts) {
         Ok(id) => id,

@@ -7,7 +7,6 @@
 use super::lifecycle_args::{fail, root_only, StateArgs};
 use crate::lifecycle::caller::Caller;
 use crate::lifecycle::renew;
-use policy::credentials::VerifyOptions;
 use policy::Class;
 use std::path::PathBuf;
 
@@ -56,11 +55,7 @@ pub fn run(mut a: Args, sanitized: &crate::launcher::sanitize::Caller) -> i32 {
             }
         },
     };
-    let mut opts = VerifyOptions::new(ca_dir);
-    opts.voms_dir = Some(voms_dir);
-    opts.host_fqdn = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok());
+    let opts = crate::launcher::verify_options(ca_dir, voms_dir);
     match renew::renew(&dir, &audit, caller, &a.id, &a.proxy, &opts) {
         Ok(not_after) => {
             println!(

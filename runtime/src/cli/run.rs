@@ -19,7 +19,6 @@ use crate::launcher::state::{Record, Store};
 use crate::launcher::unprivileged;
 use policy::authz::{check_pilot, decide, Decision, LimitRequest, Policy};
 use policy::config::schema::{CgroupPlacement, ExpirySignal};
-use policy::credentials::VerifyOptions;
 use policy::lease::{open_store, unix_now};
 use policy::{Class, Denial, Identity};
 use serde_json::{json, Value};
@@ -251,11 +250,10 @@ pub fn execute(req: Request, caller: &Caller) -> Outcome {
         None => None,
     };
 
-    let mut vopts = VerifyOptions::new(policy.file.trust.ca_dir.clone());
-    vopts.voms_dir = Some(policy.file.trust.voms_dir.clone());
-    vopts.host_fqdn = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok());
+    let vopts = crate::launcher::verify_options(
+        policy.file.trust.ca_dir.clone(),
+        policy.file.trust.voms_dir.clone(),
+    );
     let identity = match unprivileged::verify(&bytes, &vopts) {
         Ok(i) => i,
         Err(d) => {

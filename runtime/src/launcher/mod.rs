@@ -16,3 +16,17 @@ pub mod prepare;
 pub mod sanitize;
 pub mod state;
 pub mod unprivileged;
+
+/// Verification options for this node: the trust and VOMS directories, and this host's name
+/// for the AC target check (RFC 5755 §4.3.2).
+pub fn verify_options(
+    ca_dir: std::path::PathBuf,
+    voms_dir: std::path::PathBuf,
+) -> policy::credentials::VerifyOptions {
+    let mut opts = policy::credentials::VerifyOptions::new(ca_dir);
+    opts.voms_dir = Some(voms_dir);
+    opts.host_fqdn = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok());
+    opts
+}

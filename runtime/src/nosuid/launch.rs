@@ -12,7 +12,6 @@ use crate::launcher::prepare::{random_id, PAYLOAD_PATH, SANDBOX_CRED_DIR, SANDBO
 use crate::launcher::sanitize::Caller;
 use crate::spec_builder::{Bind, PayloadSpec};
 use policy::authz::{check_pilot, decide, Decision, LimitRequest, Policy};
-use policy::credentials::VerifyOptions;
 use policy::lease::preview::PreviewStore;
 use policy::lease::unix_now;
 use policy::{Class, Denial, Identity};
@@ -199,11 +198,10 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
     };
     ctx.id = Some(id.clone());
 
-    let mut vopts = VerifyOptions::new(policy.file.trust.ca_dir.clone());
-    vopts.voms_dir = Some(policy.file.trust.voms_dir.clone());
-    vopts.host_fqdn = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok());
+    let vopts = crate::launcher::verify_options(
+        policy.file.trust.ca_dir.clone(),
+        policy.file.trust.voms_dir.clone(),
+    );
     let who = json!({"binary": NAME, "pilot_uid": caller.uid, "id": id});
     let identity = match super::verify::verify(&bytes, &vopts) {
         Ok(i) => i,

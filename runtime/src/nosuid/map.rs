@@ -6,7 +6,6 @@ use super::NAME;
 use crate::cli::map::{decision_json, denial_json, explain, Args};
 use crate::launcher::sanitize::Caller;
 use policy::authz::{decide, Policy, Request};
-use policy::credentials::VerifyOptions;
 use policy::lease::preview::PreviewStore;
 use policy::lease::unix_now;
 use policy::Denial;
@@ -31,11 +30,10 @@ pub fn run(args: Args, caller: &Caller) -> i32 {
         Ok(b) => b,
         Err(d) => return fail(d, args.json),
     };
-    let mut opts = VerifyOptions::new(policy.file.trust.ca_dir.clone());
-    opts.voms_dir = Some(policy.file.trust.voms_dir.clone());
-    opts.host_fqdn = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok());
+    let opts = crate::launcher::verify_options(
+        policy.file.trust.ca_dir.clone(),
+        policy.file.trust.voms_dir.clone(),
+    );
     let identity = match super::verify::verify(&bytes, &opts) {
         Ok(i) => i,
         Err(d) => return fail(d, args.json),
