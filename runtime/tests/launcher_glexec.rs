@@ -294,9 +294,17 @@ fn renew_reaches_the_payload_at_its_target_proxy_path() {
     // The pilot finds the payload's id with `ps` (gLExec had no ids) and renews it.
     let ps = env.pilot(&["ps", "--json"]).output().unwrap();
     let ps: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
-    let id = ps[0]["id"]
-        .as_str()
-        .expect("one running payload")
+    // (This test's payload: other checkouts' tests may run payloads for the same pilot uid.)
+    let ours = |p: &&serde_json::Value| {
+        p["cgroup"]
+            .as_str()
+            .is_some_and(|c| c.starts_with(&env.cgroup_root))
+    };
+    let id = ps
+        .as_array()
+        .and_then(|l| l.iter().find(ours))
+        .and_then(|p| p["id"].as_str())
+        .expect("the running payload")
         .to_string();
     let fresh = env.pki.voms_proxy(&env.user, &env.host, "testvo");
     let fresh = env.give_to_pilot(&fresh, "fresh.proxy");

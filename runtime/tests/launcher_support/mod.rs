@@ -16,9 +16,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+/// Everything the launcher tests make lives under `/var/lib/pilotbox-tests/<this checkout's
+/// runtime/ path>`: the policy path is baked into the test binary, and two checkouts (a CI
+/// clone, another engineer's worktree) must not share — and wipe — each other's fixtures.
+macro_rules! checkout_path {
+    ($rel:literal) => {
+        concat!(
+            "/var/lib/pilotbox-tests",
+            env!("CARGO_MANIFEST_DIR"),
+            "/",
+            $rel
+        )
+    };
+}
 pub const TOP: &str = "/var/lib/pilotbox-tests";
 /// The build-time policy path of the test binary (its directory is root-owned, 0755).
-pub const POLICY: &str = "/var/lib/pilotbox-tests/launcher-etc/policy.toml";
+pub const POLICY: &str = checkout_path!("launcher-etc/policy.toml");
 /// Where the test copy of `pilotbox` (built with the test policy path) is built: beside this
 /// checkout's own build output (`target/setuid-test`), so `cargo clean` removes it and nothing
 /// outlives the checkout. Derived from the test executable's path (`target/debug/deps/…`).
@@ -27,8 +40,18 @@ pub fn target_dir() -> PathBuf {
     let target = exe.ancestors().nth(3).expect("target/<profile>/deps/<exe>");
     target.join("setuid-test")
 }
-pub const PREFIX: &str = "/var/lib/pilotbox-tests/launcher-prefix";
-pub const BASE: &str = "/var/lib/pilotbox-tests/launcher";
+pub const PREFIX: &str = checkout_path!("launcher-prefix");
+pub const BASE: &str = checkout_path!("launcher");
+
+/// Create `dir` with every directory from [`TOP`] down to it root-owned and 0755 (the policy
+/// rule refuses a path with a group/world-writable or non-root ancestor; umask may differ).
+pub fn root_dir(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for d in dir.ancestors().take_while(|d| d.starts_with(TOP)) {
+        chown(d, Some(0), Some(0)).unwrap();
+        mode(d, 0o755);
+    }
+}
 pub const PILOT: u32 = 30290;
 pub const NOT_PILOT: u32 = 30291;
 pub const POOL: std::ops::RangeInclusive<u32> = 30201..=30205;
@@ -80,11 +103,7 @@ pub fn install() -> PathBuf {
     });
     {
         let bin = Path::new(PREFIX).join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        for d in [Path::new(TOP), Path::new(PREFIX), &bin] {
-            chown(d, Some(0), Some(0)).unwrap();
-            mode(d, 0o755);
-        }
+        root_dir(&bin);
         let dst = bin.join("pilotbox");
         let tmp = bin.join(".pilotbox.new");
         std::fs::copy(built, &tmp).unwrap();
@@ -126,8 +145,7 @@ impl Env {
         let lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let bin = install();
         let _ = std::fs::remove_dir_all(BASE);
-        std::fs::create_dir_all(BASE).unwrap();
-        mode(Path::new(BASE), 0o755);
+        root_dir(Path::new(BASE));
         let pki = Pki::new("Launcher Test CA");
         let host = pki.cert("voms.example.org");
         let user = pki.cert("Alice Launcher");
@@ -184,9 +202,7 @@ impl Env {
 
     /// (Re)write the policy with `audit` as the `[audit]` keys besides `log`; `extra` appended.
     pub fn write_policy_with_audit(&self, audit: &str, extra: &str) {
-        let etc = Path::new(POLICY).parent().unwrap();
-        std::fs::create_dir_all(etc).unwrap();
-        mode(etc, 0o755);
+        root_dir(Path::new(POLICY).parent().unwrap());
         let text = format!(
             r#"[trust]
 ca_dir = "{base}/certificates"
