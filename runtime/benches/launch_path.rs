@@ -51,7 +51,9 @@ fn rates() {
     let policy = Policy::load(Path::new(&env("PILOTBOX_BENCH_POLICY")), 0).expect("policy");
     let mut opts = VerifyOptions::new(policy.file.trust.ca_dir.clone());
     opts.voms_dir = Some(policy.file.trust.voms_dir.clone());
-    let id = verify_proxy(&bytes, &opts).expect("the bench proxy verifies").identity;
+    let id = verify_proxy(&bytes, &opts)
+        .expect("the bench proxy verifies")
+        .identity;
     assert!(
         id.voms.as_ref().is_some_and(|v| v.valid),
         "the bench proxy's VOMS AC verifies"
