@@ -430,7 +430,7 @@ fn launch(
     let on_started = |s: &engine::Started| {
         let mut r = store.read(&rec.id).unwrap_or_else(|_| rec.clone());
         r.init_pid = s.init_pid;
-        if let Err(e) = store.write(&r) {
+        if let Err(e) = store.update(&r) {
             eprintln!("{}: warning: {e}", ctx.req.name);
         }
     };
