@@ -15,10 +15,10 @@
 #    compile vs cache, the time until a 1,000-process payload is gone after `pilotbox kill`,
 #    the supervisor's RSS while a payload runs, and launch latency with 50 launches at once;
 # 5. prints a table and writes everything as JSON (--out, default target/bench/bench.json);
-#    removes everything it made on exit (bench dir, cgroups, processes).
+#    removes everything it made on exit (users, bench dir, cgroups, processes).
 # --quick: few rounds and small counts (about a minute once built); CI runs this mode to check
 # that the benchmark works, it is not a timed test.
-# The pilot and pool are bare uids without passwd entries (as demo.sh): no users are created.
+# The pilot and the pool get passwd entries (useradd; removed at exit), as on a real site.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -51,14 +51,28 @@ TD="$ROOT/target/bench"
 CG="/pilotbox-bench-$$"
 PILOT=40290
 POOL_GID=40200
+POOL_FIRST=40201
+POOL_LAST=40260
+USERS_MADE=""
 BG_PID=""
 NS_PID=""
 
 exec 9>/run/pilotbox-bench.lock
 flock -n 9 || { echo "run.sh: another benchmark is running" >&2; exit 1; }
 
+# Only the users and group this script creates (names pbbench*, in our uid range).
+remove_users() {
+    local u
+    for u in $(getent passwd | awk -F: -v a=$POOL_FIRST -v b=$PILOT \
+            '$1 ~ /^pbbench/ && $3 >= a && $3 <= b {print $1}'); do
+        userdel "$u" >/dev/null 2>&1
+    done
+    if getent group pbbench >/dev/null; then groupdel pbbench; fi
+}
+
 cleanup() {
     set +e
+    [ -n "$USERS_MADE" ] && remove_users
     if [ -n "$BG_PID" ] && kill -0 "$BG_PID" 2>/dev/null; then
         kill -9 "$BG_PID" 2>/dev/null; wait "$BG_PID" 2>/dev/null
     fi
@@ -103,7 +117,19 @@ rm -rf "$D"; mkdir -p "$D"; chmod 755 "$D"
 rustc -O --edition 2021 tests/bench/timeloop.rs -o "$D/timeloop"
 T="$D/timeloop"
 
-# ---- 2. credentials, policy, setuid install (as demo.sh) --------------------------------------
+# ---- 2. users, credentials, policy, setuid install (as demo.sh) -------------------------------
+# Real passwd entries for the pool and the pilot, as on a site: a pool uid without one costs an
+# NSS miss per launch and per uid (~0.1 ms each with nss-systemd), which would dominate.
+say "bench users: pilot $PILOT, pool $POOL_FIRST-$POOL_LAST (group $POOL_GID)"
+remove_users
+groupadd -g $POOL_GID pbbench
+for uid in $(seq $POOL_FIRST $POOL_LAST); do
+    useradd -M -N -g $POOL_GID -u "$uid" -d /nonexistent -s /usr/sbin/nologin "pbbench$uid"
+done
+mkdir -p "$D/home"
+useradd -M -N -g $POOL_GID -u $PILOT -d "$D/home/pilot" -s /bin/sh pbbench-pilot
+USERS_MADE=1
+
 say "a throwaway CA, a VOMS proxy, the policy, pilotbox installed setuid root"
 mkdir -p "$D/ca" "$D/certificates" "$D/vomsdir/bench" "$D/etc" "$D/pilot" "$D/bin"
 (
@@ -138,8 +164,8 @@ EOF
         -fqan /bench/analysis/Role=NULL/Capability=NULL -hours 4 -vomslife 4 -out "$D/pilot/x509up"
 )
 chmod -R a+rX "$D/certificates" "$D/vomsdir"   # the verifier runs as nobody
-mkdir -p "$D/pilot/job"
-chown -R $PILOT:$PILOT "$D/pilot"
+mkdir -p "$D/pilot/job" "$D/home/pilot"
+chown -R $PILOT:$PILOT "$D/pilot" "$D/home/pilot"
 chmod 600 "$D/pilot/x509up"
 cat > "$POLICY" <<EOF
 [trust]
@@ -151,7 +177,7 @@ users = [$PILOT]
 
 [[pool]]
 name = "bench"
-uids = "40201-40260"
+uids = "$POOL_FIRST-$POOL_LAST"
 gid = $POOL_GID
 
 [[map]]
@@ -274,11 +300,14 @@ NPROCS=$(wc -l < "$PIDS_DIR/cgroup.procs")
 [ "$NPROCS" -gt "$KILL_N" ] || { echo "run.sh: payload has only $NPROCS processes" >&2; exit 1; }
 RSS_KIB=$(awk '/^VmRSS:/ {print $2}' "/proc/$BG_PID/status")
 HWM_KIB=$(awk '/^VmHWM:/ {print $2}' "/proc/$BG_PID/status")
+ANON_KIB=$(awk '/^RssAnon:/ {print $2}' "/proc/$BG_PID/status")
+FILE_KIB=$(awk '/^RssFile:/ {print $2}' "/proc/$BG_PID/status")
+PSS_KIB=$(awk '/^Pss:/ {print $2}' "/proc/$BG_PID/smaps_rollup")
 KILL_MS=$("$T" once $PILOT $PILOT "$PB" kill "$KILL_ID")
 LEFT=$( (cat "$PIDS_DIR/cgroup.procs" 2>/dev/null || true) | wc -l)
 set +e; wait "$BG_PID"; RUN_RC=$?; set -e; BG_PID=""
 echo "pilotbox kill of $NPROCS processes: $KILL_MS ms (processes left when it returned: $LEFT); run exited $RUN_RC"
-echo "supervisor RSS while the payload ran: $RSS_KIB KiB (peak $HWM_KIB KiB)"
+echo "supervisor RSS while the payload ran: $RSS_KIB KiB (anonymous $ANON_KIB, file-backed $FILE_KIB; PSS $PSS_KIB; peak $HWM_KIB)"
 [ "$LEFT" = 0 ] || { echo "run.sh: processes survived pilotbox kill" >&2; exit 1; }
 
 say "$CONC concurrent launches x $CONC_ROUNDS"
@@ -299,7 +328,8 @@ mkdir -p "$(dirname "$OUT")"
         "${SC_COMPILE:-null}" "${SC_HIT:-null}" "${SC_LOAD:-null}"
     printf '"kill": {"processes": %s, "ms": %s, "left": %s, "run_exit": %s},\n' \
         "$NPROCS" "$KILL_MS" "$LEFT" "$RUN_RC"
-    printf '"supervisor_rss_kib": %s, "supervisor_hwm_kib": %s,\n' "$RSS_KIB" "$HWM_KIB"
+    printf '"supervisor_rss_kib": {"total": %s, "anon": %s, "file": %s, "pss": %s, "peak": %s},\n' \
+        "$RSS_KIB" "$ANON_KIB" "$FILE_KIB" "$PSS_KIB" "$HWM_KIB"
     printf '"concurrent": %s\n}\n' "$(cat "$D/concurrent.json")"
 } > "$OUT"
 say "wrote $OUT"
