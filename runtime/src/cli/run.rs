@@ -15,7 +15,7 @@ use crate::launcher::audit::{self, Audit};
 use crate::launcher::credfile::{self, CredFileError};
 use crate::launcher::prepare::{self, Prepared};
 use crate::launcher::sanitize::Caller;
-use crate::launcher::state::{Record, Store};
+use crate::launcher::state::{Handover, Record, Store};
 use crate::launcher::unprivileged;
 use policy::authz::{check_pilot, decide, Decision, LimitRequest, Policy};
 use policy::config::schema::{CgroupPlacement, ExpirySignal};
@@ -406,7 +406,16 @@ fn launch(
     // When the credential stops being usable: the chain's notAfter, or the AC's if earlier.
     let cred_end = identity.usable_until();
     rec.set_cred_not_after(cred_end);
-    if let Err(e) = store.write(&rec) {
+    // Durable (fsync) only when a crash would leave something only the record can undo: a
+    // work dir handed over by chown (`gc` gives it back). Otherwise `gc` needs no record after
+    // a crash (record-less state dirs and cgroups are swept by age), and the fsync costs 1–4 ms
+    // of every launch on the bench host (docs/performance.md).
+    let written = if rec.workdir_handover == Handover::Chown {
+        store.write(&rec)
+    } else {
+        store.update(&rec)
+    };
+    if let Err(e) = written {
         let _ = p.finish();
         return ctx.fail(Denial::new(Class::SiteError, e.to_string()));
     }
