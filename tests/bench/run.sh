@@ -17,20 +17,26 @@
 # 5. prints a table and writes everything as JSON (--out, default target/bench/bench.json);
 #    removes everything it made on exit (users, bench dir, cgroups, processes).
 # --quick: few rounds and small counts (about a minute once built); CI runs this mode to check
-# that the benchmark works, it is not a timed test.
+# that the benchmark works, it is not a timed test. --rounds N: N interleaved rounds.
+# --compare BIN: one more row, `pilotbox run` with another build (A/B of a change in the same
+# rounds); BIN must have been built with PILOTBOX_POLICY=/var/lib/pilotbox-bench/etc/policy.toml.
 # The pilot and the pool get passwd entries (useradd; removed at exit), as on a real site.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 
 QUICK=0
+ROUNDS_ARG=""
+COMPARE=""
 OUT="$ROOT/target/bench/bench.json"
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
+        --rounds) ROUNDS_ARG="$2"; shift ;;
+        --compare) COMPARE="$2"; shift ;;
         --out) OUT="$2"; shift ;;
         --out=*) OUT="${1#--out=}" ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -42,6 +48,11 @@ if [ $QUICK = 1 ]; then
     ROUNDS=8 WARMUP=2 KILL_N=200 CONC=20 CONC_ROUNDS=1 RATE_SECS=0.5
 else
     ROUNDS=60 WARMUP=5 KILL_N=1000 CONC=50 CONC_ROUNDS=5 RATE_SECS=3
+fi
+[ -n "$ROUNDS_ARG" ] && ROUNDS=$ROUNDS_ARG
+if [ -n "$COMPARE" ]; then
+    [ -f "$COMPARE" ] || { echo "run.sh: --compare $COMPARE: no such file" >&2; exit 2; }
+    COMPARE=$(readlink -f "$COMPARE")
 fi
 
 # The bench policy path is compiled into the bench binary: a fixed, root-owned place.
@@ -205,6 +216,9 @@ chmod 755 "$D/etc"; chmod 644 "$POLICY"
 install -o root -g root -m 4755 "$TD/release/pilotbox" "$D/bin/pilotbox"
 : > "$D/audit.jsonl"; chmod 600 "$D/audit.jsonl"
 PB="$D/bin/pilotbox"
+if [ -n "$COMPARE" ]; then
+    install -o root -g root -m 4755 "$COMPARE" "$D/bin/pilotbox-compare"
+fi
 "$PB" policy check >/dev/null
 
 # ---- busybox bundles for runc and crun; crun's hybrid-host mount namespace ---------------------
@@ -265,6 +279,10 @@ spec() { local IFS="$TAB"; printf '%s\n' "$*"; }
     spec "pilotbox run" $PILOT $PILOT - "$PB" run --proxy "$D/pilot/x509up" -- /bin/true
     spec "pilotbox run --workdir" $PILOT $PILOT - "$PB" run --proxy "$D/pilot/x509up" \
         --workdir "$D/pilot/job" -- /bin/true
+    if [ -n "$COMPARE" ]; then
+        spec "pilotbox run (--compare build)" $PILOT $PILOT - "$D/bin/pilotbox-compare" run \
+            --proxy "$D/pilot/x509up" -- /bin/true
+    fi
 } > "$D/spec.tsv"
 say "launch latency of /bin/true: $ROUNDS interleaved rounds (+$WARMUP warm-up)"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
