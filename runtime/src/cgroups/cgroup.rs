@@ -156,13 +156,15 @@ impl Cgroup {
     /// waits for an RCU grace period — 10–20 ms per launch on the v1 bench host
     /// (docs/performance.md). Moving the current thread alone skips the lock (kernel/cgroup/
     /// cgroup.c, `cgroup_procs_write_start`: `threadgroup_locked = pid || threadgroup`).
-    /// On v2, launches use `CLONE_INTO_CGROUP` and never migrate.
+    /// On v2, launches use `CLONE_INTO_CGROUP` and never migrate; called there anyway, this
+    /// moves the whole calling process (`0` to `cgroup.procs`: v2 moves a single thread only
+    /// within a threaded subtree), paying the grace period.
     pub fn join_current_thread(&self) -> Result<()> {
+        let file = match self.version {
+            Version::V1 => "tasks",
+            Version::V2 => "cgroup.procs",
+        };
         for d in &self.dirs {
-            let file = match self.version {
-                Version::V1 => "tasks",
-                Version::V2 => "cgroup.threads",
-            };
             fsio::write(&d.full().join(file), "0")?;
         }
         Ok(())
