@@ -150,8 +150,8 @@ impl PayloadCgroup for Cgroup {
     fn clone_into(&self) -> Option<BorrowedFd<'_>> {
         self.dir_fd()
     }
-    fn add_process(&self, pid: i32) -> Result<(), String> {
-        Cgroup::add_process(self, pid).map_err(|e| e.to_string())
+    fn join_self(&self) -> Result<(), String> {
+        Cgroup::join_current_thread(self).map_err(|e| e.to_string())
     }
 }
 

@@ -41,8 +41,9 @@ use std::time::{Duration, Instant, SystemTime};
 pub trait PayloadCgroup {
     /// The cgroup-v2 directory to spawn into with `CLONE_INTO_CGROUP`; `None` on v1.
     fn clone_into(&self) -> Option<BorrowedFd<'_>>;
-    /// Move a process in (v1: every hierarchy). Not called when `clone_into` is `Some`.
-    fn add_process(&self, pid: i32) -> Result<(), String>;
+    /// Move the calling, single-threaded process in (v1: every hierarchy), before it forks
+    /// anything. Called in stage 1, only when `clone_into` is `None`.
+    fn join_self(&self) -> Result<(), String>;
 }
 
 /// Loads a compiled seccomp filter in the payload child, right before execve.
@@ -83,8 +84,6 @@ pub enum LaunchError {
     Threads(usize),
     #[error("{step}: {errno}")]
     Sys { step: &'static str, errno: Errno },
-    #[error("placing the sandbox in its cgroup: {0}")]
-    Cgroup(String),
     #[error("sandbox setup failed: {1}")]
     Setup(FailKind, String),
     #[error("sandbox setup did not finish within {0:?}")]
@@ -206,13 +205,6 @@ fn setup(
 ) -> Result<Pid, LaunchError> {
     let deadline = Instant::now() + opts.setup_timeout;
     let t = opts.setup_timeout;
-    if let Some(cg) = opts.cgroup {
-        if cg.clone_into().is_none() {
-            // v1: before stage 1 forks anything, so every later process is born inside.
-            cg.add_process(stage1.as_raw())
-                .map_err(LaunchError::Cgroup)?;
-        }
-    }
     match next(chan, deadline, t, "user namespace ready")? {
         Msg::UsernsReady => {}
         m => return Err(LaunchError::Protocol(m)),
@@ -262,11 +254,26 @@ fn fail(chan: &Channel, kind: FailKind, what: impl std::fmt::Display) -> ! {
 }
 
 /// Stage 1: join namespaces, enter the new user namespace, unshare the rest, fork pid 1.
-fn stage1(plan: &Plan, _opts: &LaunchOptions, chan: &Channel, supervisor: Pid) -> ! {
+fn stage1(plan: &Plan, opts: &LaunchOptions, chan: &Channel, supervisor: Pid) -> ! {
     use nix::sys::prctl::set_pdeathsig;
     // If the supervisor is already gone, nobody would ever reap or supervise us.
     if set_pdeathsig(Signal::SIGKILL).is_err() || getppid() != supervisor {
         sys::exit_now(1);
+    }
+    // v1: into the payload cgroup first, so every later process is born inside. Stage 1 moves
+    // itself (one thread, `0` to `tasks`): unlike the supervisor moving it by pid, that does
+    // not wait for an RCU grace period (see `Cgroup::join_current_thread`).
+    if let Some(cg) = opts
+        .cgroup
+        .filter(|c| PayloadCgroup::clone_into(*c).is_none())
+    {
+        if let Err(e) = cg.join_self() {
+            fail(
+                chan,
+                FailKind::System,
+                format!("placing the sandbox in its cgroup: {e}"),
+            );
+        }
     }
     for (flag, path) in &plan.joins {
         let file = match std::fs::File::open(path) {
@@ -342,7 +349,7 @@ fn stage1(plan: &Plan, _opts: &LaunchOptions, chan: &Channel, supervisor: Pid) -
     }
     match sys::clone3_fork(libc::CLONE_PARENT as u64, None) {
         Err(e) => fail(chan, FailKind::System, format!("clone3 stage 2: {e}")),
-        Ok(Forked::Child) => stage2(plan, _opts, chan, &sources),
+        Ok(Forked::Child) => stage2(plan, opts, chan, &sources),
         Ok(Forked::Parent(pid)) => {
             let _ = chan.send(&Msg::Stage2(pid.as_raw()));
             sys::exit_now(0)

@@ -148,6 +148,28 @@ impl Cgroup {
         self.dir_fd.as_ref().map(|f| f.as_fd())
     }
 
+    /// Move the calling thread into the cgroup in every hierarchy, by writing `0` to each
+    /// `tasks` file. For a single-threaded caller (stage 1 of a launch, forked from the
+    /// single-threaded supervisor) that is the whole process, and all it forks later is born
+    /// inside. Why not [`Cgroup::add_process`]: moving a *process* (`cgroup.procs`, or any pid)
+    /// takes the global `cgroup_threadgroup_rwsem` for writing, and that per-cpu rwsem first
+    /// waits for an RCU grace period — 10–20 ms per launch on the v1 bench host
+    /// (docs/performance.md). Moving the current thread alone skips the lock (kernel/cgroup/
+    /// cgroup.c, `cgroup_procs_write_start`: `threadgroup_locked = pid || threadgroup`).
+    /// On v2, launches use `CLONE_INTO_CGROUP` and never migrate; called there anyway, this
+    /// moves the whole calling process (`0` to `cgroup.procs`: v2 moves a single thread only
+    /// within a threaded subtree), paying the grace period.
+    pub fn join_current_thread(&self) -> Result<()> {
+        let file = match self.version {
+            Version::V1 => "tasks",
+            Version::V2 => "cgroup.procs",
+        };
+        for d in &self.dirs {
+            fsio::write(&d.full().join(file), "0")?;
+        }
+        Ok(())
+    }
+
     /// Move process `pid` (all its threads) into the cgroup in every hierarchy.
     pub fn add_process(&self, pid: i32) -> Result<()> {
         if pid <= 0 {

@@ -15,7 +15,7 @@ use crate::launcher::audit::{self, Audit};
 use crate::launcher::credfile::{self, CredFileError};
 use crate::launcher::prepare::{self, Prepared};
 use crate::launcher::sanitize::Caller;
-use crate::launcher::state::{Record, Store};
+use crate::launcher::state::{Handover, Record, Store};
 use crate::launcher::unprivileged;
 use policy::authz::{check_pilot, decide, Decision, LimitRequest, Policy};
 use policy::config::schema::{CgroupPlacement, ExpirySignal};
@@ -408,7 +408,16 @@ fn launch(
     // When the credential stops being usable: the chain's notAfter, or the AC's if earlier.
     let cred_end = identity.usable_until();
     rec.set_cred_not_after(cred_end);
-    if let Err(e) = store.write(&rec) {
+    // Durable (fsync) only when a crash would leave something only the record can undo: a
+    // work dir handed over by chown (`gc` gives it back). Otherwise `gc` needs no record after
+    // a crash (record-less state dirs and cgroups are swept by age), and the fsync costs 1–4 ms
+    // of every launch on the bench host (docs/performance.md).
+    let written = if rec.workdir_handover == Handover::Chown {
+        store.write(&rec)
+    } else {
+        store.update(&rec)
+    };
+    if let Err(e) = written {
         let _ = p.finish();
         return ctx.fail(Denial::new(Class::SiteError, e.to_string()));
     }
@@ -432,7 +441,7 @@ fn launch(
     let on_started = |s: &engine::Started| {
         let mut r = store.read(&rec.id).unwrap_or_else(|_| rec.clone());
         r.init_pid = s.init_pid;
-        if let Err(e) = store.write(&r) {
+        if let Err(e) = store.update(&r) {
             eprintln!("{}: warning: {e}", ctx.req.name);
         }
     };

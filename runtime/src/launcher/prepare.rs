@@ -135,8 +135,9 @@ fn fill(p: &mut Prepared, req: &mut Request) -> Result<(), Denial> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(&file)
         .map_err(|e| site(format!("{}: {e}", file.display())))?;
+    // No fsync: the copy means nothing after a crash (its payload is gone, `gc` removes the
+    // directory), and an fsync costs 1–3 ms of every launch (docs/performance.md).
     f.write_all(proxy_bytes)
-        .and_then(|_| f.sync_all())
         .map_err(|e| site(format!("{}: {e}", file.display())))?;
     for path in [&file, &cred] {
         std::os::unix::fs::lchown(path, Some(d.uid), Some(d.gid))
