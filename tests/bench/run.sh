@@ -16,8 +16,10 @@
 #    the supervisor's RSS while a payload runs, and launch latency with 50 launches at once;
 # 5. prints a table and writes everything as JSON (--out, default target/bench/bench.json);
 #    removes everything it made on exit (users, bench dir, cgroups, processes).
-# --quick: few rounds and small counts (about a minute once built); CI runs this mode to check
-# that the benchmark works, it is not a timed test. --rounds N: N interleaved rounds.
+# --quick: few rounds and small counts, and a DEBUG build (in target/setuid-test, beside the
+# launcher tests' build, so only the runtime crate is recompiled): CI runs this mode to check that
+# the benchmark works — its numbers mean nothing, it is not a timed test. --release with --quick
+# keeps the release build. --rounds N: N interleaved rounds.
 # --compare BIN: one more row, `pilotbox run` with another build (A/B of a change in the same
 # rounds); BIN must have been built with PILOTBOX_POLICY=/var/lib/pilotbox-bench/etc/policy.toml.
 # The pilot and the pool get passwd entries (useradd; removed at exit), as on a real site.
@@ -26,12 +28,14 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 
 QUICK=0
+RELEASE=""
 ROUNDS_ARG=""
 COMPARE=""
 OUT="$ROOT/target/bench/bench.json"
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
+        --release) RELEASE=1 ;;
         --rounds) ROUNDS_ARG="$2"; shift ;;
         --compare) COMPARE="$2"; shift ;;
         --out) OUT="$2"; shift ;;
@@ -58,7 +62,10 @@ fi
 # The bench policy path is compiled into the bench binary: a fixed, root-owned place.
 D=/var/lib/pilotbox-bench
 POLICY="$D/etc/policy.toml"
-TD="$ROOT/target/bench"
+TD="$ROOT/target/bench" PROFILE=release
+if [ $QUICK = 1 ] && [ -z "$RELEASE" ]; then
+    TD="$ROOT/target/setuid-test" PROFILE=debug
+fi
 CG="/pilotbox-bench-$$"
 PILOT=40290
 POOL_GID=40200
@@ -119,11 +126,18 @@ if [ -n "$need" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
 fi
 
-say "building pilotbox (release, policy fixed at $POLICY, target dir $TD)"
+say "building pilotbox ($PROFILE, policy fixed at $POLICY, target dir $TD)"
 export PILOTBOX_POLICY="$POLICY"
-cargo build -q --release -p runtime --bins --target-dir "$TD"
-cargo bench -q -p runtime --bench launch_path --bench seccomp --no-run --target-dir "$TD"
-bench() { cargo bench -q -p runtime --bench "$1" --target-dir "$TD" 2>/dev/null; }
+if [ $PROFILE = release ]; then
+    cargo build -q --release -p runtime --bins --target-dir "$TD"
+    cargo bench -q -p runtime --bench launch_path --bench seccomp --no-run --target-dir "$TD"
+    bench() { cargo bench -q -p runtime --bench "$1" --target-dir "$TD" 2>/dev/null; }
+else
+    # The benches have their own main (harness = false): `cargo test` runs it, unoptimized.
+    cargo build -q -p runtime --bins --target-dir "$TD"
+    cargo test -q -p runtime --bench launch_path --bench seccomp --no-run --target-dir "$TD"
+    bench() { cargo test -q -p runtime --bench "$1" --target-dir "$TD" 2>/dev/null; }
+fi
 rm -rf "$D"; mkdir -p "$D"; chmod 755 "$D"
 rustc -O --edition 2021 tests/bench/timeloop.rs -o "$D/timeloop"
 T="$D/timeloop"
@@ -213,7 +227,7 @@ log = "$D/audit.jsonl"
 syslog = false
 EOF
 chmod 755 "$D/etc"; chmod 644 "$POLICY"
-install -o root -g root -m 4755 "$TD/release/pilotbox" "$D/bin/pilotbox"
+install -o root -g root -m 4755 "$TD/$PROFILE/pilotbox" "$D/bin/pilotbox"
 : > "$D/audit.jsonl"; chmod 600 "$D/audit.jsonl"
 PB="$D/bin/pilotbox"
 if [ -n "$COMPARE" ]; then
@@ -335,10 +349,10 @@ say "$CONC concurrent launches x $CONC_ROUNDS"
 # ---- 5. JSON -----------------------------------------------------------------------------------
 mkdir -p "$(dirname "$OUT")"
 {
-    printf '{\n"host": {"kernel": "%s", "cpus": %s, "cgroup": "%s", "load_before": "%s", "load_after": "%s", "quick": %s, "commit": "%s"},\n' \
+    printf '{\n"host": {"kernel": "%s", "cpus": %s, "cgroup": "%s", "load_before": "%s", "load_after": "%s", "quick": %s, "build": "%s", "commit": "%s"},\n' \
         "$(uname -r)" "$(nproc)" \
         "$([ -e /sys/fs/cgroup/cgroup.controllers ] && echo v2 || echo 'v1 (hybrid)')" \
-        "$LOAD_BEFORE" "$LOAD_AFTER" "$([ $QUICK = 1 ] && echo true || echo false)" \
+        "$LOAD_BEFORE" "$LOAD_AFTER" "$([ $QUICK = 1 ] && echo true || echo false)" "$PROFILE" \
         "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     printf '"launch": %s,\n' "$(cat "$D/launch.json")"
     printf '"rates": %s,\n' "$(cat "$D/rates.json")"

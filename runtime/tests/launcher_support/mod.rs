@@ -69,17 +69,20 @@ fn mode(p: &Path, m: u32) {
 /// removes it again, so no setuid-root test build outlives the test.
 pub fn install() -> PathBuf {
     let built = INSTALLED.get_or_init(|| {
-        let built = target_dir().join("debug/pilotbox");
+        // The build dir is shared with other builds of other policy paths (the admin-guide
+        // examples, the benchmark's quick mode): what these tests run is a copy set aside at
+        // once, under a name of its own.
+        let kept = target_dir().join("launcher-tests");
         if std::env::var_os("PILOTBOX_IN_VM").is_some() {
             // In the cgroup-v2 VM there is no cargo on PATH, and building under TCG would take
             // an hour: the host's test run (which precedes the VM in tests/install-and-test.sh)
-            // built this binary from the same tree.
+            // built these binaries from the same tree.
             assert!(
-                built.exists(),
+                kept.join("pilotbox").exists(),
                 "{} missing: run the host tests before the VM",
-                built.display()
+                kept.display()
             );
-            return built;
+            return kept.join("pilotbox");
         }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let st = Command::new(cargo)
@@ -99,7 +102,13 @@ pub fn install() -> PathBuf {
             .status()
             .unwrap();
         assert!(st.success(), "building the test pilotbox failed");
-        target_dir().join("debug/pilotbox")
+        std::fs::create_dir_all(&kept).unwrap();
+        for b in ["pilotbox", "pilotbox-nosuid"] {
+            let tmp = kept.join(format!(".{b}.new"));
+            std::fs::copy(target_dir().join("debug").join(b), &tmp).unwrap();
+            std::fs::rename(&tmp, kept.join(b)).unwrap();
+        }
+        kept.join("pilotbox")
     });
     {
         let bin = Path::new(PREFIX).join("bin");
