@@ -1,8 +1,8 @@
 #!/bin/sh
 # Installs everything the tests need on a fresh Debian 12 machine (as root) and runs all tests:
 # unit tests, root integration tests on this host's cgroups, the admin guide's examples (with a
-# real Slurm), the same root tests inside a real cgroup-v2 kernel (QEMU VM, tests/vm/), and the
-# fuzz targets briefly. This is exactly what CI runs (.ci/run).
+# real Slurm), the same root tests inside a real cgroup-v2 kernel (QEMU VM, tests/vm/), the fuzz
+# targets briefly, and the benchmark in its quick mode. This is exactly what CI runs (.ci/run).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -48,4 +48,6 @@ tests/vm/run.sh --smoke --cargo-tests runtime \
     --exclude launcher_run --exclude launcher_glexec --exclude launcher_nosuid
 echo "== fuzz targets, briefly each (docs/fuzzing.md: how to run them long)"
 PILOTBOX_FUZZ_DEV=1 policy/fuzz/run-short.sh 10
+echo "== benchmark against runc/crun/bwrap, quick mode (checks that it runs; not a timed test)"
+tests/bench/run.sh --quick --out target/bench/bench-quick.json
 echo "== all tests passed"
