@@ -292,22 +292,40 @@ fn stage1(plan: &Plan, opts: &LaunchOptions, chan: &Channel, supervisor: Pid) ->
             );
         }
     }
-    let open_sources = || match crate::rootfs::Sources::open(plan) {
-        Ok(s) => s,
-        Err(e) => fail(
-            chan,
-            if e.is_request_error() {
-                FailKind::Request
-            } else {
-                FailKind::System
-            },
-            e,
-        ),
+    let or_fail = |e: crate::rootfs::RootfsError| -> ! {
+        let kind = if e.is_request_error() {
+            FailKind::Request
+        } else {
+            FailKind::System
+        };
+        fail(chan, kind, e)
     };
-    // Clone the root and bind sources while still host root in the host (or joined) mount ns.
+    let open_sources = || crate::rootfs::Sources::open(plan).unwrap_or_else(|e| or_fail(e));
+    // Clone the bind sources and then the root while still host root. The root comes from a
+    // private copy of the host (or joined) mount namespace: a namespace pinned on the host by
+    // bind-mounting its nsfs file (`unshare --mount=FILE`, `ip netns add`) is newer than the
+    // host's mount namespace, so a mount-namespace file of it inside the cloned root would form
+    // a reference loop once attached in the (newer still) sandbox namespace, and move_mount
+    // refuses the whole tree with ELOOP (fs/namespace.c check_for_nsfs_mounts). copy_mnt_ns
+    // (unshare) leaves such files out (no CL_COPY_MNT_NS_FILE) — which is also why bubblewrap,
+    // binding `/` after its unshare, never meets them. The bind sources are cloned before
+    // that unshare: the work dir is a /proc/self/fd path to a mount of the host namespace,
+    // and the kernel clones only mounts of the current one.
     // Unprivileged, `open_tree(OPEN_TREE_CLONE)` needs CAP_SYS_ADMIN over the mount namespace,
     // which we only get in a mount namespace our new user namespace owns: done below.
-    let mut sources = (!plan.unprivileged).then(open_sources);
+    let mut sources = None;
+    if !plan.unprivileged {
+        let binds = crate::rootfs::Sources::open_binds(plan).unwrap_or_else(|e| or_fail(e));
+        if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWNS) {
+            fail(
+                chan,
+                FailKind::System,
+                format!("unshare mount namespace: {e}"),
+            );
+        }
+        let root = crate::rootfs::Sources::open_root(plan).unwrap_or_else(|e| or_fail(e));
+        sources = Some(crate::rootfs::Sources { root, binds });
+    }
     if plan.new_userns {
         if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWUSER) {
             fail(

@@ -30,21 +30,36 @@ pub struct Sources {
     pub binds: Vec<Option<(OwnedFd, bool)>>,
 }
 
+fn clone_tree(p: &Path, recursive: bool) -> Result<OwnedFd, RootfsError> {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| RootfsError {
+        step: "bind source",
+        path: p.display().to_string(),
+        errno: Errno::EINVAL,
+    })?;
+    crate::sys::open_tree_clone(&c, recursive).ctx("bind source", p)
+}
+
 impl Sources {
-    /// Clone the root and every bind source. Runs in stage 1, host root, before the user
-    /// namespace is entered. An error names the source: a missing one is the request's fault.
+    /// Clone the root and every bind source. Runs in stage 1, before the user namespace is
+    /// entered. An error names the source: a missing one is the request's fault.
     pub fn open(plan: &Plan) -> Result<Sources, RootfsError> {
-        let clone = |p: &Path, recursive: bool| {
-            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| {
-                RootfsError {
-                    step: "bind source",
-                    path: p.display().to_string(),
-                    errno: Errno::EINVAL,
-                }
-            })?;
-            crate::sys::open_tree_clone(&c, recursive).ctx("bind source", p)
-        };
-        let root = clone(&plan.root, true)?;
+        let binds = Self::open_binds(plan)?;
+        Ok(Sources {
+            root: Self::open_root(plan)?,
+            binds,
+        })
+    }
+
+    /// Clone the root (recursively).
+    pub fn open_root(plan: &Plan) -> Result<OwnedFd, RootfsError> {
+        clone_tree(&plan.root, true)
+    }
+
+    /// Clone every bind source: one entry per `plan.mounts` element. A source may be a
+    /// `/proc/self/fd/N` of a directory opened in the caller's mount namespace (the launcher's
+    /// race-free work dir): the kernel clones only mounts of the current namespace, so this
+    /// runs before any unshare of it.
+    pub fn open_binds(plan: &Plan) -> Result<Vec<Option<(OwnedFd, bool)>>, RootfsError> {
         let mut binds = Vec::with_capacity(plan.mounts.len());
         for m in &plan.mounts {
             binds.push(match &m.kind {
@@ -53,7 +68,7 @@ impl Sources {
                     recursive,
                     idmap,
                 } => {
-                    let tree = clone(source, *recursive)?;
+                    let tree = clone_tree(source, *recursive)?;
                     if let Some((uids, gids)) = idmap {
                         // Only possible on a detached tree, hence here and not in stage 2.
                         let ns =
@@ -67,7 +82,7 @@ impl Sources {
                 MountKind::Fs { .. } => None,
             });
         }
-        Ok(Sources { root, binds })
+        Ok(binds)
     }
 }
 

@@ -115,3 +115,84 @@ fn joins_an_existing_mount_namespace_as_a_private_copy() {
     );
     assert!(!std::path::Path::new("/mnt/m").exists(), "nor the host's");
 }
+
+/// Namespaces pinned by bind-mounting their nsfs file (`ip netns add`, `unshare --mount=FILE`)
+/// are part of the host tree the sandbox root is cloned from; the clone and attach must still
+/// work (the kernel refuses only a mount-namespace file that would form a loop: ELOOP).
+#[test]
+fn pinned_namespaces_on_the_host_do_not_break_the_launch() {
+    require_root!();
+    let f = Fixture::new("rootfs-pinned-ns");
+    let pins: Vec<std::path::PathBuf> = ["mnt", "net"].iter().map(|n| f.dir.join(n)).collect();
+    for (pin, flag) in pins.iter().zip(["--mount", "--net"]) {
+        std::fs::write(pin, "").unwrap();
+        let st = std::process::Command::new("unshare")
+            .arg(format!("{flag}={}", pin.display()))
+            .arg("true")
+            .status()
+            .unwrap();
+        assert!(st.success(), "unshare {flag}=FILE");
+    }
+    let (code, out, err) = f.sh(&[], "echo launched");
+    for pin in &pins {
+        let _ = std::process::Command::new("umount").arg(pin).status();
+    }
+    assert_eq!((code, out.trim()), (0, "launched"), "{err}");
+}
+
+/// A file system the host mounts after the launch (a CVMFS repository the automounter brings
+/// in) appears inside the running sandbox: the root is cloned with its propagation and made a
+/// slave (rslave, as runc), while nothing mounted inside propagates out.
+#[test]
+fn host_mounts_made_after_the_launch_appear_inside() {
+    require_root!();
+    let f = Fixture::new("rootfs-propagation");
+    let shared = f.dir.join("cvmfs");
+    let repo = shared.join("repo.example.org");
+    std::fs::create_dir_all(&repo).unwrap();
+    let run = |args: &[&str]| {
+        let st = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .status();
+        assert!(st.unwrap().success(), "{args:?}");
+    };
+    let shared_s = path_str(&shared).to_string();
+    // A shared mount point, as /cvmfs is on a worker node (autofs).
+    run(&["mount", "--bind", &shared_s, &shared_s]);
+    run(&["mount", "--make-shared", &shared_s]);
+    let script = format!(
+        "i=0; while [ ! -e {r}/flag ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; \
+         cat {r}/flag; mount -t tmpfs none {r} 2>/dev/null && echo MOUNTED-INSIDE; true",
+        r = repo.display()
+    );
+    let child = f
+        .engine(&[], &["/bin/sh", "-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || !f.cgroup_pids().is_empty()),
+        "payload started"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    run(&[
+        "mount",
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=1m",
+        "repo",
+        path_str(&repo),
+    ]);
+    std::fs::write(repo.join("flag"), "from the host\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let host_view = std::fs::read_to_string(repo.join("flag"));
+    run(&["umount", "-R", &shared_s]);
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.contains("from the host"),
+        "the new mount is visible inside: {out}"
+    );
+    assert!(!out.contains("MOUNTED-INSIDE"), "{out}");
+    assert!(host_view.is_ok(), "nothing inside covered the host's mount");
+}
