@@ -44,30 +44,14 @@ BIN="$ROOT/target/demo/debug"
 
 echo "== a throwaway CA, user, VOMS server and VOMS proxy (openssl, voms-proxy-fake)"
 mkdir -p "$D/ca" "$D/certificates" "$D/vomsdir/demo" "$D/etc/pilotbox" "$D/pilot"
+. "$ROOT/tests/lib/throwaway-pki.sh"
+pki_ca "$D/ca" "/DC=org/DC=pilotbox-demo/CN=Demo CA"
+pki_issue "$D/ca" user "/DC=org/DC=pilotbox-demo/O=Users/CN=Demo User"
+pki_issue "$D/ca" voms "/DC=org/DC=pilotbox-demo/O=Hosts/CN=voms.demo.example"
+pki_trust "$D/ca" "$D/certificates" "/DC=org/DC=pilotbox-demo"
+pki_lsc "$D/vomsdir" demo voms.demo.example "/DC=org/DC=pilotbox-demo/O=Hosts/CN=voms.demo.example" \
+    "/DC=org/DC=pilotbox-demo/CN=Demo CA"
 cd "$D/ca"
-export RANDFILE="$D/ca/.rnd"
-openssl rand -out "$RANDFILE" 256
-openssl req -x509 -newkey rsa:2048 -sha256 -nodes -days 2 -subj "/DC=org/DC=pilotbox-demo/CN=Demo CA" \
-    -addext basicConstraints=critical,CA:true -addext keyUsage=critical,keyCertSign,cRLSign \
-    -keyout ca.key -out ca.pem 2>/dev/null
-issue() { # name subject
-    openssl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$1.key" -out "$1.csr" 2>/dev/null
-    printf 'basicConstraints=critical,CA:false\nkeyUsage=critical,digitalSignature,keyEncipherment\n' > "$1.ext"
-    openssl x509 -req -sha256 -days 1 -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial \
-        -extfile "$1.ext" -out "$1.pem" 2>/dev/null
-}
-issue user "/DC=org/DC=pilotbox-demo/O=Users/CN=Demo User"
-issue voms "/DC=org/DC=pilotbox-demo/O=Hosts/CN=voms.demo.example"
-chmod 600 user.key
-h=$(openssl x509 -in ca.pem -noout -subject_hash)
-cp ca.pem "$D/certificates/$h.0"
-cat > "$D/certificates/$h.signing_policy" <<'POLICY'
-access_id_CA   X509    '/DC=org/DC=pilotbox-demo/CN=Demo CA'
-pos_rights     globus  CA:sign
-cond_subjects  globus  '"/DC=org/DC=pilotbox-demo/*"'
-POLICY
-printf '/DC=org/DC=pilotbox-demo/O=Hosts/CN=voms.demo.example\n/DC=org/DC=pilotbox-demo/CN=Demo CA\n' \
-    > "$D/vomsdir/demo/voms.demo.example.lsc"
 X509_CERT_DIR="$D/certificates" X509_VOMS_DIR="$D/vomsdir" voms-proxy-fake -q -rfc -cert user.pem -key user.key -hostcert voms.pem -hostkey voms.key \
     -voms demo -uri voms.demo.example:15000 -fqan /demo/Role=NULL/Capability=NULL \
     -fqan /demo/analysis/Role=NULL/Capability=NULL -hours 2 -vomslife 2 -out "$D/pilot/x509up"

@@ -158,31 +158,14 @@ USERS_MADE=1
 say "a throwaway CA, a VOMS proxy, the policy, pilotbox installed setuid root"
 mkdir -p "$D/ca" "$D/certificates" "$D/vomsdir/bench" "$D/etc" "$D/pilot" "$D/bin"
 (
+    . "$ROOT/tests/lib/throwaway-pki.sh"
+    pki_ca "$D/ca" "/DC=org/DC=pilotbox-bench/CN=Bench CA"
+    pki_issue "$D/ca" user "/DC=org/DC=pilotbox-bench/O=Users/CN=Bench User"
+    pki_issue "$D/ca" voms "/DC=org/DC=pilotbox-bench/O=Hosts/CN=voms.bench.example"
+    pki_trust "$D/ca" "$D/certificates" "/DC=org/DC=pilotbox-bench"
+    pki_lsc "$D/vomsdir" bench voms.bench.example \
+        "/DC=org/DC=pilotbox-bench/O=Hosts/CN=voms.bench.example" "/DC=org/DC=pilotbox-bench/CN=Bench CA"
     cd "$D/ca"
-    export RANDFILE="$D/ca/.rnd"
-    openssl rand -out "$RANDFILE" 256
-    openssl req -x509 -newkey rsa:2048 -sha256 -nodes -days 2 \
-        -subj "/DC=org/DC=pilotbox-bench/CN=Bench CA" \
-        -addext basicConstraints=critical,CA:true -addext keyUsage=critical,keyCertSign,cRLSign \
-        -keyout ca.key -out ca.pem 2>/dev/null
-    issue() {
-        openssl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$1.key" -out "$1.csr" 2>/dev/null
-        printf 'basicConstraints=critical,CA:false\nkeyUsage=critical,digitalSignature,keyEncipherment\n' > "$1.ext"
-        openssl x509 -req -sha256 -days 1 -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial \
-            -extfile "$1.ext" -out "$1.pem" 2>/dev/null
-    }
-    issue user "/DC=org/DC=pilotbox-bench/O=Users/CN=Bench User"
-    issue voms "/DC=org/DC=pilotbox-bench/O=Hosts/CN=voms.bench.example"
-    chmod 600 user.key
-    h=$(openssl x509 -in ca.pem -noout -subject_hash)
-    cp ca.pem "$D/certificates/$h.0"
-    cat > "$D/certificates/$h.signing_policy" <<'EOF'
-access_id_CA   X509    '/DC=org/DC=pilotbox-bench/CN=Bench CA'
-pos_rights     globus  CA:sign
-cond_subjects  globus  '"/DC=org/DC=pilotbox-bench/*"'
-EOF
-    printf '/DC=org/DC=pilotbox-bench/O=Hosts/CN=voms.bench.example\n/DC=org/DC=pilotbox-bench/CN=Bench CA\n' \
-        > "$D/vomsdir/bench/voms.bench.example.lsc"
     X509_CERT_DIR="$D/certificates" X509_VOMS_DIR="$D/vomsdir" voms-proxy-fake -q -rfc \
         -cert user.pem -key user.key -hostcert voms.pem -hostkey voms.key \
         -voms bench -uri voms.bench.example:15000 -fqan /bench/Role=NULL/Capability=NULL \

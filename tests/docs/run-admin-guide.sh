@@ -135,31 +135,18 @@ PKI="$T/pki"
 mkdir -p "$PKI" "$T/etc/grid-security/certificates" "$T/etc/grid-security/vomsdir"
 (
     cd "$PKI"
-    export RANDFILE="$PKI/.rnd" X509_CERT_DIR="$T/etc/grid-security/certificates" X509_VOMS_DIR="$T/etc/grid-security/vomsdir"
-    openssl rand -out "$RANDFILE" 256
-    openssl req -x509 -newkey rsa:2048 -sha256 -nodes -days 2 -subj "/DC=org/DC=example/CN=Example Grid CA" \
-        -addext basicConstraints=critical,CA:true -addext keyUsage=critical,keyCertSign,cRLSign \
-        -keyout ca.key -out ca.pem 2>/dev/null
-    issue() { # name subject
-        openssl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$1.key" -out "$1.csr" 2>/dev/null
-        printf 'basicConstraints=critical,CA:false\nkeyUsage=critical,digitalSignature,keyEncipherment\n' > "$1.ext"
-        openssl x509 -req -sha256 -days 1 -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial \
-            -extfile "$1.ext" -out "$1.pem" 2>/dev/null
-        chmod 600 "$1.key"
-    }
-    issue voms "/DC=org/DC=example/O=Hosts/CN=voms.example.org"
-    issue alice "/DC=org/DC=example/O=Users/CN=Alice Atlas"
-    issue robot "/DC=org/DC=example/O=Robots/CN=ATLAS Pilot Factory"
-    issue bob "/DC=org/DC=example/O=Users/CN=Bob Cms"
-    issue mallory "/DC=org/DC=example/O=Users/CN=Mallory"
-    h=$(openssl x509 -in ca.pem -noout -subject_hash)
-    cp ca.pem "$T/etc/grid-security/certificates/$h.0"
-    printf "access_id_CA X509 '/DC=org/DC=example/CN=Example Grid CA'\npos_rights globus CA:sign\ncond_subjects globus '\"/DC=org/DC=example/*\"'\n" \
-        > "$T/etc/grid-security/certificates/$h.signing_policy"
+    export X509_CERT_DIR="$T/etc/grid-security/certificates" X509_VOMS_DIR="$T/etc/grid-security/vomsdir"
+    . "$REPO/tests/lib/throwaway-pki.sh"
+    pki_ca "$PKI" "/DC=org/DC=example/CN=Example Grid CA"
+    pki_issue "$PKI" voms "/DC=org/DC=example/O=Hosts/CN=voms.example.org"
+    pki_issue "$PKI" alice "/DC=org/DC=example/O=Users/CN=Alice Atlas"
+    pki_issue "$PKI" robot "/DC=org/DC=example/O=Robots/CN=ATLAS Pilot Factory"
+    pki_issue "$PKI" bob "/DC=org/DC=example/O=Users/CN=Bob Cms"
+    pki_issue "$PKI" mallory "/DC=org/DC=example/O=Users/CN=Mallory"
+    pki_trust "$PKI" "$X509_CERT_DIR" "/DC=org/DC=example"
     for vo in cms lhcb dteam; do   # atlas's .lsc is the guide's example (block vomsdir-lsc)
-        mkdir -p "$T/etc/grid-security/vomsdir/$vo"
-        printf '/DC=org/DC=example/O=Hosts/CN=voms.example.org\n/DC=org/DC=example/CN=Example Grid CA\n' \
-            > "$T/etc/grid-security/vomsdir/$vo/voms.example.org.lsc"
+        pki_lsc "$X509_VOMS_DIR" "$vo" voms.example.org "/DC=org/DC=example/O=Hosts/CN=voms.example.org" \
+            "/DC=org/DC=example/CN=Example Grid CA"
     done
     proxy() { # name vo out fqan...
         n=$1 vo=$2 out=$3; shift 3
