@@ -172,7 +172,8 @@ fn only_the_launching_pilot_and_root_may_control_a_payload() {
         .iter()
         .any(|p| p["id"] == id.as_str()));
     assert_eq!(code(&bin.run_as(other, &["ps", "--state-dir=/tmp"])), 122);
-    assert!(f.cgroup_pids().len() >= 3, "the refused kill did nothing");
+    // init and the shell (its `sleep 0.05` comes and goes between iterations).
+    assert!(f.cgroup_pids().len() >= 2, "the refused kill did nothing");
     assert!(!Cgroup::open(&f.cgroup).unwrap().is_frozen().unwrap());
 
     // The pilot suspends and kills it.
