@@ -47,8 +47,17 @@ impl Cgroup {
         })
     }
 
-    /// SIGKILL every process of the cgroup (and sub-cgroups) and return once it is empty.
+    /// SIGKILL every process of the cgroup (and sub-cgroups) and return once it is empty — or
+    /// gone: whoever supervises the payload may remove the emptied cgroup while we still poll
+    /// it (`pilotbox kill` racing the supervisor's cleanup), and that is the same outcome.
     pub fn kill(&self) -> Result<()> {
+        match self.kill_until_empty() {
+            Err(e) if e.is_gone() => Ok(()),
+            r => r,
+        }
+    }
+
+    fn kill_until_empty(&self) -> Result<()> {
         match self.version {
             Version::V2 => {
                 let dir = self.v2_dir();

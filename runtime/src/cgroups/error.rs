@@ -69,6 +69,20 @@ pub enum CgroupError {
 }
 
 impl CgroupError {
+    /// True when the cgroup itself went away under us (its directory removed: ENOENT by path,
+    /// ENODEV through a file opened before): for a kill or a wait-until-empty that is success —
+    /// the supervisor removes the cgroup as soon as the payload's last process is gone.
+    pub fn is_gone(&self) -> bool {
+        match self {
+            CgroupError::NotFound(_) => true,
+            CgroupError::Io { source, .. } | CgroupError::Write { source, .. } => matches!(
+                source.raw_os_error(),
+                Some(libc::ENOENT) | Some(libc::ENODEV)
+            ),
+            _ => false,
+        }
+    }
+
     /// True when the cause is the installation (no cgroup access, missing controllers, no
     /// delegation), i.e. the launcher should report the `site_error` outcome (exit 123).
     pub fn is_site_error(&self) -> bool {
@@ -85,3 +99,29 @@ impl CgroupError {
 
 /// Shorthand used throughout the module.
 pub type Result<T> = std::result::Result<T, CgroupError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_removed_cgroup_is_gone_other_failures_are_not() {
+        let io = |errno| CgroupError::Io {
+            op: "read",
+            path: "/sys/fs/cgroup/x/cgroup.procs".into(),
+            source: std::io::Error::from_raw_os_error(errno),
+        };
+        let write = |errno| CgroupError::Write {
+            path: "/sys/fs/cgroup/freezer/x/freezer.state".into(),
+            value: "THAWED".into(),
+            source: std::io::Error::from_raw_os_error(errno),
+        };
+        assert!(io(libc::ENOENT).is_gone());
+        assert!(write(libc::ENOENT).is_gone());
+        assert!(write(libc::ENODEV).is_gone());
+        assert!(CgroupError::NotFound("/x".into()).is_gone());
+        assert!(!io(libc::EACCES).is_gone());
+        assert!(!write(libc::EBUSY).is_gone());
+        assert!(!CgroupError::Unsupported("no freezer".into()).is_gone());
+    }
+}
