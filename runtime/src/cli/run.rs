@@ -17,7 +17,7 @@ use crate::launcher::prepare::{self, Prepared};
 use crate::launcher::sanitize::Caller;
 use crate::launcher::state::{Handover, Record, Store};
 use crate::launcher::unprivileged;
-use policy::authz::{check_pilot, decide, Decision, LimitRequest, Policy};
+use policy::authz::{decide, Decision, LimitRequest, Policy};
 use policy::config::schema::{CgroupPlacement, ExpirySignal};
 use policy::lease::{open_store, unix_now};
 use policy::{Class, Denial, Identity};
@@ -222,15 +222,10 @@ pub fn execute(req: Request, caller: &Caller) -> Outcome {
             "pilotbox is not installed setuid root (chown root pilotbox; chmod 4755 pilotbox)",
         ));
     }
-    let policy = match Policy::load_system() {
+    let policy = match crate::launcher::policy_for_pilot(caller) {
         Ok(p) => p,
-        Err(e) => return ctx.fail(e.into()),
+        Err(d) => return ctx.fail(d),
     };
-    let mut gids = caller.groups.clone();
-    gids.push(caller.gid);
-    if let Err(d) = check_pilot(&policy, caller.uid, &gids) {
-        return ctx.fail(d);
-    }
     let audit = Audit::new(&policy.file.audit);
     let Some(proxy_path) = req.proxy.as_deref().map(|p| caller.absolute(p)) else {
         return ctx.fail(Denial::new(

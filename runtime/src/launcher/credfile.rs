@@ -151,20 +151,23 @@ pub fn check_and_read_proxy(
 /// a directory owned by the caller.
 pub fn open_workdir(caller: &Caller, path: &Path) -> Result<OwnedFd, CredFileError> {
     let fd = open_as_caller(caller, path, "work directory", true)?;
-    let st = fstat(&fd).map_err(|e| CredFileError::Refused {
+    check_workdir(fd, path, caller.uid)
+}
+
+/// The work-directory rule on an opened directory: owned by `owner` (the caller).
+/// `pilotbox-nosuid`, which is the caller, opens the directory itself and calls this.
+pub fn check_workdir(fd: OwnedFd, path: &Path, owner: u32) -> Result<OwnedFd, CredFileError> {
+    let refuse = |reason: String| CredFileError::Refused {
         what: "work directory",
         path: path.into(),
-        reason: format!("fstat: {e}"),
-    })?;
-    if st.st_uid != caller.uid {
-        return Err(CredFileError::Refused {
-            what: "work directory",
-            path: path.into(),
-            reason: format!(
-                "owned by uid {}, not by the caller (uid {})",
-                st.st_uid, caller.uid
-            ),
-        });
+        reason,
+    };
+    let st = fstat(&fd).map_err(|e| refuse(format!("fstat: {e}")))?;
+    if st.st_uid != owner {
+        return Err(refuse(format!(
+            "owned by uid {}, not by the caller (uid {owner})",
+            st.st_uid
+        )));
     }
     Ok(fd)
 }

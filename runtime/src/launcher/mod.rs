@@ -30,3 +30,15 @@ pub fn verify_options(
         .and_then(|h| h.into_string().ok());
     opts
 }
+
+/// Step 2 of the launch (for `pilotbox run` and `pilotbox-nosuid` alike): the installed policy
+/// (its permission rule included), and the caller must be one of its pilots.
+pub fn policy_for_pilot(
+    caller: &sanitize::Caller,
+) -> Result<policy::authz::Policy, policy::Denial> {
+    let policy = policy::authz::Policy::load_system()?;
+    let mut gids = caller.groups.clone();
+    gids.push(caller.gid);
+    policy::authz::check_pilot(&policy, caller.uid, &gids)?;
+    Ok(policy)
+}

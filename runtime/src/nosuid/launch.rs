@@ -11,7 +11,7 @@ use crate::launcher::audit::{apel_fields, now_rfc3339};
 use crate::launcher::prepare::{random_id, PAYLOAD_PATH, SANDBOX_CRED_DIR, SANDBOX_PROXY};
 use crate::launcher::sanitize::Caller;
 use crate::spec_builder::{Bind, PayloadSpec};
-use policy::authz::{check_pilot, decide, Decision, LimitRequest, Policy};
+use policy::authz::{decide, Decision, LimitRequest};
 use policy::lease::preview::PreviewStore;
 use policy::lease::unix_now;
 use policy::{Class, Denial, Identity};
@@ -155,15 +155,10 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
             "{NAME} runs the payload as its caller and refuses root (use the setuid `pilotbox`, or run the pilot as an ordinary user)"
         )));
     }
-    let policy = match Policy::load_system() {
+    let policy = match crate::launcher::policy_for_pilot(caller) {
         Ok(p) => p,
-        Err(e) => return ctx.fail(e.into()),
+        Err(d) => return ctx.fail(d),
     };
-    let mut gids = caller.groups.clone();
-    gids.push(caller.gid);
-    if let Err(d) = check_pilot(&policy, caller.uid, &gids) {
-        return ctx.fail(d);
-    }
     let audit = Audit::new(&policy.file.audit);
     let proxy = args
         .proxy
@@ -206,10 +201,7 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
     let identity = match super::verify::verify(&bytes, &vopts) {
         Ok(i) => i,
         Err(d) => {
-            let mut f = who.clone();
-            f["outcome"] = json!(d.class.outcome());
-            f["reason"] = json!(d.reason);
-            audit.record("decision", f);
+            audit.record("decision", refused(&who, &d));
             return ctx.fail(d);
         }
     };
@@ -241,10 +233,7 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
     ) {
         Ok(d) => d,
         Err(d) => {
-            let mut f = who.clone();
-            f["outcome"] = json!(d.class.outcome());
-            f["reason"] = json!(d.reason);
-            audit.record("decision", f);
+            audit.record("decision", refused(&who, &d));
             return ctx.fail(d);
         }
     };
@@ -428,4 +417,12 @@ fn payload_spec(
     }
     s.env = env.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     Ok(s)
+}
+
+/// The audit decision record of a refusal: `who` with the outcome and the reason.
+fn refused(who: &Value, d: &Denial) -> Value {
+    let mut f = who.clone();
+    f["outcome"] = json!(d.class.outcome());
+    f["reason"] = json!(d.reason);
+    f
 }

@@ -156,16 +156,7 @@ pub fn open_workdir(uid: u32, path: &Path) -> Result<std::os::fd::OwnedFd, Denia
             path.display()
         ))
     })?;
-    let st = nix::sys::stat::fstat(&fd)
-        .map_err(|e| pilot(format!("work directory {}: fstat: {e}", path.display())))?;
-    if st.st_uid != uid {
-        return Err(pilot(format!(
-            "work directory {}: owned by uid {}, not by the caller (uid {uid})",
-            path.display(),
-            st.st_uid
-        )));
-    }
-    Ok(fd)
+    crate::launcher::credfile::check_workdir(fd, path, uid).map_err(|e| pilot(e.to_string()))
 }
 
 #[cfg(test)]
