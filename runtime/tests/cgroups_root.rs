@@ -439,6 +439,46 @@ fn kill_empties_a_200_process_tree_and_a_forking_one() {
     cg.destroy().unwrap();
 }
 
+/// `pilotbox kill` races the supervisor, which removes the payload cgroup the moment it is
+/// empty. Here a thread plays the supervisor (rmdir in a tight loop): `kill` must report
+/// success, not wait 20 s for a `cgroup.events` that no longer exists (a CI failure in the VM).
+#[test]
+fn kill_succeeds_when_the_emptied_cgroup_is_removed_meanwhile() {
+    let Some(mut fx) = Fixture::new("killrm") else {
+        return;
+    };
+    for round in 0..3 {
+        let rel = format!("r{round}");
+        let cg = Cgroup::create(&fx.path(&rel), None).expect("create");
+        let (pid, gate) = fx.spawn_gated("exec sleep 1000");
+        cg.add_process(pid).unwrap();
+        release(gate);
+        let dirs: Vec<PathBuf> = hierarchy_mounts()
+            .iter()
+            .map(|m| m.join(fx.path(&rel).trim_start_matches('/')))
+            .filter(|d| d.is_dir())
+            .collect();
+        let remover = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while dirs.iter().any(|d| d.exists()) && Instant::now() < deadline {
+                for d in &dirs {
+                    let _ = std::fs::remove_dir(d);
+                }
+            }
+        });
+        let r = cg.kill();
+        remover.join().unwrap();
+        assert!(
+            r.is_ok(),
+            "round {round}: kill of a cgroup removed meanwhile: {r:?}"
+        );
+        assert_eq!(
+            fx.wait(pid, Duration::from_secs(5)).signal(),
+            Some(libc::SIGKILL)
+        );
+    }
+}
+
 #[test]
 fn destroy_removes_sub_cgroups_in_every_hierarchy() {
     let Some(mut fx) = Fixture::new("destroy") else {

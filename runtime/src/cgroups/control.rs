@@ -110,12 +110,18 @@ impl Cgroup {
         }
     }
 
-    /// v2: wait for `cgroup.events` to say `populated 0` (covers sub-cgroups).
+    /// v2: wait for `cgroup.events` to say `populated 0` (covers sub-cgroups) — or for the
+    /// cgroup to be gone: the supervisor removes it the moment it is empty, which can happen
+    /// between our write to `cgroup.kill` and our first read here. A missing `cgroup.events`
+    /// is that removal, not a cgroup still populated (reading it as "not yet 0" made a
+    /// successful kill time out after 20 s with no process left; seen in the VM).
     fn wait_empty(&self, deadline: Instant) -> Result<()> {
         let events = self.v2_dir().join("cgroup.events");
         loop {
-            if fsio::read_keyed(&events, "populated")? == Some(0) {
-                return Ok(());
+            match fsio::read_opt(&events)? {
+                None => return Ok(()),
+                Some(t) if super::parse::flat_keyed(&t, "populated") == Some(0) => return Ok(()),
+                Some(_) => {}
             }
             if Instant::now() > deadline {
                 return Err(self.timeout("kill", KILL_TIMEOUT));
@@ -141,7 +147,10 @@ impl Cgroup {
     pub fn is_frozen(&self) -> Result<bool> {
         match self.version {
             Version::V2 => {
-                Ok(fsio::read_keyed(&self.v2_dir().join("cgroup.events"), "frozen")? == Some(1))
+                // `fsio::read`, not `read_keyed`: a cgroup removed meanwhile is an error
+                // (`is_gone`), not "not frozen yet" to poll until the timeout.
+                let events = fsio::read(&self.v2_dir().join("cgroup.events"))?;
+                Ok(super::parse::flat_keyed(&events, "frozen") == Some(1))
             }
             Version::V1 => {
                 let s = fsio::read(&self.freezer_dir()?.join("freezer.state"))?;
