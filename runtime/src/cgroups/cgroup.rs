@@ -55,12 +55,17 @@ impl Cgroup {
     /// `path` is absolute inside the hierarchy (`/pilotbox/p-42`) or, on v1, the per-controller
     /// form returned by [`super::place`]. Missing ancestors are created. On v2 the controllers
     /// the resources need (always memory and pids) are enabled in each ancestor's
-    /// `cgroup.subtree_control` that lacks them; on v1 a new cpuset directory inherits its
-    /// parent's `cpuset.cpus`/`cpuset.mems` (else no task could join it). The payload cgroup
+    /// `cgroup.subtree_control` that lacks them; on v1 it is made only in the hierarchies of
+    /// [`resources::v1_controllers`], and a new cpuset directory inherits its parent's
+    /// `cpuset.cpus`/`cpuset.mems` (else no task could join it). The payload cgroup
     /// itself must not exist yet. On any error every directory this call made is removed.
     pub fn create(path: &str, resources: Option<&LinuxResources>) -> Result<Cgroup> {
         let version = layout::detect()?;
-        let dirs = layout::resolve(version, path)?;
+        let mut dirs = layout::resolve(version, path)?;
+        if version == Version::V1 {
+            let wanted = resources::v1_controllers(resources);
+            dirs.retain(|d| d.controllers.iter().any(|c| wanted.contains(c)));
+        }
         let mut undo = Undo::default();
         match version {
             Version::V2 => {

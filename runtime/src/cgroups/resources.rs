@@ -60,6 +60,25 @@ pub fn v2_controllers(r: Option<&LinuxResources>) -> Vec<&'static str> {
     out
 }
 
+/// The v1 hierarchies a payload cgroup is made in: memory, pids and freezer always (limits,
+/// OOM and peak accounting, fork-bomb containment, a race-free kill), cpuacct always (CPU time
+/// for the report and the APEL end record), and cpu, cpuset and blkio only when the resources
+/// set something there. Every hierarchy costs a `mkdir`, a join and an `rmdir` per launch, and
+/// a new cpuset cgroup must be filled from its parent before a task may join; in a hierarchy
+/// it is not made in, the payload simply stays where its launcher is (e.g. the batch job's
+/// cpuset), which is what a site expects when it asked for no pinning.
+pub fn v1_controllers(r: Option<&LinuxResources>) -> Vec<&'static str> {
+    let mut out = vec!["memory", "pids", "freezer", "cpuacct"];
+    for c in v2_controllers(r) {
+        match c {
+            "cpu" | "cpuset" => out.push(c),
+            "io" => out.push("blkio"),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Apply `r` to the cgroup's directories.
 pub fn apply(version: Version, dirs: &[Dir], r: &LinuxResources) -> Result<()> {
     let dir_of = |c: &str| -> Result<PathBuf> {
