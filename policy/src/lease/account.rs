@@ -108,7 +108,7 @@ mod tests {
     /// Even uids have an entry `u<uid>`, odd ones none.
     fn counting(uid: u32) -> Option<String> {
         CALLS.with(|c| c.set(c.get() + 1));
-        (uid % 2 == 0).then(|| format!("u{uid}"))
+        uid.is_multiple_of(2).then(|| format!("u{uid}"))
     }
 
     #[test]

@@ -308,7 +308,7 @@ mod tests {
     /// Even uids have a passwd entry `u<uid>`, odd ones none (named `#uid`).
     fn counting(uid: u32) -> Option<String> {
         LOOKUPS.with(|n| n.set(n.get() + 1));
-        (uid % 2 == 0).then(|| format!("u{uid}"))
+        uid.is_multiple_of(2).then(|| format!("u{uid}"))
     }
 
     /// As `counting` after an admin change: uid 30002 lost its entry and its name moved to
