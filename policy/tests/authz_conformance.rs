@@ -60,10 +60,7 @@ fn pool(dir: &Path, prefix: &str) -> Pool {
         .unwrap()
         .into_iter()
         .enumerate()
-        .map(|(i, name)| PoolAccount {
-            name,
-            uid: 40000 + i as u32,
-        })
+        .map(|(i, name)| PoolAccount::named(name, 40000 + i as u32))
         .collect();
     Pool {
         name: prefix.into(),

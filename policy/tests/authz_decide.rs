@@ -375,3 +375,42 @@ fn a_read_only_decision_takes_no_lease() {
         "the configured store was never opened"
     );
 }
+
+/// One `pilotbox run` compiles the policy and decides once. With a 60-uid pool the former
+/// compile-time expansion looked up all 60 names (one `getpwuid_r` each); now compiling looks
+/// up none and the decision only the account it compares or hands out.
+#[test]
+fn a_launch_looks_up_only_the_pool_name_it_uses() {
+    use policy::authz::accounts::nss_account_name_lookups;
+    let e = Env::new();
+    // 65534 is `nobody`: the first account has a passwd name, the other 59 uids have none.
+    let text = format!(
+        "[[pool]]\nname = \"testvo\"\nuids = \"65534-65593\"\ngid = 30000\n\
+         [[map]]\nfqan = \"/testvo/*\"\npool = \"testvo\"\n\
+         [lease]\nstore = \"{}\"\nidle = \"1h\"\n",
+        e.dir.path().join("leases.sqlite").display()
+    );
+    let launch = |dn: &str| {
+        let start = nss_account_name_lookups();
+        let p = Policy::compile(parse(&text, Path::new("t")).unwrap(), Path::new("t")).unwrap();
+        let compiled = nss_account_name_lookups() - start;
+        let d = e.decide(&p, &identity(dn, &["/testvo"], true)).unwrap();
+        let lease = (d.account, d.uid, d.lease.unwrap());
+        (lease, compiled, nss_account_name_lookups() - start)
+    };
+    let carol = "/DC=org/DC=example/O=Users/CN=Carol";
+    let want = [
+        (ALICE, "nobody", 65534, Acquired::New),
+        (BOB, "#65535", 65535, Acquired::New),
+        (carol, "#65536", 65536, Acquired::New),
+        (ALICE, "nobody", 65534, Acquired::Existing),
+        (carol, "#65536", 65536, Acquired::Existing),
+    ];
+    for (dn, account, uid, how) in want {
+        assert_eq!(
+            launch(dn),
+            ((account.to_string(), uid, how), 0, 1),
+            "{dn}: (lease, look-ups compiling, look-ups in all)"
+        );
+    }
+}

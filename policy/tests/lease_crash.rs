@@ -35,10 +35,7 @@ fn pool() -> Pool {
     Pool {
         name: "tst".into(),
         accounts: (1..=POOL)
-            .map(|i| PoolAccount {
-                name: format!("tst{i:02}"),
-                uid: 40000 + i,
-            })
+            .map(|i| PoolAccount::named(format!("tst{i:02}"), 40000 + i))
             .collect(),
     }
 }
@@ -125,7 +122,7 @@ fn sqlite_survives_kill_9() {
 fn gridmapdir_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     for a in pool().accounts {
-        std::fs::write(dir.path().join(a.name), b"").unwrap();
+        std::fs::write(dir.path().join(a.name()), b"").unwrap();
     }
     let d = dir.path().to_path_buf();
     crash_rounds("gridmapdir", &d, &|| {

@@ -97,18 +97,37 @@ pub fn group_name(gid: u32) -> String {
     }
 }
 
-/// Expand a `[[pool]]` into its accounts, resolving names through NSS.
+thread_local! {
+    /// NSS look-ups made by [`nss_account_name`] on this thread (per thread: tests run in
+    /// parallel threads and must see only their own).
+    static NAME_LOOKUPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The [`crate::lease::NameResolver`] of `uids = "A-B"` pools: the passwd name of `uid`
+/// (`getpwuid_r`), `None` if NSS has no entry or fails (the account is then named `#uid`,
+/// as compile-time expansion always named it).
+pub fn nss_account_name(uid: u32) -> Option<String> {
+    NAME_LOOKUPS.with(|n| n.set(n.get() + 1));
+    match User::from_uid(Uid::from_raw(uid)) {
+        Ok(Some(u)) => Some(u.name),
+        _ => None,
+    }
+}
+
+/// How many pool-account names this thread has looked up through NSS so far: lets tests
+/// (and profiling) check that a launch resolves only the names it uses.
+pub fn nss_account_name_lookups() -> usize {
+    NAME_LOOKUPS.with(std::cell::Cell::get)
+}
+
+/// Expand a `[[pool]]` into its accounts. Named accounts are resolved through NSS now (their
+/// uid is needed); uid-range accounts get their names on first use ([`PoolAccount::by_uid`]
+/// with [`nss_account_name`]), so compiling a policy looks no pool uid up.
 pub fn expand_pool(p: &PoolConf) -> Result<Pool, AccountError> {
     let accounts = match (&p.uids, &p.accounts) {
         (Some(r), None) => expand_uid_range(&p.name, r)?
             .into_iter()
-            .map(|uid| {
-                let name = match User::from_uid(Uid::from_raw(uid)) {
-                    Ok(Some(u)) => u.name,
-                    _ => format!("#{uid}"),
-                };
-                PoolAccount { name, uid }
-            })
+            .map(|uid| PoolAccount::by_uid(uid, nss_account_name))
             .collect(),
         (None, Some(spec)) => {
             let names = match spec {
@@ -119,7 +138,7 @@ pub fn expand_pool(p: &PoolConf) -> Result<Pool, AccountError> {
                 .into_iter()
                 .map(|n| {
                     let (name, uid, _) = resolve_user(&NameOrId::Name(n))?;
-                    Ok(PoolAccount { name, uid })
+                    Ok(PoolAccount::named(name, uid))
                 })
                 .collect::<Result<Vec<_>, AccountError>>()?
         }
@@ -135,7 +154,8 @@ pub fn expand_pool(p: &PoolConf) -> Result<Pool, AccountError> {
     if let Some(a) = accounts.iter().find(|a| a.uid == 0) {
         return Err(AccountError::Root(format!(
             "pool {} account {}",
-            p.name, a.name
+            p.name,
+            a.name()
         )));
     }
     Ok(Pool {
@@ -178,5 +198,58 @@ mod tests {
         ));
         assert_eq!(resolve_user(&NameOrId::Id(39999)).unwrap().0, "#39999");
         assert_eq!(resolve_group(&NameOrId::Name("root".into())).unwrap(), 0);
+    }
+
+    fn compile(text: &str) -> Result<crate::authz::Policy, crate::config::ConfigError> {
+        let path = std::path::Path::new("t.toml");
+        crate::authz::Policy::compile(crate::config::parse(text, path).unwrap(), path)
+    }
+
+    #[test]
+    fn compiling_a_large_uid_pool_looks_no_name_up() {
+        // 50,000 uids without passwd entries: eager expansion made 50,000 NSS misses here.
+        let before = nss_account_name_lookups();
+        let p = compile(
+            "[[pool]]\nname = \"big\"\nuids = \"200001-250000\"\ngid = 30000\n\
+             [[pool]]\nname = \"small\"\nuids = \"250001-250060\"\ngid = 30000\n\
+             [[map]]\nfqan = \"/big/*\"\npool = \"big\"\n\
+             [[map]]\ndn = \"/CN=Fixed\"\naccount = 31000\ngid = 31000\n",
+        )
+        .unwrap();
+        assert_eq!(nss_account_name_lookups() - before, 0);
+        let big = &p.pools["big"].accounts;
+        assert_eq!(
+            (big.len(), big[0].uid, big[49_999].uid),
+            (50_000, 200_001, 250_000)
+        );
+        assert!(big.iter().all(|a| a.resolved_name().is_none()));
+        assert_eq!(big[7].name(), "#200008");
+        assert_eq!(nss_account_name_lookups() - before, 1);
+    }
+
+    #[test]
+    fn uid_pool_names_are_the_passwd_names_as_before() {
+        // 65534 is `nobody` (Debian base-passwd); its neighbours have no entry.
+        let p = compile("[[pool]]\nname = \"p\"\nuids = \"65533-65535\"\ngid = 30000\n").unwrap();
+        let eager: Vec<String> = (65533..=65535)
+            .map(|uid| match User::from_uid(Uid::from_raw(uid)) {
+                Ok(Some(u)) => u.name,
+                _ => format!("#{uid}"),
+            })
+            .collect();
+        let lazy: Vec<&str> = p.pools["p"].accounts.iter().map(|a| a.name()).collect();
+        assert_eq!(lazy, eager);
+        assert_eq!(lazy, ["#65533", "nobody", "#65535"]);
+        // An overlap error still names the account (resolving that one only).
+        let e = compile(
+            "[[pool]]\nname = \"a\"\nuids = \"65530-65534\"\n\
+             [[pool]]\nname = \"b\"\nuids = \"65534-65540\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("uid 65534 (nobody) is in pools a and b"),
+            "{e}"
+        );
     }
 }

@@ -113,7 +113,7 @@ fn pool_for(policy: &Policy, name: &str) -> Result<Pool, Denial> {
     let mut accounts = Vec::new();
     for n in names {
         match resolve_user(&NameOrId::Name(n.clone())) {
-            Ok((name, uid, _)) if uid != 0 => accounts.push(PoolAccount { name, uid }),
+            Ok((name, uid, _)) if uid != 0 => accounts.push(PoolAccount::named(name, uid)),
             _ => tracing::warn!("gridmapdir account {n} has no passwd entry: skipped"),
         }
     }

@@ -59,6 +59,7 @@ impl Policy {
         let mut pool_conf = HashMap::new();
         let mut owner: HashMap<u32, String> = HashMap::new();
         for p in &file.pools {
+            // Uids only: a uid-range pool's names are looked up when a lease needs one.
             let pool = expand_pool(p).map_err(acct)?;
             for a in &pool.accounts {
                 if let Some(other) = owner.insert(a.uid, p.name.clone()) {
@@ -66,7 +67,9 @@ impl Policy {
                         path,
                         format!(
                             "uid {} ({}) is in pools {other} and {}",
-                            a.uid, a.name, p.name
+                            a.uid,
+                            a.name(),
+                            p.name
                         ),
                     ));
                 }

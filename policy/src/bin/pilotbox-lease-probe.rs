@@ -92,10 +92,7 @@ fn run_churn(args: &[String]) -> i32 {
     let pool = Pool {
         name: "tst".into(),
         accounts: (1..=size)
-            .map(|i| PoolAccount {
-                name: format!("tst{i:02}"),
-                uid: 40000 + i,
-            })
+            .map(|i| PoolAccount::named(format!("tst{i:02}"), 40000 + i))
             .collect(),
     };
     // xorshift seeded by pid and time: every process churns differently.

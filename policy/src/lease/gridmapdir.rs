@@ -239,7 +239,7 @@ impl LeaseStore for GridmapdirStore {
         let lease_path = self.dir.join(&name);
         let mk = |a: &super::PoolAccount| Lease {
             pool: pool.name.clone(),
-            account: a.name.clone(),
+            account: a.name().to_string(),
             uid: a.uid,
             identity: name.clone(),
             created: now,
@@ -248,7 +248,7 @@ impl LeaseStore for GridmapdirStore {
         if let Ok(md) = fs::symlink_metadata(&lease_path) {
             let ino = md.ino();
             for a in &pool.accounts {
-                if fs::symlink_metadata(self.dir.join(&a.name))
+                if fs::symlink_metadata(self.dir.join(a.name()))
                     .map(|m| m.ino() == ino)
                     .unwrap_or(false)
                 {
@@ -272,7 +272,7 @@ impl LeaseStore for GridmapdirStore {
             }
         }
         for a in &pool.accounts {
-            let ap = self.dir.join(&a.name);
+            let ap = self.dir.join(a.name());
             let Ok(md) = fs::symlink_metadata(&ap) else {
                 continue;
             };
@@ -290,7 +290,7 @@ impl LeaseStore for GridmapdirStore {
                 continue;
             }
             let Some(a) = pool.accounts.iter().find(|a| {
-                fs::symlink_metadata(self.dir.join(&a.name))
+                fs::symlink_metadata(self.dir.join(a.name()))
                     .map(|m| m.ino() == ino)
                     .unwrap_or(false)
             }) else {
@@ -301,7 +301,7 @@ impl LeaseStore for GridmapdirStore {
             }
             let op = self.dir.join(&old);
             fs::remove_file(&op).map_err(|e| io_err(&op, e))?;
-            if self.try_link(&self.dir.join(&a.name), &lease_path)? {
+            if self.try_link(&self.dir.join(a.name()), &lease_path)? {
                 self.touch(&lease_path, now)?;
                 return Ok((mk(a), Acquired::Recycled));
             }

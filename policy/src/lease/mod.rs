@@ -12,19 +12,15 @@
 //!   transactions in WAL mode, or single `link(2)`/`unlink(2)` steps under `flock(2)` for the
 //!   gridmapdir.
 
+mod account;
 pub mod gridmapdir;
 pub mod preview;
 pub mod sqlite;
 
+pub use account::{NameResolver, PoolAccount};
+
 use crate::class::{Class, Denial};
 use serde::Serialize;
-
-/// One account of a pool.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PoolAccount {
-    pub name: String,
-    pub uid: u32,
-}
 
 /// A pool as the lease store sees it: a name and its accounts in allocation order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,7 +38,7 @@ impl LeaseStore for PreviewStore {
         Ok((
             Lease {
                 pool: pool.name.clone(),
-                account: first.name.clone(),
+                account: first.name().to_string(),
                 uid: first.uid,
                 identity: key.dn.clone(),
                 created: now,
@@ -79,10 +79,7 @@ mod tests {
         Pool {
             name: "testvo".into(),
             accounts: (0..n)
-                .map(|i| PoolAccount {
-                    name: format!("testvo{i:03}"),
-                    uid: 30001 + i,
-                })
+                .map(|i| PoolAccount::named(format!("testvo{i:03}"), 30001 + i))
                 .collect(),
         }
     }

@@ -108,11 +108,13 @@ impl SqliteStore {
                 Self::row,
             )
             .optional()?;
+        // Names are looked up lazily (uid-range pools, `PoolAccount::by_uid`): every test
+        // below compares the uid first, so a call resolves only the names it compares.
         if let Some(l) = existing {
             if pool
                 .accounts
                 .iter()
-                .any(|a| a.name == l.account && a.uid == l.uid)
+                .any(|a| a.uid == l.uid && a.name() == l.account)
             {
                 tx.execute(
                     "UPDATE leases SET last_used = ?1 WHERE account = ?2",
@@ -140,19 +142,21 @@ impl SqliteStore {
                 taken.insert(format!("#{u}"));
             }
         }
+        // Free = neither its `#uid` nor its name is taken; the `#uid` test first, so only
+        // accounts whose uid is free (normally just the one handed out) get a name look-up.
         if let Some(free) = pool
             .accounts
             .iter()
-            .find(|a| !taken.contains(&a.name) && !taken.contains(&format!("#{}", a.uid)))
+            .find(|a| !taken.contains(&format!("#{}", a.uid)) && !taken.contains(a.name()))
         {
             tx.execute(
                 &format!("INSERT INTO leases ({cols}) VALUES (?1, ?2, ?3, ?4, ?5, ?5)"),
-                params![free.name, free.uid, pool.name, identity, now as i64],
+                params![free.name(), free.uid, pool.name, identity, now as i64],
             )?;
             tx.commit()?;
             let l = Lease {
                 pool: pool.name.clone(),
-                account: free.name.clone(),
+                account: free.name().to_string(),
                 uid: free.uid,
                 identity: identity.into(),
                 created: now,
@@ -169,7 +173,14 @@ impl SqliteStore {
             rows.collect::<rusqlite::Result<_>>()?
         };
         for l in idle {
-            if !pool.accounts.iter().any(|a| a.name == l.account) || in_use(l.uid) {
+            // Is the leased account (by name) still in the pool? Normally it is the account
+            // with the lease's uid, so try that one before resolving the others.
+            let in_pool = pool
+                .accounts
+                .iter()
+                .any(|a| a.uid == l.uid && a.name() == l.account)
+                || pool.accounts.iter().any(|a| a.name() == l.account);
+            if !in_pool || in_use(l.uid) {
                 continue;
             }
             tx.execute(
@@ -283,5 +294,177 @@ impl LeaseStore for SqliteStore {
             ));
         }
         Ok(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lease::PoolAccount;
+    use std::cell::Cell;
+
+    thread_local!(static LOOKUPS: Cell<usize> = const { Cell::new(0) });
+
+    /// Even uids have a passwd entry `u<uid>`, odd ones none (named `#uid`).
+    fn counting(uid: u32) -> Option<String> {
+        LOOKUPS.with(|n| n.set(n.get() + 1));
+        uid.is_multiple_of(2).then(|| format!("u{uid}"))
+    }
+
+    /// As `counting` after an admin change: uid 30002 lost its entry and its name moved to
+    /// uid 30004.
+    fn renamed(uid: u32) -> Option<String> {
+        LOOKUPS.with(|n| n.set(n.get() + 1));
+        match uid {
+            30002 => None,
+            30004 => Some("u30002".into()),
+            _ => counting(uid),
+        }
+    }
+
+    fn lookups() -> usize {
+        LOOKUPS.with(Cell::get)
+    }
+
+    /// A uid-range pool as a fresh launch compiles it: nothing looked up yet.
+    fn lazy(n: u32, resolve: crate::lease::NameResolver) -> Pool {
+        Pool {
+            name: "p".into(),
+            accounts: (30001..30001 + n)
+                .map(|u| PoolAccount::by_uid(u, resolve))
+                .collect(),
+        }
+    }
+
+    /// The same pool as the former compile-time expansion built it: every name resolved.
+    fn eager(n: u32, resolve: crate::lease::NameResolver) -> Pool {
+        Pool {
+            name: "p".into(),
+            accounts: (30001..30001 + n)
+                .map(|u| PoolAccount::named(resolve(u).unwrap_or(format!("#{u}")), u))
+                .collect(),
+        }
+    }
+
+    fn key(i: usize) -> LeaseKey {
+        LeaseKey {
+            dn: format!("/CN=user{i}"),
+            primary_fqan: None,
+            groups: vec![],
+        }
+    }
+
+    #[test]
+    fn acquire_looks_up_only_the_name_it_compares_or_hands_out() {
+        let d = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&d.path().join("l.sqlite"), 10).unwrap();
+        for i in 0..40 {
+            // A new identity, i leases taken: the free search skips the taken uids unresolved.
+            let before = lookups();
+            let (l, how) = s
+                .acquire(&lazy(500, counting), &key(i), 100, 3600, &|_| false)
+                .unwrap();
+            let n = lookups() - before;
+            assert_eq!((how, l.uid), (Acquired::New, 30001 + i as u32));
+            assert!(n <= i + 1, "{n} look-ups with {i} leases");
+            assert_eq!(n, 1, "only the account handed out");
+            // The same identity at its next launch: only its own account is compared.
+            let before = lookups();
+            let (again, how) = s
+                .acquire(&lazy(500, counting), &key(i), 101, 3600, &|_| false)
+                .unwrap();
+            assert_eq!((how, again.account), (Acquired::Existing, l.account));
+            assert_eq!(lookups() - before, 1);
+        }
+        // Exhausted pool of 40, recycling the oldest idle lease: still one name.
+        let before = lookups();
+        let (l, how) = s
+            .acquire(&lazy(40, counting), &key(99), 10_000, 3600, &|_| false)
+            .unwrap();
+        assert_eq!((how, l.uid), (Acquired::Recycled, 30001));
+        assert_eq!(lookups() - before, 1);
+    }
+
+    #[test]
+    fn leases_written_with_resolved_names_still_match() {
+        let d = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&d.path().join("l.sqlite"), 10).unwrap();
+        // Rows as the former eager expansion wrote them: passwd names and `#uid` names.
+        let old: Vec<Lease> = (0..4)
+            .map(|i| {
+                s.acquire(&eager(10, counting), &key(i), 100, 3600, &|_| false)
+                    .unwrap()
+                    .0
+            })
+            .collect();
+        let names: Vec<&str> = old.iter().map(|l| l.account.as_str()).collect();
+        assert_eq!(names, ["#30001", "u30002", "#30003", "u30004"]);
+        for (i, o) in old.iter().enumerate() {
+            let (l, how) = s
+                .acquire(&lazy(10, counting), &key(i), 200, 3600, &|_| false)
+                .unwrap();
+            assert_eq!(
+                (how, &l.account, l.uid),
+                (Acquired::Existing, &o.account, o.uid)
+            );
+        }
+        let (l, how) = s
+            .acquire(&lazy(10, counting), &key(4), 200, 3600, &|_| false)
+            .unwrap();
+        assert_eq!(
+            (how, l.account.as_str(), l.uid),
+            (Acquired::New, "#30005", 30005)
+        );
+    }
+
+    /// One scripted history (new leases, renewals, exhaustion, recycling past a busy uid, an
+    /// account renamed and its name moved to another uid by the admin) on two stores: one given
+    /// eagerly resolved pools (the former behaviour), one lazy pools. Every answer and every
+    /// row must agree.
+    #[test]
+    fn lazy_and_eager_pools_decide_identically() {
+        let d = tempfile::tempdir().unwrap();
+        let stores = [
+            SqliteStore::open(&d.path().join("eager.sqlite"), 10).unwrap(),
+            SqliteStore::open(&d.path().join("lazy.sqlite"), 10).unwrap(),
+        ];
+        #[rustfmt::skip]
+        let script: &[(usize, u64, crate::lease::NameResolver, u32)] = &[
+            // (identity, now, names, busy uid)
+            (0, 100, counting, 0), (1, 100, counting, 0), (2, 110, counting, 0),
+            (3, 120, counting, 0), (0, 140, counting, 0), (4, 150, counting, 0),
+            (5, 160, counting, 0),        // exhausted: nothing idle yet
+            (5, 5000, counting, 30002),   // recycles past the busy uid
+            // The admin's change: uid 30002 loses its entry, its name moves to uid 30004.
+            (6, 5001, renamed, 0),        // recycles the row u30002/30002 (matched by name)
+            (3, 5002, renamed, 0),        // u30004 void; 30004's uid is free, its name taken
+            (6, 5003, renamed, 0),        // u30002/30002 void: renews as #30002
+            (7, 5004, renamed, 0),        // now u30002 is free at uid 30004
+            (8, 9000, renamed, 30005), (9, 9000, renamed, 0),
+        ];
+        let mut lazy_answers = Vec::new();
+        for (step, &(who, now, names, busy)) in script.iter().enumerate() {
+            let answers: Vec<_> = [eager(5, names), lazy(5, names)]
+                .iter()
+                .zip(&stores)
+                .map(|(pool, s)| s.acquire(pool, &key(who), now, 3600, &|u| u == busy))
+                .collect();
+            assert_eq!(answers[0], answers[1], "step {step}");
+            assert_eq!(
+                stores[0].list().unwrap(),
+                stores[1].list().unwrap(),
+                "step {step}"
+            );
+            lazy_answers.push(answers[1].clone().map(|(l, how)| (l.account, l.uid, how)));
+        }
+        // The script does reach the paths it names.
+        let a = |n: &str, uid: u32, how: Acquired| Ok((n.to_string(), uid, how));
+        assert!(matches!(lazy_answers[6], Err(LeaseError::Exhausted { .. })));
+        assert_eq!(lazy_answers[7], a("#30003", 30003, Acquired::Recycled));
+        assert_eq!(lazy_answers[8], a("u30002", 30002, Acquired::Recycled));
+        assert_eq!(lazy_answers[9], a("#30001", 30001, Acquired::Recycled));
+        assert_eq!(lazy_answers[10], a("#30002", 30002, Acquired::New));
+        assert_eq!(lazy_answers[11], a("u30002", 30004, Acquired::New));
+        assert_eq!(lazy_answers[12], a("#30003", 30003, Acquired::Recycled));
     }
 }

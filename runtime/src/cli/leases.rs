@@ -221,14 +221,8 @@ mod tests {
         let pool = Pool {
             name: "t".into(),
             accounts: vec![
-                PoolAccount {
-                    name: "busy".into(),
-                    uid: 0,
-                },
-                PoolAccount {
-                    name: "idle".into(),
-                    uid: 39_998,
-                },
+                PoolAccount::named("busy", 0),
+                PoolAccount::named("idle", 39_998),
             ],
         };
         for dn in ["/CN=a", "/CN=b"] {

@@ -311,7 +311,7 @@ pub fn payload(p: &policy::config::PolicyFile, root: &str) -> CheckResult {
     match result {
         Ok(r) if r.outcome.status.exit_code() == 0 => pass(
             "payload",
-            format!("a sandboxed payload ran as {} (uid {})", a.name, a.uid),
+            format!("a sandboxed payload ran as {} (uid {})", a.name(), a.uid),
         ),
         Ok(r) => fail(
             "payload",
