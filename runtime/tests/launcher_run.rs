@@ -324,7 +324,14 @@ fn pilot_signals_reach_the_payload() {
         .run_as(
             PILOT,
             &[],
-            &["--proxy", env.proxy.to_str().unwrap(), "--walltime", "60"],
+            &[
+                "--proxy",
+                env.proxy.to_str().unwrap(),
+                "--walltime",
+                "60",
+                "--id",
+                "sigtest",
+            ],
             &["/bin/sh", "-c", script],
         )
         .stdout(std::process::Stdio::piped())
@@ -335,6 +342,13 @@ fn pilot_signals_reach_the_payload() {
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready");
+    // What the setuid process creates is root's, group included: it runs with the pilot's
+    // real gid, which must not become the group of site files (state, lease store).
+    for f in ["", "state.json"] {
+        let p = std::path::Path::new("/var/lib/pilotbox/run/sigtest").join(f);
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!((m.uid(), m.gid()), (0, 0), "{} owner", p.display());
+    }
     // setpriv execs pilotbox: the child's pid is pilotbox's. The pilot itself sends the signal.
     let st = std::process::Command::new("setpriv")
         .args([

@@ -14,12 +14,14 @@
 //! - `umask 077`; `PR_SET_DUMPABLE 0`; `RLIMIT_CORE 0`; soft limits raised to the hard limits
 //!   for the resources a caller could lower to make a write, an allocation or our CPU time
 //!   fail half-way (NOFILE, FSIZE, AS, DATA, STACK, CPU);
+//! - effective gid 0 and no supplementary groups when setuid root (files we create are
+//!   root's, not group-owned by the pilot);
 //! - `chdir("/")`.
 
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 use nix::sys::stat::{umask, Mode};
-use nix::unistd::{getgroups, getresgid, getresuid};
+use nix::unistd::{getgroups, getresgid, getresuid, setegid, setgroups, Gid};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -119,6 +121,15 @@ pub fn sanitize() -> Result<Caller, SanitizeError> {
         if soft < hard {
             setrlimit(r, hard, hard).map_err(sys("setrlimit"))?;
         }
+    }
+    if uids.effective.is_root() {
+        // setuid root changes the effective uid only: the caller's gid and groups stay, and
+        // every file we create (state records, the lease store and its WAL, which SQLite
+        // chowns to the store's owner) would be group-owned by the pilot. Effective gid 0 and
+        // no supplementary groups; the real ids keep saying who called (`Caller`), and
+        // `credfile` switches to the caller's ids explicitly whenever it acts as the caller.
+        setgroups(&[]).map_err(sys("setgroups"))?;
+        setegid(Gid::from_raw(0)).map_err(sys("setegid"))?;
     }
     std::env::set_current_dir("/").map_err(|_| SanitizeError::Sys {
         step: "chdir /",
