@@ -307,7 +307,12 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
 
     let cred_end = identity.usable_until();
     let refresh = || None; // no `renew` for nosuid payloads: the credential end is final
+                           // As `pilotbox run`: only supervision from here on (sys::release_launch_text).
+    let on_started = |_: &engine::Started| {
+        let _ = crate::sys::release_launch_text();
+    };
     let opts = RunOptions {
+        on_started: Some(&on_started),
         walltime: l.walltime_s.map(Duration::from_secs),
         seccomp_cache: None,
         cred_expiry: Some(engine::CredExpiry {
