@@ -27,7 +27,11 @@ check_map_user() {
         { no "expected pool atlas, gid 51000"; return 1; }
     in_range "$(jq -r .uid "$OUT")" 51001 51050 "uid" &&
     jq -e '.limits.memory_bytes == 2147483648 and .limits.cpus == 1' "$OUT" >/dev/null ||
-        no "expected the default limits (2 GiB, 1 CPU): $(jq -c .limits "$OUT")"
+        { no "expected the default limits (2 GiB, 1 CPU): $(jq -c .limits "$OUT")"; return 1; }
+    # `map` decides as a launch would, but takes no lease: Alice is in no store file.
+    if cat "$T"/var/lib/pilotbox/leases.sqlite* 2>/dev/null | grep -a -q -i "alice atlas"; then
+        no "pilotbox map took a lease for Alice"
+    fi
 }
 
 check_map_production() { has "atlasprd"; }

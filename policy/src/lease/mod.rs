@@ -107,6 +107,20 @@ pub trait LeaseStore {
         in_use: &dyn Fn(u32) -> bool,
     ) -> Result<(Lease, Acquired), LeaseError>;
 
+    /// What [`acquire`](Self::acquire) would answer now, without writing anything (`pilotbox
+    /// map`); `Ok(None)` when this store cannot tell without writing (the caller then shows
+    /// a preview, see [`PeekStore`]).
+    fn peek(
+        &self,
+        _pool: &Pool,
+        _key: &LeaseKey,
+        _now: u64,
+        _idle_s: u64,
+        _in_use: &dyn Fn(u32) -> bool,
+    ) -> Result<Option<(Lease, Acquired)>, LeaseError> {
+        Ok(None)
+    }
+
     /// All leases, for `pilotbox leases list`.
     fn list(&self) -> Result<Vec<Lease>, LeaseError>;
 

@@ -70,6 +70,50 @@ impl LeaseStore for PreviewStore {
     }
 }
 
+/// A real store asked without writing: `acquire` answers with [`LeaseStore::peek`] — what a
+/// launch would get now, existing, new or recycled — and falls back to the [`PreviewStore`]
+/// answer (`NotTaken`) where the store cannot tell without writing (the gridmapdir, whose
+/// decision is a hard link). `pilotbox map` decides through this, so a site admin testing a
+/// DN takes no lease and refreshes none.
+pub struct PeekStore<'a>(pub &'a dyn LeaseStore);
+
+impl LeaseStore for PeekStore<'_> {
+    fn acquire(
+        &self,
+        pool: &Pool,
+        key: &LeaseKey,
+        now: u64,
+        idle_s: u64,
+        in_use: &dyn Fn(u32) -> bool,
+    ) -> Result<(Lease, Acquired), LeaseError> {
+        match self.0.peek(pool, key, now, idle_s, in_use)? {
+            Some(answer) => Ok(answer),
+            None => PreviewStore.acquire(pool, key, now, idle_s, in_use),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<Lease>, LeaseError> {
+        self.0.list()
+    }
+
+    fn release(&self, _account: &str) -> Result<bool, LeaseError> {
+        Err(read_only("release"))
+    }
+
+    fn expire_idle(
+        &self,
+        _now: u64,
+        _idle_s: u64,
+        _in_use: &dyn Fn(u32) -> bool,
+    ) -> Result<Vec<Lease>, LeaseError> {
+        Err(read_only("expire"))
+    }
+
+    fn check(&self) -> Result<Vec<String>, LeaseError> {
+        self.0.check()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +126,45 @@ mod tests {
                 .map(|i| PoolAccount::named(format!("testvo{i:03}"), 30001 + i))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn peeking_a_real_store_answers_as_a_launch_would_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let real =
+            crate::lease::sqlite::SqliteStore::open(&dir.path().join("l.sqlite"), 5).unwrap();
+        let key = |dn: &str| LeaseKey {
+            dn: dn.into(),
+            primary_fqan: None,
+            groups: vec![],
+        };
+        let p = pool(3);
+        let peek = PeekStore(&real);
+        // Nothing leased yet: Alice would get the first account, as new — and still would.
+        for _ in 0..2 {
+            let (l, how) = peek
+                .acquire(&p, &key("/CN=Alice"), 10, 0, &|_| false)
+                .unwrap();
+            assert_eq!((l.account.as_str(), how), ("testvo000", Acquired::New));
+        }
+        assert!(real.list().unwrap().is_empty(), "peek wrote a lease");
+        // Bob really leases testvo000; a peek for Alice now names the next free account,
+        // one for Bob his existing lease — without refreshing it.
+        real.acquire(&p, &key("/CN=Bob"), 10, 1000, &|_| false)
+            .unwrap();
+        let (l, how) = peek
+            .acquire(&p, &key("/CN=Alice"), 20, 1000, &|_| false)
+            .unwrap();
+        assert_eq!((l.account.as_str(), how), ("testvo001", Acquired::New));
+        let (l, how) = peek
+            .acquire(&p, &key("/CN=Bob"), 30, 1000, &|_| false)
+            .unwrap();
+        assert_eq!((l.account.as_str(), how), ("testvo000", Acquired::Existing));
+        let leases = real.list().unwrap();
+        assert_eq!(leases.len(), 1);
+        assert_eq!(leases[0].last_used, 10, "the peek refreshed Bob's lease");
+        assert!(peek.release("testvo000").is_err());
+        assert_eq!(real.list().unwrap().len(), 1);
     }
 
     #[test]

@@ -65,6 +65,29 @@ impl SqliteStore {
         Ok(s)
     }
 
+    fn decide_lease(
+        &self,
+        pool: &Pool,
+        key: &LeaseKey,
+        now: u64,
+        idle_s: u64,
+        in_use: &dyn Fn(u32) -> bool,
+        commit: bool,
+    ) -> Result<(Lease, Acquired), LeaseError> {
+        let identity = identity_of(key);
+        match self
+            .acquire_inner(pool, &identity, now, idle_s, in_use, commit)
+            .map_err(|e| self.err(e))?
+        {
+            Some(r) => Ok(r),
+            None => Err(LeaseError::Exhausted {
+                pool: pool.name.clone(),
+                size: pool.accounts.len(),
+                idle_s,
+            }),
+        }
+    }
+
     /// Classify an SQLite error: lock timeouts are "busy" (temporary), the rest site errors.
     fn err(&self, e: rusqlite::Error) -> LeaseError {
         match e.sqlite_error_code() {
@@ -90,6 +113,8 @@ impl SqliteStore {
         })
     }
 
+    /// The lease decision. `commit: false` runs the very same transaction and rolls it back
+    /// (`peek`): the answer a launch would get now, with nothing written.
     fn acquire_inner(
         &self,
         pool: &Pool,
@@ -97,7 +122,9 @@ impl SqliteStore {
         now: u64,
         idle_s: u64,
         in_use: &dyn Fn(u32) -> bool,
+        commit: bool,
     ) -> rusqlite::Result<Option<(Lease, Acquired)>> {
+        let finish = |tx: rusqlite::Transaction| if commit { tx.commit() } else { tx.rollback() };
         // IMMEDIATE: take the write lock before reading anything (rolls back on drop).
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let cols = "account, uid, pool, identity, created, last_used";
@@ -120,7 +147,7 @@ impl SqliteStore {
                     "UPDATE leases SET last_used = ?1 WHERE account = ?2",
                     params![now as i64, l.account],
                 )?;
-                tx.commit()?;
+                finish(tx)?;
                 return Ok(Some((
                     Lease {
                         last_used: now,
@@ -153,7 +180,7 @@ impl SqliteStore {
                 &format!("INSERT INTO leases ({cols}) VALUES (?1, ?2, ?3, ?4, ?5, ?5)"),
                 params![free.name(), free.uid, pool.name, identity, now as i64],
             )?;
-            tx.commit()?;
+            finish(tx)?;
             let l = Lease {
                 pool: pool.name.clone(),
                 account: free.name().to_string(),
@@ -187,7 +214,7 @@ impl SqliteStore {
                 "UPDATE leases SET identity = ?1, created = ?2, last_used = ?2 WHERE account = ?3",
                 params![identity, now as i64, l.account],
             )?;
-            tx.commit()?;
+            finish(tx)?;
             let l = Lease {
                 identity: identity.into(),
                 created: now,
@@ -209,18 +236,19 @@ impl LeaseStore for SqliteStore {
         idle_s: u64,
         in_use: &dyn Fn(u32) -> bool,
     ) -> Result<(Lease, Acquired), LeaseError> {
-        let identity = identity_of(key);
-        match self
-            .acquire_inner(pool, &identity, now, idle_s, in_use)
-            .map_err(|e| self.err(e))?
-        {
-            Some(r) => Ok(r),
-            None => Err(LeaseError::Exhausted {
-                pool: pool.name.clone(),
-                size: pool.accounts.len(),
-                idle_s,
-            }),
-        }
+        self.decide_lease(pool, key, now, idle_s, in_use, true)
+    }
+
+    fn peek(
+        &self,
+        pool: &Pool,
+        key: &LeaseKey,
+        now: u64,
+        idle_s: u64,
+        in_use: &dyn Fn(u32) -> bool,
+    ) -> Result<Option<(Lease, Acquired)>, LeaseError> {
+        self.decide_lease(pool, key, now, idle_s, in_use, false)
+            .map(Some)
     }
 
     fn list(&self) -> Result<Vec<Lease>, LeaseError> {

@@ -132,8 +132,9 @@ pub fn denial_json(d: &Denial) -> Value {
     json!({ "outcome": d.class.outcome(), "exit_code": d.class.exit_code(), "reason": d.reason })
 }
 
-/// Decide for `id` under `policy` (store from `[lease]`; leases of uids with running
-/// processes are never recycled) and print the result. Returns the exit status.
+/// Decide for `id` under `policy` as a launch would now (store from `[lease]`, read through
+/// `PeekStore`: nothing is leased or refreshed; leases of uids with running processes are
+/// never recycled) and print the result. Returns the exit status.
 pub fn run_with_identity(
     policy: &Policy,
     id: &Identity,
@@ -147,7 +148,8 @@ pub fn run_with_identity(
                 policy,
                 id,
                 &Request::default(),
-                store.as_ref(),
+                // Asked, never written: a DN tested with `map` takes no lease, refreshes none.
+                &policy::lease::preview::PeekStore(store.as_ref()),
                 &super::leases::uid_has_processes,
                 unix_now(),
             )
