@@ -41,7 +41,7 @@ use super::error::CredentialError;
 use super::namespaces::Namespaces;
 use super::pem::pem_blocks;
 use super::signing_policy::SigningPolicy;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -166,6 +166,8 @@ impl TrustDir {
             policy_files: HashSet::new(),
             parsed: Mutex::new(Vec::new()),
         };
+        // CA file contents already parsed → index in `td.cas` (None: not a usable CA).
+        let mut files_seen: HashMap<Vec<u8>, Option<usize>> = HashMap::new();
         for name in names {
             let Some((stem, ext)) = name.split_once('.') else {
                 continue;
@@ -174,19 +176,30 @@ impl TrustDir {
                 continue;
             }
             if is_cert_ext(ext) {
-                td.note_parsed(&name);
                 let Ok(bytes) = read_bounded(&path.join(&name), MAX_CA_FILE) else {
                     continue;
                 };
-                let Ok(der) = first_der(&bytes, "CERTIFICATE") else {
+                // The old-hash name is usually a symlink to (or a copy of) the current one: the
+                // same bytes give the same CA, so only the stem is recorded.
+                if let Some(seen) = files_seen.get(&bytes) {
+                    if let Some(i) = *seen {
+                        td.cas[i].stems.push(stem.to_string());
+                    }
+                    continue;
+                }
+                td.note_parsed(&name);
+                let parsed = first_der(&bytes, "CERTIFICATE")
+                    .ok()
+                    .and_then(|der| Cert::from_der(&der, 0).ok());
+                let Some(cert) = parsed else {
+                    files_seen.insert(bytes, None);
                     continue;
                 };
-                let Ok(cert) = Cert::from_der(&der, 0) else {
-                    continue;
-                };
-                if let Some(existing) = td.cas.iter_mut().find(|c| c.cert.der == cert.der) {
-                    existing.stems.push(stem.to_string());
+                if let Some(i) = td.cas.iter().position(|c| c.cert.der == cert.der) {
+                    td.cas[i].stems.push(stem.to_string());
+                    files_seen.insert(bytes, Some(i));
                 } else {
+                    files_seen.insert(bytes, Some(td.cas.len()));
                     td.cas.push(TrustedCa {
                         cert,
                         stems: vec![stem.to_string()],
@@ -285,8 +298,10 @@ impl TrustDir {
             .as_ref()
     }
 
-    /// Names of the files read and parsed so far (CA certificates at load, then CRLs and policy
-    /// files as verification needs them), in order. Makes the laziness testable without timing.
+    /// Names of the files read and parsed so far (CA certificates at load — a file with the
+    /// same bytes as one already parsed, such as the old-hash symlink, is only read — then CRLs
+    /// and policy files as verification needs them), in order. Makes the laziness testable
+    /// without timing.
     pub fn files_parsed(&self) -> Vec<String> {
         self.parsed.lock().map(|p| p.clone()).unwrap_or_default()
     }
