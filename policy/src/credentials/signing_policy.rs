@@ -14,7 +14,7 @@
 //!
 //! The glob is matched directly ([`Glob`]), not translated to a regular expression: an IGTF
 //! bundle has a signing policy per CA, and compiling a regex per pattern was the verifier's
-//! largest start-up cost. The semantics are those the regex translation had (and that Globus'
+//! top page-fault source in a profile of `pilotbox run` (issue #7). The semantics are those the regex translation had (and that Globus'
 //! own translation to `.*`/`.` gives, see the note on newlines at [`Glob`]).
 
 use super::namespaces::{normalise_pattern_labels, MAX_POLICY_FILE};
