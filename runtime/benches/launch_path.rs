@@ -13,6 +13,11 @@
 //! - `verify_per_s`: a full verification as `pilotbox run` does it (trust dir and vomsdir read
 //!   from disk, chain + proxy rules + VOMS AC signature, `.lsc`, FQANs);
 //! - `verify_preloaded_per_s`: the same with the trust dir loaded once (what a daemon could do);
+//! - `verify_igtf_per_s`: `verify_per_s` against the bench trust dir plus 100 generated
+//!   IGTF-style CAs (two hash names, `.namespaces`, `.signing_policy`, `.info`, a CRL each; every
+//!   tenth CRL ~1 MB, 10 MB in all), i.e. a worker node's directory; generated once per run into
+//!   a temp dir (~10 s of openssl). `igtf_files_parsed_per_verify` says how many of its files one
+//!   verification read beyond the CA certificates (issue #7: only the path's CA's);
 //! - `decide_warm_per_s`: a mapping decision (bans, rule, pool lease renewal — a committed
 //!   SQLite transaction — limits) on one open lease store;
 //! - `decide_open_per_s`: opening the store, then deciding: what each `pilotbox run` pays.
@@ -22,6 +27,32 @@ use policy::credentials::{verify_proxy, verify_with_trust_dir, TrustDir, VerifyO
 use policy::lease::{open_store, unix_now};
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+#[path = "../../policy/tests/support/igtf.rs"]
+mod igtf;
+
+/// Extra CAs in the IGTF-like directory, and the revoked serials in every tenth one's CRL
+/// (29,000 make ~1 MB).
+const IGTF_CAS: usize = 100;
+const BIG_CRL_SERIALS: usize = 29_000;
+
+/// The bench trust dir copied into `tmp` plus [`IGTF_CAS`] generated CAs.
+fn igtf_dir(ca_dir: &Path, tmp: &Path) -> std::path::PathBuf {
+    let dir = tmp.join("certificates");
+    std::fs::create_dir_all(&dir).expect("igtf dir");
+    for e in std::fs::read_dir(ca_dir).expect("read the bench trust dir") {
+        let e = e.expect("dir entry");
+        std::fs::copy(e.path(), dir.join(e.file_name())).expect("copy a trust dir file");
+    }
+    igtf::add_extra_cas(&dir, &tmp.join("work"), IGTF_CAS, |i| {
+        if i % 10 == 0 {
+            BIG_CRL_SERIALS
+        } else {
+            3
+        }
+    });
+    dir
+}
 
 fn rate(budget: Duration, mut f: impl FnMut()) -> f64 {
     f(); // warm
@@ -65,6 +96,21 @@ fn rates() {
     let verify_pre = rate(budget, || {
         verify_with_trust_dir(&bytes, &trust, &opts).unwrap();
     });
+    let tmp = tempfile::Builder::new()
+        .prefix("pilotbox-bench-igtf-")
+        .tempdir()
+        .expect("temp dir");
+    let mut igtf_opts = opts.clone();
+    igtf_opts.ca_dir = igtf_dir(&opts.ca_dir, tmp.path());
+    let igtf = rate(budget, || {
+        verify_proxy(&bytes, &igtf_opts).unwrap();
+    });
+    let td = TrustDir::load(&igtf_opts.ca_dir).unwrap();
+    let at_load = td.files_parsed().len();
+    verify_with_trust_dir(&bytes, &td, &igtf_opts).unwrap();
+    let igtf_files = td.files_parsed().len() - at_load;
+    drop(td);
+    drop(tmp);
     let req = Request {
         limits: LimitRequest::default(),
         env: vec![],
@@ -86,6 +132,8 @@ fn rates() {
             "account": d.account,
             "verify_per_s": verify,
             "verify_preloaded_per_s": verify_pre,
+            "verify_igtf_per_s": igtf,
+            "igtf_files_parsed_per_verify": igtf_files,
             "decide_warm_per_s": warm,
             "decide_open_per_s": open,
             "budget_s": secs,

@@ -448,7 +448,7 @@ fn check_namespaces(
             let Some(entry) = trust.entry_of(owner) else {
                 continue;
             };
-            match &entry.namespaces {
+            match trust.namespaces_of(entry) {
                 Some(Ok(ns)) => {
                     let rules = ns.rules_for(&issuer.subject_key, &owner.subject_key);
                     if !rules.is_empty() {
@@ -470,10 +470,10 @@ fn check_namespaces(
             let Some(entry) = trust.entry_of(owner) else {
                 continue;
             };
-            if entry.namespaces.is_some() {
+            if trust.namespaces_of(entry).is_some() {
                 continue; // .namespaces wins when both exist
             }
-            match &entry.signing_policy {
+            match trust.signing_policy_of(entry) {
                 Some(Ok(sp)) => {
                     if let Some(block) = sp.for_issuer(&issuer.subject_key) {
                         if !block.permits(&subject.subject_slash) {

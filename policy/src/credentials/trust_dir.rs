@@ -10,29 +10,56 @@
 //!
 //! Every CA in the directory is a trust anchor (OpenSSL `-partial_chain` behaviour, as
 //! canl-java does): an IGTF directory may hold a sub-CA without its parents.
+//!
+//! # Loading is lazy
+//!
+//! The verifier runs in a fresh process for every payload launch, and a worker node's IGTF
+//! bundle holds 100–150 CAs under two hash names each, each with `.namespaces`,
+//! `.signing_policy` and a fetch-crl CRL (some several MB). Parsing all of it per launch costs
+//! tens to hundreds of milliseconds, for the one or two CAs a proxy's path uses. So
+//! [`TrustDir::load`] only lists the directory and parses the CA certificates (small: path
+//! building needs them all, by subject). The rest is parsed on first use, per CA:
+//! - its `.namespaces` and `.signing_policy` ([`TrustDir::namespaces_of`],
+//!   [`TrustDir::signing_policy_of`]), when the namespace check reaches that CA;
+//! - its CRLs: the `<stem>.rN` files of its own stems ([`TrustDir::crls_of`]), since fetch-crl
+//!   and the IGTF distribution name a CA's CRL after the CA's certificate file. Only CRLs whose
+//!   issuer is the CA count, as before. For an issuer with no installed CA every CRL file is
+//!   read once (see [`TrustDir::crls_of`]).
+//!
+//! [`TrustDir::files_parsed`] lists what was read, so the laziness is testable.
+//!
+//! Consequences (intended): a broken or unreadable `.namespaces`/`.signing_policy` is reported
+//! only when a verified path reaches its CA; verdicts did not depend on the files of CAs off
+//! the path before either, but a file broken in a way that made loading itself slow or large no
+//! longer costs anything. A CRL of CA X stored under a stem that is not one of X's certificate
+//! stems is no longer found for X (it was, by issuer, when every CRL was parsed); IGTF and
+//! fetch-crl never lay CRLs out that way. Files are read when needed, so a file replaced between
+//! `load` and its use is read in its new version (as a fresh `load` would).
 
 use super::cert::Cert;
 use super::error::CredentialError;
 use super::namespaces::Namespaces;
 use super::pem::pem_blocks;
 use super::signing_policy::SigningPolicy;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 /// Largest CA certificate file read.
 const MAX_CA_FILE: u64 = 1024 * 1024;
 /// Largest CRL read (the CRLs of big CAs run to megabytes).
 const MAX_CRL_FILE: u64 = 64 * 1024 * 1024;
 
-/// A CA of the trust directory with its policy files.
+/// A CA of the trust directory. Its policy files are read on first use (see the module doc).
 #[derive(Debug)]
 pub struct TrustedCa {
     pub cert: Cert,
     /// File-name stems (hashes) this CA is installed under.
     pub stems: Vec<String>,
-    /// Parsed `.namespaces` (Err: the file exists but is broken).
-    pub namespaces: Option<Result<Namespaces, String>>,
-    pub signing_policy: Option<Result<SigningPolicy, String>>,
+    /// Parsed `.namespaces`: None = no such file, Some(Err) = the file exists but is broken.
+    namespaces: OnceLock<Option<Result<Namespaces, String>>>,
+    /// Parsed `.signing_policy`, same convention.
+    signing_policy: OnceLock<Option<Result<SigningPolicy, String>>>,
 }
 
 /// A CRL, reduced to what revocation checking needs.
@@ -50,12 +77,27 @@ pub struct Crl {
     pub tbs: Vec<u8>,
 }
 
-/// A loaded trust directory.
+/// The CRL files installed under one stem (`<stem>.r0`, `<stem>.r1`, …), parsed on first use.
+#[derive(Debug)]
+struct StemCrls {
+    files: Vec<String>,
+    parsed: OnceLock<Vec<Crl>>,
+}
+
+/// A loaded trust directory: CA certificates parsed, CRLs and policy files only listed.
+///
+/// `OnceLock` rather than `OnceCell`: the verifier uses a `TrustDir` from one thread, but the
+/// type stays `Sync` so a caller may share a preloaded directory (the conformance tests do).
 #[derive(Debug)]
 pub struct TrustDir {
     pub path: PathBuf,
     pub cas: Vec<TrustedCa>,
-    pub crls: Vec<Crl>,
+    /// CRL file names by stem; read and parsed per stem on first use.
+    crls: BTreeMap<String, StemCrls>,
+    /// Names of the `<stem>.namespaces` and `<stem>.signing_policy` files listed.
+    policy_files: HashSet<String>,
+    /// Every file read and parsed so far, in order (see [`TrustDir::files_parsed`]).
+    parsed: Mutex<Vec<String>>,
 }
 
 fn is_hash(s: &str) -> bool {
@@ -90,10 +132,22 @@ fn first_der(bytes: &[u8], label: &str) -> Result<Vec<u8>, String> {
     }
 }
 
+/// `<hash>.N`: a CA certificate file.
+fn is_cert_ext(ext: &str) -> bool {
+    !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `<hash>.rN`: a CRL file.
+fn is_crl_ext(ext: &str) -> bool {
+    ext.len() > 1 && ext.starts_with('r') && ext[1..].bytes().all(|b| b.is_ascii_digit())
+}
+
 impl TrustDir {
-    /// Loads a trust directory. A missing or unreadable directory is an error; an unparseable
-    /// individual CA or CRL file is skipped (it cannot vouch for anything), and a broken policy
-    /// file is remembered so that certificates of that CA are refused.
+    /// Loads a trust directory: lists it and parses the CA certificates; CRLs and policy files
+    /// are only listed here and parsed on first use (see the module doc). A missing or
+    /// unreadable directory is an error; an unparseable individual CA or CRL file is skipped
+    /// (it cannot vouch for anything), and a broken policy file of a CA on a verified path is
+    /// reported when that CA is checked, so that certificates of that CA are refused.
     pub fn load(path: &Path) -> Result<TrustDir, CredentialError> {
         let site = |detail: String| CredentialError::TrustDir {
             path: path.display().to_string(),
@@ -105,82 +159,68 @@ impl TrustDir {
             .filter_map(|e| e.file_name().into_string().ok())
             .collect();
         names.sort();
-        let mut cas: Vec<TrustedCa> = Vec::new();
-        let mut crls = Vec::new();
-        for name in &names {
+        let mut td = TrustDir {
+            path: path.to_path_buf(),
+            cas: Vec::new(),
+            crls: BTreeMap::new(),
+            policy_files: HashSet::new(),
+            parsed: Mutex::new(Vec::new()),
+        };
+        // CA file contents already parsed → index in `td.cas` (None: not a usable CA).
+        let mut files_seen: HashMap<Vec<u8>, Option<usize>> = HashMap::new();
+        for name in names {
             let Some((stem, ext)) = name.split_once('.') else {
                 continue;
             };
             if !is_hash(stem) {
                 continue;
             }
-            let full = path.join(name);
-            if !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_digit()) {
-                let Ok(bytes) = read_bounded(&full, MAX_CA_FILE) else {
+            if is_cert_ext(ext) {
+                let Ok(bytes) = read_bounded(&path.join(&name), MAX_CA_FILE) else {
                     continue;
                 };
-                let Ok(der) = first_der(&bytes, "CERTIFICATE") else {
+                // The old-hash name is usually a symlink to (or a copy of) the current one: the
+                // same bytes give the same CA, so only the stem is recorded.
+                if let Some(seen) = files_seen.get(&bytes) {
+                    if let Some(i) = *seen {
+                        td.cas[i].stems.push(stem.to_string());
+                    }
+                    continue;
+                }
+                td.note_parsed(&name);
+                let parsed = first_der(&bytes, "CERTIFICATE")
+                    .ok()
+                    .and_then(|der| Cert::from_der(&der, 0).ok());
+                let Some(cert) = parsed else {
+                    files_seen.insert(bytes, None);
                     continue;
                 };
-                let Ok(cert) = Cert::from_der(&der, 0) else {
-                    continue;
-                };
-                if let Some(existing) = cas.iter_mut().find(|c| c.cert.der == cert.der) {
-                    existing.stems.push(stem.to_string());
+                if let Some(i) = td.cas.iter().position(|c| c.cert.der == cert.der) {
+                    td.cas[i].stems.push(stem.to_string());
+                    files_seen.insert(bytes, Some(i));
                 } else {
-                    cas.push(TrustedCa {
+                    files_seen.insert(bytes, Some(td.cas.len()));
+                    td.cas.push(TrustedCa {
                         cert,
                         stems: vec![stem.to_string()],
-                        namespaces: None,
-                        signing_policy: None,
+                        namespaces: OnceLock::new(),
+                        signing_policy: OnceLock::new(),
                     });
                 }
-            } else if ext.len() > 1
-                && ext.starts_with('r')
-                && ext[1..].bytes().all(|b| b.is_ascii_digit())
-            {
-                let Ok(bytes) = read_bounded(&full, MAX_CRL_FILE) else {
-                    continue;
-                };
-                let Ok(der) = first_der(&bytes, "X509 CRL") else {
-                    continue;
-                };
-                if let Some(crl) = parse_crl(&der, name) {
-                    crls.push(crl);
-                }
+            } else if is_crl_ext(ext) {
+                td.crls
+                    .entry(stem.to_string())
+                    .or_insert_with(|| StemCrls {
+                        files: Vec::new(),
+                        parsed: OnceLock::new(),
+                    })
+                    .files
+                    .push(name);
+            } else if ext == "namespaces" || ext == "signing_policy" {
+                td.policy_files.insert(name);
             }
         }
-        for ca in &mut cas {
-            for stem in ca.stems.clone() {
-                if ca.namespaces.is_none() {
-                    let p = path.join(format!("{stem}.namespaces"));
-                    if p.exists() {
-                        ca.namespaces = Some(
-                            read_bounded(&p, super::namespaces::MAX_POLICY_FILE as u64)
-                                .and_then(|b| String::from_utf8(b).map_err(|e| e.to_string()))
-                                .and_then(|t| Namespaces::parse(&t).map_err(|e| e.to_string()))
-                                .map_err(|e| format!("{}: {e}", p.display())),
-                        );
-                    }
-                }
-                if ca.signing_policy.is_none() {
-                    let p = path.join(format!("{stem}.signing_policy"));
-                    if p.exists() {
-                        ca.signing_policy = Some(
-                            read_bounded(&p, super::namespaces::MAX_POLICY_FILE as u64)
-                                .and_then(|b| String::from_utf8(b).map_err(|e| e.to_string()))
-                                .and_then(|t| SigningPolicy::parse(&t).map_err(|e| e.to_string()))
-                                .map_err(|e| format!("{}: {e}", p.display())),
-                        );
-                    }
-                }
-            }
-        }
-        Ok(TrustDir {
-            path: path.to_path_buf(),
-            cas,
-            crls,
-        })
+        Ok(td)
     }
 
     /// Trusted CAs whose subject is `subject_key` ([`crate::dn::Dn::comparison_key`]).
@@ -198,11 +238,119 @@ impl TrustDir {
         self.cas.iter().find(|c| c.cert.der == cert.der)
     }
 
-    /// CRLs whose issuer name is `subject_key`.
-    pub fn crls_of<'a>(&'a self, subject_key: &'a str) -> impl Iterator<Item = &'a Crl> + 'a {
-        self.crls
-            .iter()
-            .filter(move |c| c.issuer_key == subject_key)
+    /// CRLs whose issuer name is `subject_key`, parsed on first use.
+    ///
+    /// When CAs with that subject are installed, only the CRL files under their stems are read
+    /// (fetch-crl and the IGTF distribution write a CA's CRL as `<hash>.rN` with the hash of the
+    /// CA's own certificate file); a CRL under one of those stems from another issuer is
+    /// ignored. When no CA with that subject is installed (an intermediate presented by the
+    /// user, whose CRL an admin may still have installed under any name), every CRL file of the
+    /// directory is read once, as before this directory was lazy: that path is rare, and
+    /// finding its CRL by issuer rather than by file name is what it always did.
+    pub fn crls_of<'a>(&'a self, subject_key: &'a str) -> Vec<&'a Crl> {
+        let mut stems: Vec<&str> = self
+            .cas_named(subject_key)
+            .flat_map(|c| c.stems.iter().map(String::as_str))
+            .collect();
+        let fallback = stems.is_empty();
+        if fallback {
+            stems = self.crls.keys().map(String::as_str).collect();
+        }
+        stems.sort_unstable();
+        stems.dedup();
+        stems
+            .into_iter()
+            .filter_map(|stem| self.crls.get(stem))
+            .flat_map(|s| self.stem_crls(s))
+            .filter(|c| c.issuer_key == subject_key)
+            .collect()
+    }
+
+    /// Every CRL of the directory (all of them parsed): for `pilotbox check`, which reports
+    /// expired CRLs of any CA. Verification never needs this.
+    pub fn all_crls(&self) -> Vec<&Crl> {
+        self.crls.values().flat_map(|s| self.stem_crls(s)).collect()
+    }
+
+    /// The CA's `.namespaces` (the first of its stems that has one), read on first use: None
+    /// when there is none, `Some(Err)` naming the file when it is unreadable or broken.
+    pub fn namespaces_of<'a>(&self, ca: &'a TrustedCa) -> Option<&'a Result<Namespaces, String>> {
+        ca.namespaces
+            .get_or_init(|| {
+                self.policy_file(ca, "namespaces", |t| {
+                    Namespaces::parse(t).map_err(|e| e.to_string())
+                })
+            })
+            .as_ref()
+    }
+
+    /// The CA's `.signing_policy`, same conventions as [`TrustDir::namespaces_of`].
+    pub fn signing_policy_of<'a>(
+        &self,
+        ca: &'a TrustedCa,
+    ) -> Option<&'a Result<SigningPolicy, String>> {
+        ca.signing_policy
+            .get_or_init(|| {
+                self.policy_file(ca, "signing_policy", |t| {
+                    SigningPolicy::parse(t).map_err(|e| e.to_string())
+                })
+            })
+            .as_ref()
+    }
+
+    /// Names of the files read and parsed so far (CA certificates at load — a file with the
+    /// same bytes as one already parsed, such as the old-hash symlink, is only read — then CRLs
+    /// and policy files as verification needs them), in order. Makes the laziness testable
+    /// without timing.
+    pub fn files_parsed(&self) -> Vec<String> {
+        self.parsed.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    fn note_parsed(&self, name: &str) {
+        if let Ok(mut p) = self.parsed.lock() {
+            p.push(name.to_string());
+        }
+    }
+
+    /// Reads `<stem>.<ext>` for the first stem of `ca` that has one, and parses it.
+    fn policy_file<T>(
+        &self,
+        ca: &TrustedCa,
+        ext: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<Result<T, String>> {
+        for stem in &ca.stems {
+            let name = format!("{stem}.{ext}");
+            let p = self.path.join(&name);
+            // Listed at load and still there (a dangling symlink counts as absent, as before).
+            if !self.policy_files.contains(&name) || !p.exists() {
+                continue;
+            }
+            self.note_parsed(&name);
+            return Some(
+                read_bounded(&p, super::namespaces::MAX_POLICY_FILE as u64)
+                    .and_then(|b| String::from_utf8(b).map_err(|e| e.to_string()))
+                    .and_then(|t| parse(&t))
+                    .map_err(|e| format!("{}: {e}", p.display())),
+            );
+        }
+        None
+    }
+
+    /// The CRLs under one stem, read and parsed on first use (unreadable or unparseable files
+    /// are skipped: they cannot revoke anything).
+    fn stem_crls<'a>(&self, s: &'a StemCrls) -> &'a [Crl] {
+        s.parsed.get_or_init(|| {
+            s.files
+                .iter()
+                .filter_map(|name| {
+                    self.note_parsed(name);
+                    let bytes = read_bounded(&self.path.join(name), MAX_CRL_FILE).ok()?;
+                    let der = first_der(&bytes, "X509 CRL").ok()?;
+                    parse_crl(&der, name)
+                })
+                .collect()
+        })
     }
 }
 

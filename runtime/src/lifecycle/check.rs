@@ -144,8 +144,8 @@ pub fn trust_dir(dir: &Path) -> CheckResult {
         );
     }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let expired: Vec<&str> = td
-        .crls
+    let crls = td.all_crls();
+    let expired: Vec<&str> = crls
         .iter()
         .filter(|c| c.next_update.is_some_and(|n| n < now))
         .map(|c| c.file.as_str())
@@ -163,7 +163,7 @@ pub fn trust_dir(dir: &Path) -> CheckResult {
             "{}: {} CAs, {} CRLs, none expired",
             dir.display(),
             td.cas.len(),
-            td.crls.len()
+            crls.len()
         ),
     )
 }
