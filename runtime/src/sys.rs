@@ -286,44 +286,68 @@ pub fn reset_signal_dispositions() {
     }
 }
 
-/// Drop this process's page-table entries for the executable's own code once the payload
-/// runs. The supervisor then waits for hours, yet fault-around (64 KiB per fault) left ~5 MiB
-/// of `pilotbox` text resident that only the launch needed — and batch systems (Slurm's
-/// `jobacct_gather/linux`, HTCondor's procd) add up RSS per job, so every running payload
-/// would cost its pilot that much. The pages stay in the page cache, shared with every other
-/// `pilotbox`; what the wait loop and the clean-up touch later comes back by minor faults.
-/// Only the executable's own mapping: the kernel refuses writes to a file while it is being
-/// executed (`ETXTBSY`), so the bytes read back are the ones dropped — a shared library has
-/// no such protection.
-pub fn release_launch_text() -> Result<(), Errno> {
-    let here = release_launch_text as *const () as usize;
-    let maps = std::fs::read_to_string("/proc/self/maps").map_err(|_| Errno::EIO)?;
-    let (start, end) = text_mapping(&maps, here).ok_or(Errno::ENOENT)?;
-    // SAFETY: [start, end) is the private, file-backed, non-writable code mapping this very
-    // function lies in. It is never written (relocations apply to the data segments only), so
-    // MADV_DONTNEED merely drops page-table entries and every later access faults the same
-    // bytes back in from the file, which cannot change while it is executed (see above). No
-    // Rust object or reference lives in that range.
-    let ret =
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
-    if ret == -1 {
-        return Err(Errno::last());
+/// Drop this process's page-table entries for clean, read-only file pages (code and constants
+/// of `pilotbox` and its libraries) once the payload runs. The supervisor then waits for
+/// hours, yet fault-around (64 KiB per fault) left ~8 MiB of code resident that only the
+/// launch needed — and batch systems (Slurm's `jobacct_gather/linux`, HTCondor's procd) add
+/// up RSS per job, so every running payload would cost its pilot that much. The pages stay in
+/// the page cache, shared with every other process; what the wait loop and the clean-up touch
+/// later comes back by minor faults.
+///
+/// Only mappings that are private, file-backed, not writable and have no anonymous (copied on
+/// write) page — as the kernel reports in `/proc/self/smaps` — are released: every page of
+/// such a mapping is a clean page-cache page, which reclaim may drop at any moment anyway, so
+/// dropping it here changes nothing any code can observe. A relocated RELRO segment (written
+/// by the loader, then made read-only) has anonymous pages and is left alone.
+pub fn release_clean_code_pages() -> Result<usize, Errno> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").map_err(|_| Errno::EIO)?;
+    let mut released = 0;
+    for (start, end) in clean_file_mappings(&smaps) {
+        // SAFETY: [start, end) is a mapping the kernel just reported as private, file-backed,
+        // non-writable and without a single anonymous page (see above): MADV_DONTNEED only
+        // unmaps clean page-cache pages, which a later access faults back in unchanged. No
+        // Rust object is mutated or freed; nothing can have written there meanwhile (not
+        // writable; this runs in the single-threaded supervisor).
+        let ret =
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+        if ret == 0 {
+            released += end - start;
+        }
     }
-    Ok(())
+    Ok(released)
 }
 
-/// The `r-xp` line of `/proc/<pid>/maps` text that contains `addr`.
-fn text_mapping(maps: &str, addr: usize) -> Option<(usize, usize)> {
-    maps.lines().find_map(|line| {
+/// `(start, end)` of every mapping in `/proc/<pid>/smaps` text that is private (`p`), not
+/// writable, backed by a file (inode ≠ 0) and has `Anonymous: 0 kB`.
+fn clean_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut current: Option<(usize, usize)> = None;
+    for line in smaps.lines() {
         let mut f = line.split_whitespace();
-        let (range, perms) = (f.next()?, f.next()?);
-        let (a, b) = range.split_once('-')?;
-        let (start, end) = (
-            usize::from_str_radix(a, 16).ok()?,
-            usize::from_str_radix(b, 16).ok()?,
-        );
-        (perms == "r-xp" && start <= addr && addr < end).then_some((start, end))
-    })
+        let first = f.next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-') {
+            if let (Ok(start), Ok(end)) =
+                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+            {
+                let perms = f.next().unwrap_or("");
+                let inode = f.nth(2).unwrap_or("0");
+                let candidate = perms.len() == 4
+                    && perms.as_bytes()[1] == b'-'
+                    && perms.as_bytes()[3] == b'p'
+                    && inode != "0";
+                current = candidate.then_some((start, end));
+                continue;
+            }
+        }
+        if first == "Anonymous:" {
+            if let Some(m) = current.take() {
+                if f.next() == Some("0") {
+                    out.push(m);
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -355,13 +379,29 @@ mod tests {
     }
 
     #[test]
-    fn text_mapping_finds_the_executable_line_only() {
-        let maps = "55d0-55e0 r--p 00000000 08:01 12 /bin/x\n\
-                    55e0-5600 r-xp 00010000 08:01 12 /bin/x\n\
-                    7f00-7f10 r-xp 00000000 08:01 13 /lib/libc.so.6\n";
-        assert_eq!(text_mapping(maps, 0x55e8), Some((0x55e0, 0x5600)));
-        assert_eq!(text_mapping(maps, 0x55d8), None, "r--p is not code");
-        assert_eq!(text_mapping(maps, 0x1), None);
+    fn only_clean_private_read_only_file_mappings_are_released() {
+        let smaps = "\
+55d0-55e0 r--p 00000000 08:01 12 /bin/x
+Rss: 8 kB
+Anonymous: 0 kB
+55e0-5600 r-xp 00010000 08:01 12 /bin/x
+Anonymous: 0 kB
+5600-5610 r--p 00030000 08:01 12 /bin/x
+Anonymous: 4 kB
+5610-5620 rw-p 00040000 08:01 12 /bin/x
+Anonymous: 0 kB
+5620-5630 r--s 00000000 08:01 14 /dev/shm/x
+Anonymous: 0 kB
+7f00-7f10 r-xp 00000000 00:00 0 [vdso]
+Anonymous: 0 kB
+7f10-7f20 r-xp 00000000 08:01 13 /lib/libc.so.6
+Anonymous: 0 kB
+";
+        assert_eq!(
+            clean_file_mappings(smaps),
+            vec![(0x55d0, 0x55e0), (0x55e0, 0x5600), (0x7f10, 0x7f20)],
+            "not: RELRO with copied pages, writable, shared, anonymous"
+        );
     }
 
     #[test]
@@ -369,7 +409,7 @@ mod tests {
         // Touch a good part of the test binary's code first, as a launch does.
         let _ = std::hint::black_box(format!("{:?}", std::env::vars().collect::<Vec<_>>()));
         let before = text_rss_kib();
-        release_launch_text().unwrap();
+        assert!(release_clean_code_pages().unwrap() > 0);
         let after = text_rss_kib();
         assert!(
             after < before,

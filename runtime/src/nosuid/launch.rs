@@ -306,10 +306,11 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
     audit.record("start", start);
 
     let cred_end = identity.usable_until();
-    let refresh = || None; // no `renew` for nosuid payloads: the credential end is final
-                           // As `pilotbox run`: only supervision from here on (sys::release_launch_text).
+    // No `renew` for nosuid payloads: the credential end is final.
+    let refresh = || None;
+    // As `pilotbox run`: only supervision from here on (sys::release_clean_code_pages).
     let on_started = |_: &engine::Started| {
-        let _ = crate::sys::release_launch_text();
+        let _ = crate::sys::release_clean_code_pages();
     };
     let opts = RunOptions {
         on_started: Some(&on_started),
