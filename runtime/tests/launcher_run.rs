@@ -529,16 +529,26 @@ fn the_lease_store_is_hidden_even_when_readable() {
     assert_eq!(c, 0, "first launch creates the store: {e}");
     let state = std::path::Path::new(launcher_support::BASE).join("state");
     let store = state.join("leases.sqlite");
+    let wal = state.join("leases.sqlite-wal");
     let size = std::fs::metadata(&store).unwrap().len();
     assert!(size > 0);
+    assert!(wal.exists(), "the WAL is kept between calls");
     // A careless site: the store (DNs of everyone mapped on this node) readable by all.
-    for (p, m) in [(&state, 0o755), (&store, 0o644)] {
+    for (p, m) in [(&state, 0o755), (&store, 0o644), (&wal, 0o644)] {
         std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap();
     }
     let (c, out, e) = env.run(
         &[],
-        &["/bin/sh", "-c", &format!("wc -c < {}", store.display())],
+        &[
+            "/bin/sh",
+            "-c",
+            &format!("wc -c < {}; wc -c < {}", store.display(), wal.display()),
+        ],
     );
     assert_eq!(c, 0, "{e}");
-    assert_eq!(out.trim(), "0", "masked, not the {size}-byte store");
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0"],
+        "masked, not the {size}-byte store and its WAL"
+    );
 }

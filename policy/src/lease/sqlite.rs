@@ -4,8 +4,9 @@
 //! cross-process mutual exclusion and atomic, durable updates that survive kill -9 and power
 //! loss. Each acquisition is one `BEGIN IMMEDIATE` transaction (the write lock is taken before
 //! reading, so two processes can never both see an account as free); WAL journaling lets
-//! readers (`leases list`) run beside a writer; `synchronous=FULL` makes a committed lease
-//! durable; a crash before COMMIT leaves the previous state (SQLite atomic commit,
+//! readers (`leases list`) run beside a writer, and the WAL stays between calls (no
+//! checkpoint on close); `synchronous=FULL` makes a committed lease durable; a renewal writes
+//! `last_used` only when it moved by [`touch_granularity`]; a crash before COMMIT leaves the previous state (SQLite atomic commit,
 //! <https://sqlite.org/atomiccommit.html>). Uniqueness is enforced by the schema itself: one
 //! row per account (PRIMARY KEY), one lease per identity and pool (UNIQUE), one per uid.
 
@@ -14,6 +15,12 @@ use crate::dn::normalize_dn;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// How far `last_used` may lag behind a renewal: a hundredth of the idle time after which a
+/// lease may be recycled, at most 60 s (30 days by default: one write per minute at most).
+fn touch_granularity(idle_s: u64) -> u64 {
+    (idle_s / 100).min(60)
+}
 
 pub struct SqliteStore {
     conn: Connection,
@@ -48,6 +55,16 @@ impl SqliteStore {
             detail: e.to_string(),
         };
         let conn = Connection::open(path).map_err(store_err)?;
+        // No checkpoint when the last connection closes: every `pilotbox run` is one short
+        // connection, and checkpointing then deleting the WAL (and re-creating it and the
+        // shared-memory index on the next open) cost two fsyncs and a dozen syscalls per
+        // launch. The WAL is checkpointed by SQLite's auto-checkpoint (1000 pages) instead;
+        // a committed transaction is as durable in the WAL as in the main file.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map_err(store_err)?;
         conn.busy_timeout(Duration::from_secs(busy_s))
             .map_err(store_err)?;
         let s = SqliteStore {
@@ -143,18 +160,24 @@ impl SqliteStore {
                 .iter()
                 .any(|a| a.uid == l.uid && a.name() == l.account)
             {
-                tx.execute(
-                    "UPDATE leases SET last_used = ?1 WHERE account = ?2",
-                    params![now as i64, l.account],
-                )?;
-                finish(tx)?;
-                return Ok(Some((
-                    Lease {
+                // A renewal only moves `last_used`, which matters against `idle_s` alone: it
+                // is written when it moved by a hundredth of that (at most a minute), so a
+                // pilot launching one user's payloads back to back costs no write — and no
+                // fsync — per launch (docs/performance.md).
+                if now >= l.last_used.saturating_add(touch_granularity(idle_s)) {
+                    tx.execute(
+                        "UPDATE leases SET last_used = ?1 WHERE account = ?2",
+                        params![now as i64, l.account],
+                    )?;
+                    finish(tx)?;
+                    let l = Lease {
                         last_used: now,
                         ..l
-                    },
-                    Acquired::Existing,
-                )));
+                    };
+                    return Ok(Some((l, Acquired::Existing)));
+                }
+                finish(tx)?;
+                return Ok(Some((l, Acquired::Existing)));
             }
             // The admin removed or renumbered that account: the lease is void.
             tx.execute("DELETE FROM leases WHERE account = ?1", params![l.account])?;
@@ -411,6 +434,36 @@ mod tests {
             .unwrap();
         assert_eq!((how, l.uid), (Acquired::Recycled, 30001));
         assert_eq!(lookups() - before, 1);
+    }
+
+    #[test]
+    fn renewals_write_last_used_only_when_it_moved_enough_and_the_wal_stays() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("l.sqlite");
+        let idle = 3600; // granularity 36 s
+        let last_used = || {
+            let s = SqliteStore::open(&path, 10).unwrap();
+            s.list().unwrap()[0].last_used
+        };
+        let acquire = |now| {
+            let s = SqliteStore::open(&path, 10).unwrap();
+            s.acquire(&lazy(3, counting), &key(1), now, idle, &|_| false)
+                .unwrap()
+        };
+        assert_eq!(acquire(1000).1, Acquired::New);
+        // Closed without a checkpoint: the WAL (holding the commit) is still there.
+        assert!(
+            d.path().join("l.sqlite-wal").exists(),
+            "WAL removed on close"
+        );
+        let (l, how) = acquire(1035);
+        assert_eq!((how, l.last_used), (Acquired::Existing, 1000));
+        assert_eq!(last_used(), 1000, "a renewal 35 s later wrote");
+        let (l, _) = acquire(1036);
+        assert_eq!(l.last_used, 1036);
+        assert_eq!(last_used(), 1036, "a renewal 36 s later did not write");
+        assert_eq!(touch_granularity(30 * 86400), 60);
+        assert_eq!(touch_granularity(0), 0, "idle 0: every renewal writes");
     }
 
     #[test]
