@@ -194,6 +194,9 @@ pub fn run(spec: &Spec, opts: &RunOptions) -> Result<RunResult, EngineError> {
                 started: running.started,
             });
         }
+        // From here on this process only supervises: give back the resident launch code
+        // (best effort; batch systems charge the pilot the RSS of every supervisor).
+        let _ = crate::sys::release_clean_code_pages();
         let kill = || {
             cgroup
                 .as_ref()

@@ -306,8 +306,8 @@ pub fn release_clean_code_pages() -> Result<usize, Errno> {
         // SAFETY: [start, end) is a mapping the kernel just reported as private, file-backed,
         // non-writable and without a single anonymous page (see above): MADV_DONTNEED only
         // unmaps clean page-cache pages, which a later access faults back in unchanged. No
-        // Rust object is mutated or freed; nothing can have written there meanwhile (not
-        // writable; this runs in the single-threaded supervisor).
+        // Rust object is mutated or freed; no thread can have written there meanwhile (the
+        // mapping is not writable).
         let ret =
             unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
         if ret == 0 {

@@ -446,9 +446,6 @@ fn launch(
         if let Err(e) = store.update(&r) {
             eprintln!("{}: warning: {e}", ctx.req.name);
         }
-        // From here on we only supervise: give back the launch code's resident pages (best
-        // effort; the RSS a batch system charges the pilot for every running payload).
-        let _ = crate::sys::release_clean_code_pages();
     };
     // Credential expiry (policy `[expiry]`): warn `margin` before the end, end the payload at
     // it; `refresh` re-reads the record, whose `cred_not_after` `pilotbox renew` moves.

@@ -308,12 +308,7 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
     let cred_end = identity.usable_until();
     // No `renew` for nosuid payloads: the credential end is final.
     let refresh = || None;
-    // As `pilotbox run`: only supervision from here on (sys::release_clean_code_pages).
-    let on_started = |_: &engine::Started| {
-        let _ = crate::sys::release_clean_code_pages();
-    };
     let opts = RunOptions {
-        on_started: Some(&on_started),
         walltime: l.walltime_s.map(Duration::from_secs),
         seccomp_cache: None,
         cred_expiry: Some(engine::CredExpiry {
