@@ -147,6 +147,22 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Every file that records who is mapped on this node under `[lease]`: the SQLite store with
+/// the WAL and shared-memory index it keeps between calls (`sqlite.rs`: no checkpoint on
+/// close), and a gridmapdir, whose link names are DNs. The launcher hides them all from the
+/// payload, whatever their permissions.
+pub fn private_paths(conf: &crate::config::schema::LeaseConf) -> Vec<std::path::PathBuf> {
+    ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| {
+            let mut p = conf.store.clone().into_os_string();
+            p.push(suffix);
+            std::path::PathBuf::from(p)
+        })
+        .chain(conf.gridmapdir.clone())
+        .collect()
+}
+
 /// Open the store `[lease]` configures.
 pub fn open_store(
     conf: &crate::config::schema::LeaseConf,

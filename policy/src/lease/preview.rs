@@ -96,17 +96,19 @@ impl LeaseStore for PeekStore<'_> {
         self.0.list()
     }
 
-    fn release(&self, _account: &str) -> Result<bool, LeaseError> {
-        Err(read_only("release"))
+    /// Refused, as by [`PreviewStore`]: this store only reads.
+    fn release(&self, account: &str) -> Result<bool, LeaseError> {
+        PreviewStore.release(account)
     }
 
+    /// Refused, as by [`PreviewStore`].
     fn expire_idle(
         &self,
-        _now: u64,
-        _idle_s: u64,
-        _in_use: &dyn Fn(u32) -> bool,
+        now: u64,
+        idle_s: u64,
+        in_use: &dyn Fn(u32) -> bool,
     ) -> Result<Vec<Lease>, LeaseError> {
-        Err(read_only("expire"))
+        PreviewStore.expire_idle(now, idle_s, in_use)
     }
 
     fn check(&self) -> Result<Vec<String>, LeaseError> {

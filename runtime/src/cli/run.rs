@@ -311,17 +311,7 @@ pub fn execute(req: Request, caller: &Caller) -> Outcome {
             proxy_path: &proxy_path,
             proxy_bytes: &bytes,
             target_proxy: req.target_proxy.clone(),
-            // The lease store with its WAL and index (kept between calls), and a
-            // gridmapdir's link names: DNs of who else runs on this node.
-            site_private: ["", "-wal", "-shm"]
-                .iter()
-                .map(|suffix| {
-                    let mut p = policy.file.lease.store.clone().into_os_string();
-                    p.push(suffix);
-                    PathBuf::from(p)
-                })
-                .chain(policy.file.lease.gridmapdir.clone())
-                .collect(),
+            site_private: policy::lease::private_paths(&policy.file.lease),
             decision: &decision,
             extra_env: &req.env,
             cmd: req.cmd.clone(),
