@@ -142,7 +142,7 @@ impl GridmapdirStore {
                 }
                 Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
                     return Err(LeaseError::Busy {
-                        waited_s: self.busy_s,
+                        timeout_s: self.busy_s,
                         detail: format!("flock {}", p.display()),
                     })
                 }

@@ -73,8 +73,10 @@ pub enum LeaseError {
         size: usize,
         idle_s: u64,
     },
-    #[error("lease store busy (waited {waited_s}s for the lock): {detail}")]
-    Busy { waited_s: u64, detail: String },
+    /// The lock was not obtained within the busy timeout (or SQLite refused to wait because
+    /// waiting could deadlock, and retrying did not get it either).
+    #[error("lease store busy (lock not obtained, busy_timeout {timeout_s}s): {detail}")]
+    Busy { timeout_s: u64, detail: String },
     #[error("lease store {path}: {detail}")]
     Store { path: String, detail: String },
 }

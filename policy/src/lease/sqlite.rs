@@ -14,7 +14,7 @@ use super::{Acquired, Lease, LeaseError, LeaseKey, LeaseStore, Pool};
 use crate::dn::normalize_dn;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How far `last_used` may lag behind a renewal: a hundredth of the idle time after which a
 /// lease may be recycled, at most 60 s (30 days by default: one write per minute at most).
@@ -37,6 +37,13 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS leases (
     last_used INTEGER NOT NULL,
     UNIQUE (pool, identity)
 )";
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked)
+    )
+}
 
 /// The SQLite identity of a lease key: the normalised DN, plus the primary FQAN if given.
 pub fn identity_of(key: &LeaseKey) -> String {
@@ -73,13 +80,33 @@ impl SqliteStore {
             busy_s,
         };
         s.conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
-            .map_err(|e| s.err(e))?;
-        s.conn
             .execute_batch("PRAGMA synchronous=FULL;")
             .map_err(|e| s.err(e))?;
-        s.conn.execute_batch(SCHEMA).map_err(|e| s.err(e))?;
-        Ok(s)
+        let deadline = Instant::now() + Duration::from_secs(busy_s);
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match s.set_up() {
+                Ok(()) => return Ok(s),
+                Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(e) => return Err(s.err(e)),
+            }
+        }
+    }
+
+    /// WAL journaling and the table: no-ops (a read) once done, but the first launches on a
+    /// node do them concurrently on a new store. There SQLite answers `SQLITE_BUSY` at once,
+    /// without calling the busy handler, where waiting could deadlock (sqlite3_busy_handler(3)):
+    /// switching a new file to WAL upgrades a shared lock to an exclusive one while another
+    /// opener holds its shared lock for the same switch; creating the table upgrades a read
+    /// snapshot that another creator may have made stale (`SQLITE_BUSY_SNAPSHOT`). `open`
+    /// retries those answers (the other opener finishes in milliseconds) up to the busy timeout.
+    fn set_up(&self) -> rusqlite::Result<()> {
+        self.conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))?;
+        self.conn.execute_batch(SCHEMA)
     }
 
     fn decide_lease(
@@ -107,15 +134,16 @@ impl SqliteStore {
 
     /// Classify an SQLite error: lock timeouts are "busy" (temporary), the rest site errors.
     fn err(&self, e: rusqlite::Error) -> LeaseError {
-        match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => LeaseError::Busy {
-                waited_s: self.busy_s,
+        if is_busy(&e) {
+            LeaseError::Busy {
+                timeout_s: self.busy_s,
                 detail: e.to_string(),
-            },
-            _ => LeaseError::Store {
+            }
+        } else {
+            LeaseError::Store {
                 path: self.path.display().to_string(),
                 detail: e.to_string(),
-            },
+            }
         }
     }
 
@@ -353,6 +381,32 @@ mod tests {
     use super::*;
     use crate::lease::PoolAccount;
     use std::cell::Cell;
+
+    /// The first launches on a node open a new store at once. Switching it to WAL and creating
+    /// the table make SQLite answer "database is locked" at once, busy timeout or not, to all
+    /// but one of them (CI saw it, 1 run in 20); `open` must retry those answers.
+    #[test]
+    fn concurrent_first_opens_of_a_new_store_all_succeed() {
+        for round in 0..30 {
+            let d = tempfile::tempdir().unwrap();
+            let path = d.path().join("l.sqlite");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(12));
+            let openers: Vec<_> = (0..12)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        SqliteStore::open(&path, 30).map(|_| ())
+                    })
+                })
+                .collect();
+            for o in openers {
+                if let Err(e) = o.join().unwrap() {
+                    panic!("round {round}: {e}");
+                }
+            }
+        }
+    }
 
     thread_local!(static LOOKUPS: Cell<usize> = const { Cell::new(0) });
 
