@@ -224,8 +224,7 @@ fn setuid_root_binaries_give_nothing() {
     require_root!();
     let f = Fixture::new("esc-suid");
     let suid = f.dir.join("suid-id");
-    std::fs::copy("/usr/bin/id", &suid).unwrap();
-    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    install_executable(std::path::Path::new("/usr/bin/id"), &suid, 0o4755);
     let (code, out, err) = f.sh(
         &[],
         &format!(

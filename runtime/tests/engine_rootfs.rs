@@ -1,7 +1,6 @@
 //! The Spec's `root` (a directory root filesystem) and namespace `path`s (join existing
 //! namespaces, as the node shim will join a pod's): both used by later issues.
 mod support;
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 use support::*;
 
@@ -12,12 +11,15 @@ fn busybox_rootfs(f: &Fixture) -> std::path::PathBuf {
     for d in ["bin", "proc", "dev", "tmp", "var/tmp", "etc"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is installed");
-    std::fs::set_permissions(
-        root.join("bin/busybox"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    assert!(
+        std::path::Path::new("/bin/busybox").exists(),
+        "busybox-static is installed"
+    );
+    install_executable(
+        std::path::Path::new("/bin/busybox"),
+        &root.join("bin/busybox"),
+        0o755,
+    );
     for applet in ["sh", "ls", "cat", "id", "echo", "readlink"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }

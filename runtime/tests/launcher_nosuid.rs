@@ -309,27 +309,13 @@ fn refuses_to_run_setuid_setgid_or_as_root() {
     let env = Env::new();
     let bin = Path::new(launcher_support::PREFIX).join("bin/pilotbox-nosuid-priv");
     for (mode, word) in [(0o4755, "setuid"), (0o2755, "setgid")] {
-        std::fs::copy(nosuid_bin(), &bin).unwrap();
-        std::os::unix::fs::chown(&bin, Some(0), Some(0)).unwrap();
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(mode)).unwrap();
+        launcher_support::install_executable(&nosuid_bin(), &bin, mode);
         let p = env.proxy.to_str().unwrap().to_string();
         for sub in [
             vec!["run", "--proxy", &p, "--", "true"],
             vec!["map", "--proxy", &p],
         ] {
-            // A binary just written may be briefly "busy" (ETXTBSY): another test thread's
-            // fork can hold a copy of our write fd until its exec.
-            let output = (0..40)
-                .map(|_| as_user(&env, &bin, PILOT, &[], &sub).output())
-                .find(|o| match o {
-                    Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
-                        std::thread::sleep(std::time::Duration::from_millis(50));
-                        false
-                    }
-                    _ => true,
-                })
-                .unwrap()
-                .unwrap();
+            let output = as_user(&env, &bin, PILOT, &[], &sub).output().unwrap();
             let (c, out, e) = result(output);
             assert_eq!(c, 123, "{mode:o} {sub:?}: {e}");
             assert!(e.contains(word), "{e}");

@@ -8,6 +8,9 @@
 
 #[path = "../support/pki.rs"]
 pub mod pki;
+#[path = "../support/exec_file.rs"]
+mod exec_file;
+pub use exec_file::install_executable;
 
 use pki::{Cred, Pki};
 use serde_json::Value;
@@ -104,9 +107,7 @@ pub fn install() -> PathBuf {
         assert!(st.success(), "building the test pilotbox failed");
         std::fs::create_dir_all(&kept).unwrap();
         for b in ["pilotbox", "pilotbox-nosuid"] {
-            let tmp = kept.join(format!(".{b}.new"));
-            std::fs::copy(target_dir().join("debug").join(b), &tmp).unwrap();
-            std::fs::rename(&tmp, kept.join(b)).unwrap();
+            install_executable(&target_dir().join("debug").join(b), &kept.join(b), 0o755);
         }
         kept.join("pilotbox")
     });
@@ -114,18 +115,10 @@ pub fn install() -> PathBuf {
         let bin = Path::new(PREFIX).join("bin");
         root_dir(&bin);
         let dst = bin.join("pilotbox");
-        let tmp = bin.join(".pilotbox.new");
-        std::fs::copy(built, &tmp).unwrap();
-        chown(&tmp, Some(0), Some(0)).unwrap();
-        mode(&tmp, 0o4755);
-        std::fs::rename(&tmp, &dst).unwrap();
+        install_executable(built, &dst, 0o4755);
         // pilotbox-nosuid (built with the same policy path): root-owned, 0755, never setuid.
         let nosuid = bin.join("pilotbox-nosuid");
-        let tmp = bin.join(".pilotbox-nosuid.new");
-        std::fs::copy(built.with_file_name("pilotbox-nosuid"), &tmp).unwrap();
-        chown(&tmp, Some(0), Some(0)).unwrap();
-        mode(&tmp, 0o755);
-        std::fs::rename(&tmp, &nosuid).unwrap();
+        install_executable(&built.with_file_name("pilotbox-nosuid"), &nosuid, 0o755);
         dst
     }
 }

@@ -6,6 +6,8 @@
 
 #[path = "../support/pki.rs"]
 pub mod pki;
+#[path = "../support/exec_file.rs"]
+mod exec_file;
 pub use pki::Pki;
 
 use runtime::launcher::state::{Handover, Record, Store, RUN_DIR};
@@ -118,9 +120,7 @@ impl SetuidCopy {
         .unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let bin = dir.join("pilotbox");
-        std::fs::copy(PILOTBOX, &bin).unwrap();
-        std::os::unix::fs::chown(&bin, Some(0), Some(0)).unwrap();
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        exec_file::install_executable(Path::new(PILOTBOX), &bin, 0o4755);
         SetuidCopy { dir, bin }
     }
 

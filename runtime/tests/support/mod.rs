@@ -3,6 +3,11 @@
 //! Everything a fixture creates is removed in `Drop`, also when the test fails.
 #![allow(dead_code)]
 
+#[path = "exec_file.rs"]
+mod exec_file;
+#[allow(unused_imports)]
+pub use exec_file::install_executable;
+
 use runtime::cgroups::Cgroup;
 use serde_json::Value;
 use std::os::unix::fs::{chown, PermissionsExt};
