@@ -28,7 +28,12 @@ check_map_user() {
     in_range "$(jq -r .uid "$OUT")" 51001 51050 "uid" &&
     jq -e '.limits.memory_bytes == 2147483648 and .limits.cpus == 1' "$OUT" >/dev/null ||
         { no "expected the default limits (2 GiB, 1 CPU): $(jq -c .limits "$OUT")"; return 1; }
-    # `map` decides as a launch would, but takes no lease: Alice is in no store file.
+    # `map` decides as a launch would, but takes no lease: nothing has launched yet in the
+    # guide, so there must still be no store at all (map answers as a fresh one would) ...
+    if [ -e "$T/var/lib/pilotbox/leases.sqlite" ]; then
+        no "pilotbox map created the lease store"; return 1
+    fi
+    # ... and Alice is in no store file.
     if cat "$T"/var/lib/pilotbox/leases.sqlite* 2>/dev/null | grep -a -q -i "alice atlas"; then
         no "pilotbox map took a lease for Alice"
     fi

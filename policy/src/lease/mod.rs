@@ -165,7 +165,24 @@ pub fn private_paths(conf: &crate::config::schema::LeaseConf) -> Vec<std::path::
         .collect()
 }
 
-/// Open the store `[lease]` configures.
+/// Open the store `[lease]` configures for a command that must not create one (`pilotbox map`,
+/// `pilotbox leases`): an SQLite store that does not exist yet answers as the empty store a
+/// first launch would create — from an in-memory database with the same schema and the same
+/// decision code — and nothing appears on disk. A gridmapdir is the admin's directory and is
+/// opened as [`open_store`] does.
+pub fn open_store_without_creating(
+    conf: &crate::config::schema::LeaseConf,
+) -> Result<Box<dyn LeaseStore>, LeaseError> {
+    use crate::config::schema::LeaseBackend;
+    match conf.backend {
+        LeaseBackend::Sqlite if !conf.store.exists() => Ok(Box::new(
+            sqlite::SqliteStore::open_in_memory(conf.busy_timeout.0)?,
+        )),
+        _ => open_store(conf),
+    }
+}
+
+/// Open the store `[lease]` configures (an SQLite store is created if missing).
 pub fn open_store(
     conf: &crate::config::schema::LeaseConf,
 ) -> Result<Box<dyn LeaseStore>, LeaseError> {

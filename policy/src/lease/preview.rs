@@ -130,6 +130,37 @@ mod tests {
         }
     }
 
+    /// `pilotbox map` on a node where nothing has launched yet: the answer of a fresh store (a
+    /// new lease, not the preview's "not taken"), and no store file (nor WAL) left behind.
+    #[test]
+    fn peeking_a_store_that_does_not_exist_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let conf: crate::config::schema::LeaseConf =
+            toml::from_str(&format!("store = \"{}\"", path.display())).unwrap();
+        let store = crate::lease::open_store_without_creating(&conf).unwrap();
+        let key = LeaseKey {
+            dn: "/CN=Alice".into(),
+            primary_fqan: None,
+            groups: vec![],
+        };
+        let (l, how) = PeekStore(store.as_ref())
+            .acquire(&pool(3), &key, 10, 0, &|_| false)
+            .unwrap();
+        assert_eq!((l.account.as_str(), how), ("testvo000", Acquired::New));
+        assert!(store.list().unwrap().is_empty());
+        drop(store);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "files created: {left:?}");
+        // Once the store exists it is the real one that answers.
+        crate::lease::open_store(&conf)
+            .unwrap()
+            .acquire(&pool(3), &key, 10, 0, &|_| false)
+            .unwrap();
+        let again = crate::lease::open_store_without_creating(&conf).unwrap();
+        assert_eq!(again.list().unwrap().len(), 1);
+    }
+
     #[test]
     fn peeking_a_real_store_answers_as_a_launch_would_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();

@@ -57,11 +57,26 @@ pub fn identity_of(key: &LeaseKey) -> String {
 impl SqliteStore {
     /// Open (creating if needed) the store at `path`, waiting up to `busy_s` seconds for locks.
     pub fn open(path: &Path, busy_s: u64) -> Result<SqliteStore, LeaseError> {
+        Self::open_connection(path, busy_s, Connection::open(path))
+    }
+
+    /// An empty store in memory: what a store that does not exist yet would answer (see
+    /// [`super::open_store_without_creating`]). Nothing touches the disk.
+    pub fn open_in_memory(busy_s: u64) -> Result<SqliteStore, LeaseError> {
+        let path = Path::new(":memory:");
+        Self::open_connection(path, busy_s, Connection::open_in_memory())
+    }
+
+    fn open_connection(
+        path: &Path,
+        busy_s: u64,
+        opened: rusqlite::Result<Connection>,
+    ) -> Result<SqliteStore, LeaseError> {
         let store_err = |e: rusqlite::Error| LeaseError::Store {
             path: path.display().to_string(),
             detail: e.to_string(),
         };
-        let conn = Connection::open(path).map_err(store_err)?;
+        let conn = opened.map_err(store_err)?;
         // No checkpoint when the last connection closes: every `pilotbox run` is one short
         // connection, and checkpointing then deleting the WAL (and re-creating it and the
         // shared-memory index on the next open) cost two fsyncs and a dozen syscalls per

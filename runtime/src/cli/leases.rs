@@ -8,7 +8,7 @@
 use clap::{Args as ClapArgs, Subcommand};
 use policy::authz::Policy;
 use policy::class::Class;
-use policy::lease::{open_store, unix_now, Lease};
+use policy::lease::{open_store_without_creating, unix_now, Lease};
 use std::os::unix::fs::MetadataExt;
 
 #[derive(Debug, ClapArgs)]
@@ -112,7 +112,7 @@ pub fn run(args: Args) -> i32 {
 
 /// The command against an already loaded policy (tests load their own).
 pub fn run_with_policy(policy: &Policy, args: Args) -> i32 {
-    let store = match open_store(&policy.file.lease) {
+    let store = match open_store_without_creating(&policy.file.lease) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("pilotbox: {e}");
@@ -216,7 +216,7 @@ mod tests {
             Path::new("t"),
         )
         .unwrap();
-        let store = open_store(&p.file.lease).unwrap();
+        let store = policy::lease::open_store(&p.file.lease).unwrap();
         // uid 0 always has processes here: its lease must survive; uid 39998 has none.
         let pool = Pool {
             name: "t".into(),

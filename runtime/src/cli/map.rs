@@ -8,7 +8,7 @@
 use policy::authz::{decide, Decision, Policy, Request};
 use policy::class::Denial;
 use policy::identity::Identity;
-use policy::lease::{open_store, unix_now};
+use policy::lease::{open_store_without_creating, unix_now};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
@@ -141,7 +141,7 @@ pub fn run_with_identity(
     explain_flag: bool,
     json_flag: bool,
 ) -> i32 {
-    let result = open_store(&policy.file.lease)
+    let result = open_store_without_creating(&policy.file.lease)
         .map_err(Denial::from)
         .and_then(|store| {
             decide(
