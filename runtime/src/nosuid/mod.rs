@@ -31,7 +31,9 @@
 pub mod audit;
 pub mod cgroup;
 pub mod launch;
+pub mod lifecycle;
 pub mod map;
+pub mod state;
 pub mod verify;
 
 use caps::CapSet;
