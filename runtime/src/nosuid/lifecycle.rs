@@ -173,7 +173,7 @@ pub fn kill(a: KillArgs, c: &Sanitized) -> i32 {
 fn signal_init(rec: &Record, sig: Signal) -> Result<(), LifecycleError> {
     if sig != Signal::SIGKILL && !FORWARDED.contains(&sig) {
         return Err(LifecycleError::Site {
-            what: "kill",
+            what: "no cgroup",
             reason: format!(
                 "payload {} has no cgroup of its own, so {sig} cannot reach every process of it; \
                  without a delegated cgroup only KILL, TERM, INT, HUP, USR1 and USR2 can be sent",
@@ -210,7 +210,7 @@ fn signal_init(rec: &Record, sig: Signal) -> Result<(), LifecycleError> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(LifecycleError::Site {
-                what: "kill",
+                what: "SIGKILL",
                 reason: format!(
                     "payload {}: its init (pid {}) still runs {} s after SIGKILL",
                     rec.id,
@@ -243,7 +243,7 @@ pub fn freeze(a: IdArgs, c: &Sanitized, frozen: bool) -> i32 {
     let done = with_record(c, &a.id, |rec| {
         if rec.cgroup.is_none() {
             return Err(LifecycleError::Site {
-                what: cmd,
+                what: "no cgroup",
                 reason: format!(
                     "payload {} has no cgroup of its own: freezing needs a delegated cgroup-v2 \
                      subtree (start the pilot with systemd `Delegate=yes`, e.g. `systemd-run \
