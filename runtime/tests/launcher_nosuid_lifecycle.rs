@@ -121,7 +121,8 @@ impl Drop for Payload {
         // What a killed supervisor leaves (the record; gc would take it): ours only, by id.
         if let Ok(rec) = Store::new(state_dir(PILOT)).read(&self.id) {
             if let Some(n) = rec.nosuid {
-                if n.cred_dir.starts_with("/tmp/pilotbox-nosuid.") {
+                let name = n.cred_dir.to_string_lossy().into_owned();
+                if name.starts_with("/tmp/pilotbox-nosuid.") && !name.contains("/..") {
                     let _ = std::fs::remove_dir_all(n.cred_dir);
                 }
             }
