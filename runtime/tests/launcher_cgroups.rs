@@ -302,3 +302,94 @@ fn nosuid_enforces_limits_only_in_a_cgroup_delegated_to_the_pilot() {
     // The slot (and the pilot/ leaf nested placement may have made) goes with Env's root.
     drop(slot);
 }
+
+/// `pilotbox-nosuid suspend`/`resume`/`kill` on a payload in a cgroup delegated to the pilot:
+/// the same freezer and whole-cgroup kill as `pilotbox` (`nosuid::lifecycle`). Only v2 can
+/// delegate; on the hybrid host `launcher_nosuid_lifecycle` checks the refusal instead.
+#[test]
+fn nosuid_suspend_resume_and_kill_in_a_delegated_cgroup() {
+    if !require_root() {
+        return;
+    }
+    let env = Env::new();
+    let slot_path = format!("{}/slot", env.cgroup_root);
+    let slot = Cgroup::create(&slot_path, None).expect("the pilot's batch slot");
+    if slot.version() != Version::V2 {
+        eprintln!("SKIPPED: only a cgroup-v2 host can delegate a cgroup to the pilot");
+        return;
+    }
+    let dir = slot.dir_of("memory").expect("slot dir");
+    for f in [
+        "",
+        "cgroup.procs",
+        "cgroup.subtree_control",
+        "cgroup.threads",
+    ] {
+        std::os::unix::fs::chown(dir.join(f), Some(PILOT), Some(PILOT)).unwrap();
+    }
+    let id = "nsfreeze";
+    let inner = format!(
+        "echo $$ > {procs} && exec setpriv --reuid {PILOT} --regid {PILOT} --clear-groups -- \
+         /usr/bin/env -i {bin} run --proxy {proxy} --id {id} --pids 32 -- /bin/sleep 86399",
+        procs = dir.join("cgroup.procs").display(),
+        bin = launcher_support::nosuid_bin().display(),
+        proxy = env.proxy.display(),
+    );
+    let mut run = std::process::Command::new("/bin/sh")
+        .args(["-c", &inner])
+        .current_dir(&env.pilot_dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let nosuid =
+        |args: &[&str]| launcher_support::result(env.nosuid_as(PILOT, args).output().unwrap());
+    let state = || {
+        let (c, o, _) = nosuid(&["status", id, "--json"]);
+        (c == 0).then(|| serde_json::from_str::<Value>(&o).unwrap())
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let cgroup = loop {
+        if let Some(s) = state() {
+            if s["state"] == "running" && !s["pids"].as_array().unwrap().is_empty() {
+                break s["cgroup"].as_str().unwrap().to_string();
+            }
+        }
+        if Instant::now() > deadline || run.try_wait().unwrap().is_some() {
+            let _ = run.kill();
+            let out = run.wait_with_output().unwrap();
+            panic!("never running: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        cgroup,
+        format!("{slot_path}/{id}"),
+        "its own delegated cgroup"
+    );
+    let cg = Cgroup::open(&cgroup).unwrap();
+    let (c, _, e) = nosuid(&["suspend", id]);
+    assert_eq!(c, 0, "suspend: {e}");
+    assert!(cg.is_frozen().unwrap(), "the kernel reports it frozen");
+    assert_eq!(state().unwrap()["state"], "frozen");
+    let (c, _, e) = nosuid(&["resume", id]);
+    assert_eq!(c, 0, "resume: {e}");
+    assert!(!cg.is_frozen().unwrap());
+    let (c, _, e) = nosuid(&["kill", id]);
+    assert_eq!(c, 0, "kill: {e}");
+    assert!(
+        cg.pids().map(|p| p.is_empty()).unwrap_or(true),
+        "the cgroup is empty"
+    );
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        Cgroup::open(&cgroup).is_err(),
+        "the payload cgroup is removed at the end"
+    );
+    drop(slot);
+}

@@ -6,7 +6,9 @@
 
 mod launcher_support;
 
-use launcher_support::{nosuid_bin, result, Env, NOT_PILOT, PILOT, POLICY, POOL, POOL_GID};
+use launcher_support::{
+    nosuid_bin, result, Env, FakeSyslog, NOT_PILOT, PILOT, POLICY, POOL, POOL_GID,
+};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -428,35 +430,6 @@ fn map_names_the_account_it_would_map_to_without_a_lease() {
     );
 }
 
-/// A syslog socket at /dev/log for the test's duration (only when the host has none).
-struct FakeSyslog(std::os::unix::net::UnixDatagram);
-
-impl FakeSyslog {
-    fn bind() -> Option<FakeSyslog> {
-        if Path::new("/dev/log").exists() {
-            return None;
-        }
-        let s = std::os::unix::net::UnixDatagram::bind("/dev/log").ok()?;
-        std::fs::set_permissions("/dev/log", std::fs::Permissions::from_mode(0o666)).unwrap();
-        s.set_nonblocking(true).unwrap();
-        Some(FakeSyslog(s))
-    }
-    fn messages(&self) -> Vec<String> {
-        let mut out = vec![];
-        let mut buf = vec![0u8; 65536];
-        while let Ok(n) = self.0.recv(&mut buf) {
-            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-        out
-    }
-}
-
-impl Drop for FakeSyslog {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file("/dev/log");
-    }
-}
-
 #[test]
 fn audit_records_go_to_syslog() {
     require_root!();
@@ -510,7 +483,9 @@ fn the_binary_does_not_contain_the_privileged_paths() {
         "runtime::launcher::prepare::prepare",
         "runtime::launcher::handover::transfer",
         "runtime::launcher::unprivileged::drop_to_nobody",
-        "runtime::launcher::state::Store::write",
+        // The symbol itself (line end): nosuid keeps its own records with `Store::update`,
+        // whose `Store::write_inner` shares the prefix, never root's fsync'd `Store::write`.
+        "runtime::launcher::state::Store::write\n",
         "policy::lease::sqlite::SqliteStore::acquire",
         "policy::lease::open_store",
         "runtime::cli::run::execute",

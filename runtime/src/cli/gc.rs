@@ -58,10 +58,16 @@ pub fn run(a: Args) -> i32 {
         Ok(r) => r,
         Err(e) => return fail("gc", &e),
     };
-    if a.json {
+    print_report(&report, a.json, "pilotbox")
+}
+
+/// Print what `gc` did (shared with `pilotbox-nosuid gc`); the exit status: 0 when everything
+/// found was reclaimed, 123 when something could not be.
+pub fn print_report(report: &gc::GcReport, json: bool, name: &str) -> i32 {
+    if json {
         println!(
             "{}",
-            serde_json::to_string(&report).unwrap_or_else(|_| "{}".into())
+            serde_json::to_string(report).unwrap_or_else(|_| "{}".into())
         );
     } else {
         for id in &report.reclaimed {
@@ -78,7 +84,7 @@ pub fn run(a: Args) -> i32 {
         }
     }
     for e in &report.errors {
-        eprintln!("pilotbox gc: {e}");
+        eprintln!("{name} gc: {e}");
     }
     if report.errors.is_empty() {
         0

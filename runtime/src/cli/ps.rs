@@ -40,18 +40,24 @@ pub fn run_ps(a: PsArgs) -> i32 {
         Ok(l) => l,
         Err(e) => return fail("ps", &e),
     };
-    if a.json {
+    print_list(&list, a.json);
+    0
+}
+
+/// `ps` output (shared with `pilotbox-nosuid ps`): a table, or a JSON array of `status` objects.
+pub fn print_list(list: &[Status], json: bool) {
+    if json {
         println!(
             "{}",
-            serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+            serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
         );
-        return 0;
+        return;
     }
     println!(
         "{:<24} {:<8} {:<12} {:>6} {:>6} {:<20} CGROUP",
         "ID", "STATE", "ACCOUNT", "UID", "PILOT", "STARTED"
     );
-    for s in &list {
+    for s in list {
         println!(
             "{:<24} {:<8} {:<12} {:>6} {:>6} {:<20} {}",
             s.id,
@@ -63,7 +69,6 @@ pub fn run_ps(a: PsArgs) -> i32 {
             s.cgroup
         );
     }
-    0
 }
 
 fn state_name(s: &control::RunState) -> String {
@@ -83,21 +88,29 @@ pub fn run_status(a: StatusArgs) -> i32 {
         Ok(s) => s,
         Err(e) => return fail("status", &e),
     };
-    if a.json {
+    print_one(&s, a.json);
+    0
+}
+
+/// `status` output (shared with `pilotbox-nosuid status`): text, or one JSON object.
+pub fn print_one(s: &Status, json: bool) {
+    if json {
         println!(
             "{}",
-            serde_json::to_string(&s).unwrap_or_else(|_| "{}".into())
+            serde_json::to_string(s).unwrap_or_else(|_| "{}".into())
         );
     } else {
-        print_status(&s);
+        print_status(s);
     }
-    0
 }
 
 fn print_status(s: &Status) {
     println!("id:          {}", s.id);
     println!("state:       {}", state_name(&s.state));
     println!("account:     {} (uid {}, gid {})", s.account, s.uid, s.gid);
+    if let Some(w) = &s.would_map_account {
+        println!("would map:   {w} (no identity switch: runs as the pilot)");
+    }
     println!("user:        {}", s.dn);
     if let Some(vo) = &s.vo {
         println!(

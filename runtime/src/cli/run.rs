@@ -396,6 +396,7 @@ fn launch(
         workdir_handover: p.handover,
         started: audit::now_rfc3339(),
         cred_not_after: None,
+        nosuid: None,
     };
     // When the credential stops being usable: the chain's notAfter, or the AC's if earlier.
     let cred_end = identity.usable_until();

@@ -83,6 +83,27 @@ pub struct Record {
     pub started: String,
     /// RFC 3339: notAfter of the proxy copy in the sandbox.
     pub cred_not_after: Option<String>,
+    /// Only in records of `pilotbox-nosuid` runs (absent, and not serialized, in `pilotbox`'s:
+    /// its format is unchanged). See [`NosuidRun`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nosuid: Option<NosuidRun>,
+}
+
+/// What a `pilotbox-nosuid` run records besides the common fields (`crate::nosuid::state`):
+/// there `account`/`uid`/`gid` are the caller's own (no identity switch), so the account the
+/// policy *would* have mapped to is kept here, with what the lifecycle commands need to act
+/// without a cgroup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NosuidRun {
+    /// The account and uid the site policy would have mapped the credential to.
+    pub would_map_account: String,
+    pub would_map_uid: u32,
+    /// `/proc/<init_pid>/stat` starttime: without a cgroup, `kill` signals init (the whole pid
+    /// namespace dies with it), and only if it is still this process. None until it runs.
+    pub init_start: Option<u64>,
+    /// The private `/tmp/pilotbox-nosuid.<random>/` holding the proxy copy the sandbox binds
+    /// (`renew` replaces the file in it, `gc` removes it).
+    pub cred_dir: PathBuf,
 }
 
 impl Record {
@@ -323,6 +344,7 @@ mod tests {
             workdir_handover: Handover::None,
             started: "2026-01-01T00:00:00Z".into(),
             cred_not_after: None,
+            nosuid: None,
         }
     }
 
@@ -358,6 +380,25 @@ mod tests {
         s.remove("a").unwrap();
         assert!(matches!(s.read("a"), Err(StateError::NotFound(_))));
         s.remove("a").unwrap();
+    }
+
+    #[test]
+    fn setuid_records_keep_their_format_and_nosuid_ones_round_trip() {
+        let v = serde_json::to_value(rec("a")).unwrap();
+        assert!(
+            v.get("nosuid").is_none(),
+            "no new key in pilotbox's records"
+        );
+        let mut r: Record = serde_json::from_value(v).unwrap();
+        assert_eq!(r.nosuid, None, "an old record reads without the field");
+        r.nosuid = Some(NosuidRun {
+            would_map_account: "testvo007".into(),
+            would_map_uid: 30007,
+            init_start: Some(42),
+            cred_dir: "/tmp/pilotbox-nosuid.x".into(),
+        });
+        let back: Record = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub struct Status {
     pub usage: Option<Usage>,
     /// Seconds since `started`.
     pub wall_s: i64,
+    /// `pilotbox-nosuid` only (absent for `pilotbox`): the account the policy would have
+    /// mapped to; `account`/`uid` are the caller's own there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would_map_account: Option<String>,
 }
 
 /// Status of a record (no authorization: callers filter).
@@ -68,11 +72,20 @@ pub fn status_of(rec: &Record) -> Status {
         .as_ref()
         .and_then(|c| c.is_frozen().ok())
         .unwrap_or(false);
+    // A `pilotbox-nosuid` run without a delegated cgroup records none: its processes are
+    // those of its pid namespace, the tree under init (checked by pid and start time).
+    let no_cgroup = rec.cgroup.is_none();
     let state = match (alive, &cg) {
         (false, _) => RunState::Orphaned,
+        (true, None) if no_cgroup => RunState::Running,
         (true, None) => RunState::Ending,
         (true, Some(_)) if frozen => RunState::Frozen,
         (true, Some(_)) => RunState::Running,
+    };
+    let pids = match &cg {
+        Some(c) => c.pids().unwrap_or_default(),
+        None if no_cgroup && alive && init_is_recorded(rec) => super::procs::tree(rec.init_pid),
+        None => vec![],
     };
     Status {
         id: rec.id.clone(),
@@ -88,10 +101,20 @@ pub fn status_of(rec: &Record) -> Status {
         supervisor_pid: rec.supervisor_pid,
         started,
         cred_not_after: rec.cred_not_after_at(),
-        pids: cg.as_ref().and_then(|c| c.pids().ok()).unwrap_or_default(),
+        pids,
         usage: cg.as_ref().and_then(|c| c.usage().ok()),
         wall_s: (time::OffsetDateTime::now_utc() - started).whole_seconds(),
+        would_map_account: rec.nosuid.as_ref().map(|n| n.would_map_account.clone()),
     }
+}
+
+/// Whether `init_pid` is still the init the record names (`pilotbox-nosuid` records carry its
+/// start time; see [`crate::launcher::state::NosuidRun`]).
+pub(crate) fn init_is_recorded(rec: &Record) -> bool {
+    rec.nosuid
+        .as_ref()
+        .and_then(|n| n.init_start)
+        .is_some_and(|start| super::procs::is_same_process(rec.init_pid, start))
 }
 
 /// Every payload the caller may see (root: all), sorted by id.
@@ -115,7 +138,8 @@ pub fn status(state_dir: &Path, caller: Caller, id: &str) -> Result<Status, Life
     Ok(status_of(&load(state_dir, caller, id)?))
 }
 
-fn open_cgroup(rec: &Record) -> Result<Cgroup, LifecycleError> {
+/// The payload's cgroup, or [`LifecycleError::Ended`] when it has none (any more).
+pub(crate) fn open_cgroup(rec: &Record) -> Result<Cgroup, LifecycleError> {
     let Some(path) = rec.cgroup.as_deref().filter(|c| !c.is_empty()) else {
         return Err(LifecycleError::Ended {
             id: rec.id.clone(),
@@ -141,13 +165,12 @@ fn cg_err(rec: &Record) -> impl Fn(CgroupError) -> LifecycleError + '_ {
     }
 }
 
-fn audit_action(
-    audit: &Audit,
-    event: &str,
+/// The audit fields of a lifecycle action on `rec` (both binaries), with `extra` merged in.
+pub(crate) fn action_fields(
     rec: &Record,
     caller: Caller,
     extra: serde_json::Value,
-) {
+) -> serde_json::Value {
     let mut v = json!({
         "id": rec.id, "caller_uid": caller.uid, "pilot_uid": rec.pilot_uid,
         "account": rec.account, "uid": rec.uid, "dn": rec.dn, "cgroup": rec.cgroup,
@@ -155,7 +178,39 @@ fn audit_action(
     if let (Some(m), serde_json::Value::Object(x)) = (v.as_object_mut(), extra) {
         m.extend(x);
     }
-    audit_record(audit, event, v);
+    v
+}
+
+fn audit_action(
+    audit: &Audit,
+    event: &str,
+    rec: &Record,
+    caller: Caller,
+    extra: serde_json::Value,
+) {
+    audit_record(audit, event, action_fields(rec, caller, extra));
+}
+
+/// Send `sig` to the payload through its cgroup: SIGKILL kills the whole cgroup and returns
+/// once it is empty; any other signal goes to every process in it.
+pub(crate) fn signal_cgroup(rec: &Record, sig: Signal) -> Result<(), LifecycleError> {
+    let cg = open_cgroup(rec)?;
+    if sig == Signal::SIGKILL {
+        cg.kill().map_err(cg_err(rec))
+    } else {
+        cg.signal(sig).map_err(cg_err(rec))
+    }
+}
+
+/// Freeze (`true`) or thaw the payload's cgroup; freezing returns once the kernel reports it
+/// frozen.
+pub(crate) fn set_frozen(rec: &Record, frozen: bool) -> Result<(), LifecycleError> {
+    let cg = open_cgroup(rec)?;
+    if frozen {
+        cg.freeze().map_err(cg_err(rec))
+    } else {
+        cg.thaw().map_err(cg_err(rec))
+    }
 }
 
 /// `kill ID [--signal SIG]`. SIGKILL returns once the cgroup is empty.
@@ -167,12 +222,7 @@ pub fn kill(
     sig: Signal,
 ) -> Result<(), LifecycleError> {
     let rec = load(state_dir, caller, id)?;
-    let cg = open_cgroup(&rec)?;
-    if sig == Signal::SIGKILL {
-        cg.kill().map_err(cg_err(&rec))?;
-    } else {
-        cg.signal(sig).map_err(cg_err(&rec))?;
-    }
+    signal_cgroup(&rec, sig)?;
     audit_action(audit, "kill", &rec, caller, json!({"signal": sig as i32}));
     Ok(())
 }
@@ -185,7 +235,7 @@ pub fn suspend(
     id: &str,
 ) -> Result<(), LifecycleError> {
     let rec = load(state_dir, caller, id)?;
-    open_cgroup(&rec)?.freeze().map_err(cg_err(&rec))?;
+    set_frozen(&rec, true)?;
     audit_action(audit, "suspend", &rec, caller, json!({}));
     Ok(())
 }
@@ -198,7 +248,7 @@ pub fn resume(
     id: &str,
 ) -> Result<(), LifecycleError> {
     let rec = load(state_dir, caller, id)?;
-    open_cgroup(&rec)?.thaw().map_err(cg_err(&rec))?;
+    set_frozen(&rec, false)?;
     audit_action(audit, "resume", &rec, caller, json!({}));
     Ok(())
 }

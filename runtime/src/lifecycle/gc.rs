@@ -111,27 +111,31 @@ fn reclaim(
     rec: &Record,
     report: &mut GcReport,
 ) -> Result<(), LifecycleError> {
-    let path = rec.cgroup.as_deref().unwrap_or("");
-    match Cgroup::open(path) {
-        _ if path.is_empty() => {}
-        Ok(cg) => cg.destroy().map_err(|source| LifecycleError::Cgroup {
-            id: rec.id.clone(),
-            source,
-        })?,
-        Err(CgroupError::NotFound(_)) => {}
-        Err(source) => {
-            return Err(LifecycleError::Cgroup {
-                id: rec.id.clone(),
-                source,
-            })
-        }
-    }
+    reclaim_cgroup(rec)?;
     if rec.workdir_handover == Handover::Chown {
         if let Some(w) = &rec.workdir {
             report.files_restored += undo_chown(w, rec)?;
         }
     }
     Ok(st.remove(&rec.id)?)
+}
+
+/// Kill what is left in the record's cgroup and remove it (nothing to do when it has none or
+/// it is already gone). Shared with `pilotbox-nosuid gc`.
+pub(crate) fn reclaim_cgroup(rec: &Record) -> Result<(), LifecycleError> {
+    let path = rec.cgroup.as_deref().unwrap_or("");
+    match Cgroup::open(path) {
+        _ if path.is_empty() => Ok(()),
+        Ok(cg) => cg.destroy().map_err(|source| LifecycleError::Cgroup {
+            id: rec.id.clone(),
+            source,
+        }),
+        Err(CgroupError::NotFound(_)) => Ok(()),
+        Err(source) => Err(LifecycleError::Cgroup {
+            id: rec.id.clone(),
+            source,
+        }),
+    }
 }
 
 /// Give the work dir's files that the pool uid owns back to the pilot (`pilot_uid`, and the

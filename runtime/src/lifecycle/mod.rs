@@ -46,6 +46,8 @@ pub enum LifecycleError {
     NotYours { id: String, owner: u32 },
     #[error("payload {id} has ended (its cgroup {cgroup} is gone)")]
     Ended { id: String, cgroup: String },
+    #[error("payload {id} has ended (the init of its sandbox is gone)")]
+    InitGone { id: String },
     #[error("state record {path}: {reason}")]
     Record { path: PathBuf, reason: String },
     #[error("cannot {op} {path}: {source}")]
@@ -80,6 +82,7 @@ impl LifecycleError {
             LifecycleError::BadId(_)
             | LifecycleError::NoSuchPayload(_)
             | LifecycleError::Ended { .. }
+            | LifecycleError::InitGone { .. }
             | LifecycleError::ProxyFile { .. } => Class::PilotError,
             LifecycleError::NotYours { .. }
             | LifecycleError::ProxyRejected(_)

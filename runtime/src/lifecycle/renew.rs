@@ -20,7 +20,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use policy::credentials::VerifyOptions;
-use policy::{Class, Identity};
+use policy::{Class, Denial, Identity};
 use serde_json::json;
 
 use super::caller::{self, Caller};
@@ -52,6 +52,62 @@ pub fn identity_mismatch(rec: &Record, new: &Identity) -> Option<String> {
     None
 }
 
+/// A refused renewal: the error, and the reason to audit (None when the verification could not
+/// be done at all — site or temporary trouble is not a verdict on the proxy).
+pub(crate) struct Refusal {
+    pub err: LifecycleError,
+    pub audit_reason: Option<String>,
+}
+
+/// Steps 3–4 on the verifier's answer (either binary's verifier): a proxy that is bad (120/122)
+/// is rejected, one for another identity refused; else the new identity.
+pub(crate) fn vet(rec: &Record, verified: Result<Identity, Denial>) -> Result<Identity, Refusal> {
+    let new = match verified {
+        Ok(v) => v,
+        Err(d) if matches!(d.class, Class::Denied | Class::PilotError) => {
+            return Err(Refusal {
+                audit_reason: Some(d.reason.clone()),
+                err: LifecycleError::ProxyRejected(d.reason),
+            })
+        }
+        Err(d) => {
+            return Err(Refusal {
+                audit_reason: None,
+                err: LifecycleError::Site {
+                    what: "unprivileged verification",
+                    reason: d.reason,
+                },
+            })
+        }
+    };
+    if let Some(reason) = identity_mismatch(rec, &new) {
+        return Err(Refusal {
+            audit_reason: Some(format!("{reason} (new DN {:?})", new.dn)),
+            err: LifecycleError::IdentityChanged {
+                id: rec.id.clone(),
+                reason,
+            },
+        });
+    }
+    Ok(new)
+}
+
+/// The `renew_refused` audit record.
+pub(crate) fn refused_fields(rec: &Record, caller: Caller, reason: &str) -> serde_json::Value {
+    json!({"id": rec.id, "caller_uid": caller.uid, "pilot_uid": rec.pilot_uid,
+           "dn": rec.dn, "fqans": rec.fqans, "reason": reason})
+}
+
+/// The `renew` audit record (`rec` already carries the new notAfter).
+pub(crate) fn renewed_fields(
+    rec: &Record,
+    caller: Caller,
+    old_not_after: Option<String>,
+) -> serde_json::Value {
+    json!({"id": rec.id, "caller_uid": caller.uid, "pilot_uid": rec.pilot_uid, "dn": rec.dn,
+           "fqans": rec.fqans, "old_not_after": old_not_after, "cred_not_after": rec.cred_not_after})
+}
+
 /// Renew the credential of payload `id`; returns the new notAfter.
 pub fn renew(
     state_dir: &Path,
@@ -64,67 +120,45 @@ pub fn renew(
     let mut rec = control::load(state_dir, caller, id)?;
     let bytes =
         caller::read_private_file(caller, proxy_path, policy::credentials::pem::MAX_PROXY_FILE)?;
-    let refuse = |rec: &Record, reason: String, err: LifecycleError| {
-        audit_record(
-            audit,
-            "renew_refused",
-            json!({"id": rec.id, "caller_uid": caller.uid, "pilot_uid": rec.pilot_uid,
-                   "dn": rec.dn, "fqans": rec.fqans, "reason": reason}),
-        );
-        err
-    };
-    let new = match unprivileged::verify(&bytes, opts) {
-        Ok(v) => v,
-        // The proxy itself is bad (120/122): a refusal, audited.
-        Err(d) if matches!(d.class, Class::Denied | Class::PilotError) => {
-            return Err(refuse(
-                &rec,
-                d.reason.clone(),
-                LifecycleError::ProxyRejected(d.reason),
-            ))
+    let new = vet(&rec, unprivileged::verify(&bytes, opts)).map_err(|r| {
+        if let Some(reason) = &r.audit_reason {
+            audit_record(audit, "renew_refused", refused_fields(&rec, caller, reason));
         }
-        // The verification could not be done (site or temporary trouble): not a verdict.
-        Err(d) => {
-            return Err(LifecycleError::Site {
-                what: "unprivileged verification",
-                reason: d.reason,
-            })
-        }
-    };
-    if let Some(reason) = identity_mismatch(&rec, &new) {
-        let err = LifecycleError::IdentityChanged {
-            id: rec.id.clone(),
-            reason: reason.clone(),
-        };
-        return Err(refuse(&rec, format!("{reason} (new DN {:?})", new.dn), err));
-    }
+        r.err
+    })?;
     replace_credential(state_dir, &rec, &bytes)?;
     let old = rec.cred_not_after.clone();
     let until = new.usable_until();
     rec.set_cred_not_after(until);
     store(state_dir).write(&rec)?;
-    audit_record(
-        audit,
-        "renew",
-        json!({"id": rec.id, "caller_uid": caller.uid, "pilot_uid": rec.pilot_uid, "dn": rec.dn,
-               "fqans": rec.fqans, "old_not_after": old, "cred_not_after": rec.cred_not_after}),
-    );
+    audit_record(audit, "renew", renewed_fields(&rec, caller, old));
     Ok(until)
 }
 
 /// Write `bytes` to `<state>/<id>/cred/x509up` atomically, owned by the pool uid/gid, 0600.
 ///
 /// The `cred` directory may be writable by the pool uid (the payload's proxy directory), so the
-/// payload could plant names in it: the temporary file is created with `O_CREAT|O_EXCL|
-/// O_NOFOLLOW` (a planted symlink or file makes it fail, nothing is followed), ownership is set
-/// on the open descriptor, and `rename(2)` replaces the directory entry itself. The path up to
-/// `cred` is root's (state dir 0711).
+/// payload could plant names in it: see [`replace_in_dir`]. The path up to `cred` is root's
+/// (state dir 0711).
 pub fn replace_credential(
     state_dir: &Path,
     rec: &Record,
     bytes: &[u8],
 ) -> Result<(), LifecycleError> {
     let dir = store(state_dir).dir(&rec.id)?.join(CRED_DIR);
+    replace_in_dir(&dir, rec.uid, rec.gid, bytes)
+}
+
+/// Replace `<dir>/x509up` with `bytes` atomically: a temporary file created with `O_CREAT|
+/// O_EXCL|O_NOFOLLOW` (a planted symlink or file makes it fail, nothing is followed), owned by
+/// `uid`/`gid` (set on the open descriptor), 0600, fsync'd, then `rename(2)` over the old entry.
+/// A sandbox that binds the *directory* sees the new file at once and never a half-written one.
+pub(crate) fn replace_in_dir(
+    dir: &Path,
+    uid: u32,
+    gid: u32,
+    bytes: &[u8],
+) -> Result<(), LifecycleError> {
     let tmp = dir.join(format!(".{CRED_FILE}.renew.{}", std::process::id()));
     let dest = dir.join(CRED_FILE);
     let io = |op: &'static str, path: &Path| {
@@ -139,7 +173,7 @@ pub fn replace_credential(
         .open(&tmp)
         .map_err(io("create", &tmp))?;
     let result = (|| {
-        std::os::unix::fs::fchown(&f, Some(rec.uid), Some(rec.gid)).map_err(io("chown", &tmp))?;
+        std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(io("chown", &tmp))?;
         f.write_all(bytes).map_err(io("write", &tmp))?;
         f.sync_all().map_err(io("fsync", &tmp))?;
         std::fs::rename(&tmp, &dest).map_err(io("rename", &dest))

@@ -10,6 +10,7 @@ use crate::engine::{self, RunOptions};
 use crate::launcher::audit::{apel_fields, now_rfc3339};
 use crate::launcher::prepare::{random_id, PAYLOAD_PATH, SANDBOX_CRED_DIR, SANDBOX_PROXY};
 use crate::launcher::sanitize::Caller;
+use crate::launcher::state::{Handover, NosuidRun, Record};
 use crate::spec_builder::{Bind, PayloadSpec};
 use policy::authz::{decide, Decision, LimitRequest};
 use policy::lease::preview::PreviewStore;
@@ -268,6 +269,11 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
         }
     };
 
+    // The caller's record directory (super::state): checked before anything is made.
+    let store = match super::state::ensure(caller.uid) {
+        Ok(s) => s,
+        Err(e) => return ctx.fail(site(e.to_string())),
+    };
     let creds = match CredDir::create(&bytes) {
         Ok(c) => c,
         Err(d) => return ctx.fail(d),
@@ -281,6 +287,8 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
         workdir.as_ref(),
     ) {
         Ok(mut s) => {
+            // The payload runs as the pilot: it must not see (and rewrite) the pilot's records.
+            s.hide.push(store.root.clone());
             s.cgroup_path = cgroup_path.clone();
             if cgroup_path.is_some() {
                 s.resources = engine::resources(
@@ -297,6 +305,26 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
         }
         Err(d) => return ctx.fail(d),
     };
+    let cred_end = identity.usable_until();
+    let record = match super::state::RunRecord::create(
+        store,
+        &run_record(
+            &id,
+            caller,
+            &identity,
+            &decision,
+            &cgroup_path,
+            &creds.0,
+            &args,
+        ),
+    ) {
+        Ok(r) => r,
+        // A pilot-chosen id that is taken is the pilot's error; a random one colliding is not.
+        Err(e) if args.id.is_some() => {
+            return ctx.fail(Denial::new(Class::PilotError, e.to_string()))
+        }
+        Err(e) => return ctx.fail(site(e.to_string())),
+    };
     let mut start = who.clone();
     start["would_map"] = would_map(&decision);
     start["uid"] = json!(caller.uid);
@@ -305,9 +333,15 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
     start["workdir"] = json!(args.workdir);
     audit.record("start", start);
 
-    let cred_end = identity.usable_until();
-    // No `renew` for nosuid payloads: the credential end is final.
-    let refresh = || None;
+    // Once the payload runs, the record gets init's pid and start time (`kill` without a
+    // cgroup signals init).
+    let on_started = |s: &engine::Started| {
+        if let Err(e) = record.started(s.init_pid) {
+            eprintln!("{NAME}: warning: {e}");
+        }
+    };
+    // `pilotbox-nosuid renew` moves the record's `cred_not_after`; the expiry re-reads it.
+    let refresh = || record.cred_not_after();
     let opts = RunOptions {
         walltime: l.walltime_s.map(Duration::from_secs),
         seccomp_cache: None,
@@ -318,9 +352,11 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
             refresh: &refresh,
         }),
         unprivileged: true,
+        on_started: Some(&on_started),
         ..RunOptions::default()
     };
     let result = engine::run(&spec, &opts);
+    drop(record);
     drop(workdir);
     drop(creds);
     let (mut report, outcome) =
@@ -348,6 +384,51 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
     audit.record("end", end);
     ctx.write_report(&report);
     outcome
+}
+
+/// The state record of this run (`super::state`): the caller's own account and ids (no identity
+/// switch), the would-map account, the proxy directory; init's pid comes once it runs.
+fn run_record(
+    id: &str,
+    caller: &Caller,
+    identity: &Identity,
+    d: &Decision,
+    cgroup: &Option<String>,
+    cred_dir: &Path,
+    args: &Args,
+) -> Record {
+    let me = std::process::id() as i32;
+    let mut rec = Record {
+        id: id.into(),
+        pilot_uid: caller.uid,
+        pilot_gid: caller.gid,
+        supervisor_pid: me,
+        supervisor_start: crate::lifecycle::procs::start_time(me).unwrap_or(0),
+        init_pid: 0,
+        account: super::account_name(caller.uid),
+        uid: caller.uid,
+        gid: caller.gid,
+        groups: caller.groups.clone(),
+        dn: identity.dn.clone(),
+        issuer_dn: identity.issuer_dn.clone(),
+        vo: identity.verified_vo().map(String::from),
+        fqans: identity.verified_fqans().to_vec(),
+        pool: None,
+        lease_key: None,
+        cgroup: cgroup.clone(),
+        workdir: args.workdir.as_ref().map(|w| caller.absolute(w)),
+        workdir_handover: Handover::None,
+        started: now_rfc3339(),
+        cred_not_after: None,
+        nosuid: Some(NosuidRun {
+            would_map_account: d.account.clone(),
+            would_map_uid: d.uid,
+            init_start: None,
+            cred_dir: cred_dir.to_path_buf(),
+        }),
+    };
+    rec.set_cred_not_after(identity.usable_until());
+    rec
 }
 
 /// The payload Spec: as `pilotbox run` builds it (`launcher::prepare`), but for the caller's

@@ -20,7 +20,13 @@
 //!    themselves (no root inside), new pid/mount/ipc/uts/cgroup namespaces, read-only host root,
 //!    private /tmp, the caller's home and proxy hidden, a copy of the proxy at the same
 //!    `X509_USER_PROXY` path as `pilotbox run`, no capabilities, no_new_privs, seccomp; in a
-//!    delegated cgroup-v2 subtree when the caller has one ([`cgroup`]).
+//!    delegated cgroup-v2 subtree when the caller has one ([`cgroup`]);
+//! 7. a state record (`pilotbox`'s format, in a directory of the caller's own: [`state`]) while
+//!    the payload runs, for the lifecycle commands `ps`, `status`, `kill`, `suspend`, `resume`,
+//!    `renew`, `gc` ([`lifecycle`]): `pilotbox`'s output formats and exit classes, on the
+//!    caller's own payloads only. Without a delegated cgroup `kill` goes through the sandbox's
+//!    pid-namespace init (the kernel ends the whole namespace with it) and `suspend`/`resume`
+//!    are refused (123): freezing needs the cgroup freezer.
 //!
 //! What it does *not* give (docs/admin-guide.md): the payload runs with the pilot's uid, so
 //! files the pilot can reach and the payload can reach differ only by what the sandbox hides,
@@ -31,7 +37,9 @@
 pub mod audit;
 pub mod cgroup;
 pub mod launch;
+pub mod lifecycle;
 pub mod map;
+pub mod state;
 pub mod verify;
 
 use caps::CapSet;

@@ -303,6 +303,18 @@ log = "{audit}"
         c
     }
 
+    /// The installed `pilotbox-nosuid ARGS` as `uid` (non-root, no groups), empty environment.
+    pub fn nosuid_as(&self, uid: u32, args: &[&str]) -> Command {
+        let mut c = Command::new("setpriv");
+        c.env_clear()
+            .args(["--reuid", &uid.to_string(), "--regid", &uid.to_string()])
+            .args(["--clear-groups", "--", "/usr/bin/env", "-i"])
+            .arg(nosuid_bin())
+            .args(args)
+            .current_dir(&self.pilot_dir);
+        c
+    }
+
     /// Run as the pilot, with `--proxy <the user's proxy>` unless `args` name one; (code,
     /// stdout, stderr).
     pub fn run(&self, args: &[&str], cmd: &[&str]) -> (i32, String, String) {
@@ -340,6 +352,35 @@ impl Drop for Env {
         let _ = std::fs::remove_file(POLICY);
         let _ = std::fs::remove_file(&self.bin);
         let _ = std::fs::remove_file(nosuid_bin());
+    }
+}
+
+/// A syslog socket at /dev/log for the test's duration (only when the host has none).
+pub struct FakeSyslog(std::os::unix::net::UnixDatagram);
+
+impl FakeSyslog {
+    pub fn bind() -> Option<FakeSyslog> {
+        if Path::new("/dev/log").exists() {
+            return None;
+        }
+        let s = std::os::unix::net::UnixDatagram::bind("/dev/log").ok()?;
+        std::fs::set_permissions("/dev/log", std::fs::Permissions::from_mode(0o666)).unwrap();
+        s.set_nonblocking(true).unwrap();
+        Some(FakeSyslog(s))
+    }
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = vec![];
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = self.0.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        out
+    }
+}
+
+impl Drop for FakeSyslog {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file("/dev/log");
     }
 }
 

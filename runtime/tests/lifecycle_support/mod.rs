@@ -43,6 +43,7 @@ pub fn record_for(id: &str, pilot_uid: u32, supervisor_pid: i32, cgroup: &str) -
         workdir_handover: Handover::None,
         started: "2026-01-01T00:00:00Z".into(),
         cred_not_after: Some("2026-01-02T00:00:00Z".into()),
+        nosuid: None,
     }
 }
 
