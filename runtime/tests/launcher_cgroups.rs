@@ -5,6 +5,7 @@
 //! thaws and kills it without the user's credential, and the report carries the cgroup's usage.
 //! And `pilotbox-nosuid` in a cgroup delegated to the pilot (only v2 can delegate).
 
+#[macro_use]
 mod launcher_support;
 
 use launcher_support::{Env, PILOT, POOL, POOL_GID};
@@ -15,16 +16,18 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn require_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
+/// Delegate a v2 cgroup to the pilot as systemd's `Delegate=yes` does (cgroup-v2.rst
+/// "Delegation"): the directory and its `cgroup.procs`, `cgroup.subtree_control`,
+/// `cgroup.threads` are chowned to the pilot.
+fn delegate_to_pilot(dir: &Path) {
+    for f in [
+        "",
+        "cgroup.procs",
+        "cgroup.subtree_control",
+        "cgroup.threads",
+    ] {
+        std::os::unix::fs::chown(dir.join(f), Some(PILOT), Some(PILOT)).unwrap();
     }
-    eprintln!("SKIPPED: needs root");
-    assert!(
-        std::env::var_os("PILOTBOX_REQUIRE_ROOT").is_none(),
-        "PILOTBOX_REQUIRE_ROOT set but not root"
-    );
-    false
 }
 
 fn read(dir: &Path, file: &str) -> String {
@@ -85,9 +88,7 @@ fn assert_limits(cg: &Cgroup) {
 
 #[test]
 fn a_pilots_payload_is_limited_controlled_and_accounted_in_its_cgroup() {
-    if !require_root() {
-        return;
-    }
+    require_root!();
     let env = Env::new();
     let rep = env.report_path();
     let id = "cglife";
@@ -237,9 +238,7 @@ fn a_pilots_payload_is_limited_controlled_and_accounted_in_its_cgroup() {
 /// dropped.
 #[test]
 fn nosuid_enforces_limits_only_in_a_cgroup_delegated_to_the_pilot() {
-    if !require_root() {
-        return;
-    }
+    require_root!();
     let env = Env::new();
     let rep = env.report_path();
     let slot_path = format!("{}/slot", env.cgroup_root);
@@ -247,15 +246,7 @@ fn nosuid_enforces_limits_only_in_a_cgroup_delegated_to_the_pilot() {
     let v2 = slot.version() == Version::V2;
     let dir = slot.dir_of("memory").expect("slot dir");
     if v2 {
-        // Delegation (cgroup-v2.rst "Delegation"): the directory and these three files.
-        for f in [
-            "",
-            "cgroup.procs",
-            "cgroup.subtree_control",
-            "cgroup.threads",
-        ] {
-            std::os::unix::fs::chown(dir.join(f), Some(PILOT), Some(PILOT)).unwrap();
-        }
+        delegate_to_pilot(&dir);
     }
     let nosuid = launcher_support::nosuid_bin();
     let id = "nsdeleg";
@@ -308,9 +299,7 @@ fn nosuid_enforces_limits_only_in_a_cgroup_delegated_to_the_pilot() {
 /// delegate; on the hybrid host `launcher_nosuid_lifecycle` checks the refusal instead.
 #[test]
 fn nosuid_suspend_resume_and_kill_in_a_delegated_cgroup() {
-    if !require_root() {
-        return;
-    }
+    require_root!();
     let env = Env::new();
     let slot_path = format!("{}/slot", env.cgroup_root);
     let slot = Cgroup::create(&slot_path, None).expect("the pilot's batch slot");
@@ -319,14 +308,7 @@ fn nosuid_suspend_resume_and_kill_in_a_delegated_cgroup() {
         return;
     }
     let dir = slot.dir_of("memory").expect("slot dir");
-    for f in [
-        "",
-        "cgroup.procs",
-        "cgroup.subtree_control",
-        "cgroup.threads",
-    ] {
-        std::os::unix::fs::chown(dir.join(f), Some(PILOT), Some(PILOT)).unwrap();
-    }
+    delegate_to_pilot(&dir);
     let id = "nsfreeze";
     let inner = format!(
         "echo $$ > {procs} && exec setpriv --reuid {PILOT} --regid {PILOT} --clear-groups -- \

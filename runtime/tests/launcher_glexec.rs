@@ -4,24 +4,12 @@
 //! gLExec exit status is produced by a real cause. Needs root; cleans up through `Env`'s Drop
 //! and [`Glexec`]'s.
 
+#[macro_use]
 mod launcher_support;
 
 use launcher_support::{result, Env, PILOT, POOL};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-macro_rules! require_root {
-    () => {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED: needs root");
-            assert!(
-                std::env::var_os("PILOTBOX_REQUIRE_ROOT").is_none(),
-                "PILOTBOX_REQUIRE_ROOT set but not root"
-            );
-            return;
-        }
-    };
-}
 
 /// `glexec` → the installed setuid `pilotbox`, removed on drop.
 struct Glexec {

@@ -4,6 +4,7 @@
 //! to install the binary and prepare the fixtures; every payload runs as the pilot's uid. Each
 //! test cleans up through `Env`'s Drop.
 
+#[macro_use]
 mod launcher_support;
 
 use launcher_support::{
@@ -13,19 +14,6 @@ use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-macro_rules! require_root {
-    () => {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED: needs root");
-            assert!(
-                std::env::var_os("PILOTBOX_REQUIRE_ROOT").is_none(),
-                "PILOTBOX_REQUIRE_ROOT set but not root"
-            );
-            return;
-        }
-    };
-}
 
 /// `BIN ARGS` as `uid` (non-root, no groups) with only `env`, in the pilot's directory.
 fn as_user(env: &Env, bin: &Path, uid: u32, vars: &[(&str, &str)], args: &[&str]) -> Command {

@@ -4,6 +4,7 @@
 //! (kill through the pid-namespace init, suspend refused); the delegated-cgroup freeze runs in the
 //! cgroup-v2 VM (`launcher_cgroups.rs`). Every test removes its records, payloads and dirs.
 
+#[macro_use]
 mod launcher_support;
 
 use launcher_support::{result, Env, FakeSyslog, NOT_PILOT, PILOT, POLICY};
@@ -15,19 +16,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-macro_rules! require_root {
-    () => {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED: needs root");
-            assert!(
-                std::env::var_os("PILOTBOX_REQUIRE_ROOT").is_none(),
-                "PILOTBOX_REQUIRE_ROOT set but not root"
-            );
-            return;
-        }
-    };
-}
 
 /// A payload id no other test process (another checkout's run included) uses.
 fn id(name: &str) -> String {

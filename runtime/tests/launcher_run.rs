@@ -3,27 +3,11 @@
 //! real cgroups under a test root, a real lease store. Needs root (to install the setuid
 //! binary) and the grid tools; each test cleans up through `Env`'s Drop.
 
+#[macro_use]
 mod launcher_support;
 
 use launcher_support::{result, Env, NOT_PILOT, PILOT, POOL, POOL_GID, SMALL_UID};
 use std::os::unix::fs::MetadataExt;
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("SKIPPED: needs root");
-            assert!(
-                std::env::var_os("PILOTBOX_REQUIRE_ROOT").is_none(),
-                "PILOTBOX_REQUIRE_ROOT set but not root"
-            );
-            return;
-        }
-    };
-}
 
 #[test]
 fn maps_to_a_pool_uid_with_report_and_audit() {

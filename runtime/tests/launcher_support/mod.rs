@@ -6,10 +6,26 @@
 //! Tests share one policy path, so they run one at a time ([`Env::new`] takes a global lock).
 #![allow(dead_code)]
 
-#[path = "../support/pki.rs"]
-pub mod pki;
+/// Root tests need root; say so loudly instead of passing vacuously (CI runs as root and sets
+/// `PILOTBOX_REQUIRE_ROOT`, which turns a skip into a failure). `#[macro_use] mod
+/// launcher_support;` makes it available to a test file.
+macro_rules! require_root {
+    () => {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: needs root");
+            assert!(
+                std::env::var_os("PILOTBOX_REQUIRE_ROOT").is_none(),
+                "PILOTBOX_REQUIRE_ROOT set but not root"
+            );
+            return;
+        }
+    };
+}
+
 #[path = "../support/exec_file.rs"]
 mod exec_file;
+#[path = "../support/pki.rs"]
+pub mod pki;
 pub use exec_file::install_executable;
 
 use pki::{Cred, Pki};

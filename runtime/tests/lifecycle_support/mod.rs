@@ -4,10 +4,10 @@
 //! removed on drop.
 #![allow(dead_code)]
 
-#[path = "../support/pki.rs"]
-pub mod pki;
 #[path = "../support/exec_file.rs"]
 mod exec_file;
+#[path = "../support/pki.rs"]
+pub mod pki;
 pub use pki::Pki;
 
 use runtime::launcher::state::{Handover, Record, Store, RUN_DIR};

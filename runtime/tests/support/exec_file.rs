@@ -30,6 +30,11 @@ pub fn install_executable(src: &Path, dst: &Path, mode: u32) {
         .arg(&tmp)
         .status()
         .expect("run install(1)");
-    assert!(st.success(), "install {} {}: {st}", src.display(), tmp.display());
+    assert!(
+        st.success(),
+        "install {} {}: {st}",
+        src.display(),
+        tmp.display()
+    );
     std::fs::rename(&tmp, dst).unwrap();
 }
