@@ -72,10 +72,7 @@ fn joins_an_existing_network_namespace() {
         .spawn()
         .unwrap();
     let ns = format!("/proc/{}/ns/net", holder.id());
-    assert!(wait_until(Duration::from_secs(5), || std::fs::read_link(
-        &ns
-    )
-    .ok()
+    assert!(wait_until(STARTED_WITHIN, || std::fs::read_link(&ns).ok()
         != std::fs::read_link("/proc/self/ns/net").ok()));
     let want = std::fs::read_link(&ns).unwrap();
     let join = format!("network:{ns}");
@@ -96,7 +93,7 @@ fn joins_an_existing_mount_namespace_as_a_private_copy() {
         .spawn()
         .unwrap();
     let pid = pod.id();
-    assert!(wait_until(Duration::from_secs(5), || {
+    assert!(wait_until(STARTED_WITHIN, || {
         std::fs::read_to_string(format!("/proc/{pid}/root/mnt/m")).is_ok()
     }));
     let pod_mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();

@@ -14,7 +14,7 @@ use support::*;
 fn start_payload(f: &Fixture, script: &str) -> std::process::Child {
     let child = spawn(f.engine(&[], &["/bin/sh", "-c", script]));
     assert!(
-        wait_until(Duration::from_secs(10), || f.cgroup_pids().len() >= 3),
+        wait_until(STARTED_WITHIN, || f.cgroup_pids().len() >= 3),
         "payload started"
     );
     child
