@@ -234,17 +234,31 @@ fn setup(
         write("gid_map", &plan.gid_mappings)?;
     }
     chan.send(&Msg::MapsWritten).map_err(sys_err("send"))?;
-    let init = match next(chan, deadline, t, "stage 2 pid")? {
-        Msg::Stage2(pid) => Pid::from_raw(pid),
-        m => return Err(LaunchError::Protocol(m)),
-    };
-    *stage2 = Some(init);
-    match next(chan, deadline, t, "sandbox ready")? {
-        Msg::SetupDone => {}
-        m => return Err(LaunchError::Protocol(m)),
+    // Two senders share the sandbox end from here: stage 1 reports stage 2's pid right after
+    // the clone, stage 2 reports `SetupDone` when the tree is built. Nothing orders the two: a
+    // stage 1 preempted between clone3 and send (a loaded host, the TCG guest) lets stage 2
+    // finish first. Both are required, in either order.
+    let mut init = None;
+    let mut ready = false;
+    loop {
+        if let (Some(pid), true) = (init, ready) {
+            chan.send(&Msg::Go).map_err(sys_err("send"))?;
+            return Ok(pid);
+        }
+        let expect = if init.is_none() {
+            "stage 2 pid"
+        } else {
+            "sandbox ready"
+        };
+        match next(chan, deadline, t, expect)? {
+            Msg::Stage2(pid) if init.is_none() => {
+                init = Some(Pid::from_raw(pid));
+                *stage2 = init;
+            }
+            Msg::SetupDone if !ready => ready = true,
+            m => return Err(LaunchError::Protocol(m)),
+        }
     }
-    chan.send(&Msg::Go).map_err(sys_err("send"))?;
-    Ok(init)
 }
 
 /// Report a setup failure to the supervisor and leave.
@@ -436,4 +450,71 @@ fn stage2(
 pub fn unblock_signals() {
     let _ =
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&supervised_signals()), None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec_builder::PayloadSpec;
+
+    /// The supervisor side of the setup protocol against a thread playing stage 1 and stage 2,
+    /// which send their two reports in `order`. Returns what `setup` returned, the stage 2 pid
+    /// it recorded for cleanup, and what the sandbox side received last (`Go` or nothing).
+    fn setup_against(order: [Msg; 2]) -> (Result<Pid, LaunchError>, Option<Pid>, Option<Msg>) {
+        let spec = PayloadSpec::new(vec!["true".into()], 30001, 30000)
+            .to_spec()
+            .unwrap();
+        let mut plan = Plan::from_spec(&spec).unwrap();
+        // No real stage 1 whose /proc/<pid>/uid_map could be written.
+        plan.new_userns = false;
+        let opts = LaunchOptions {
+            cgroup: None,
+            seccomp: None,
+            setup_timeout: Duration::from_secs(30),
+        };
+        let (ours, theirs) = Channel::pair().unwrap();
+        let sandbox = std::thread::spawn(move || {
+            theirs.send(&Msg::UsernsReady).unwrap();
+            assert_eq!(theirs.recv(), Ok(Some(Msg::MapsWritten)));
+            for m in order {
+                // The supervisor may have given up already (then this fails: nobody listens).
+                let _ = theirs.send(&m);
+            }
+            theirs.recv().ok().flatten()
+        });
+        let mut stage2 = None;
+        let r = setup(&plan, &opts, &ours, Pid::from_raw(1), &mut stage2);
+        drop(ours);
+        (r, stage2, sandbox.join().unwrap())
+    }
+
+    #[test]
+    fn stage_2_pid_then_ready_starts_the_payload() {
+        let (r, stage2, last) = setup_against([Msg::Stage2(4242), Msg::SetupDone]);
+        assert_eq!(r.unwrap(), Pid::from_raw(4242));
+        assert_eq!(stage2, Some(Pid::from_raw(4242)));
+        assert_eq!(last, Some(Msg::Go));
+    }
+
+    /// Stage 1 preempted between its clone and its report: stage 2's `SetupDone` comes first.
+    /// Seen as "launch: unexpected message SetupDone during setup" with the engine under a 1%
+    /// CPU quota (1 launch in 20), a stand-in for the TCG guest on a loaded host.
+    #[test]
+    fn ready_before_the_stage_2_pid_starts_the_payload_too() {
+        let (r, stage2, last) = setup_against([Msg::SetupDone, Msg::Stage2(4242)]);
+        assert_eq!(r.unwrap(), Pid::from_raw(4242));
+        assert_eq!(stage2, Some(Pid::from_raw(4242)));
+        assert_eq!(last, Some(Msg::Go));
+    }
+
+    /// Control: a report twice is still a protocol error, and no `Go` is sent.
+    #[test]
+    fn a_repeated_report_is_refused() {
+        let (r, _, last) = setup_against([Msg::SetupDone, Msg::SetupDone]);
+        assert!(
+            matches!(r, Err(LaunchError::Protocol(Msg::SetupDone))),
+            "{r:?}"
+        );
+        assert_eq!(last, None);
+    }
 }

@@ -88,7 +88,7 @@ fn added_process_is_listed_signalled_and_killed_by_destroy() {
     assert!(own.contains(&fx.path("p")), "{own}");
     // signal() reaches it: SIGSTOP shows up as state T
     cg.signal(nix::sys::signal::Signal::SIGSTOP).unwrap();
-    wait_until("stopped state", Duration::from_secs(5), || {
+    wait_until("stopped state", PROGRESS, || {
         let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         st.rsplit(')')
             .next()
@@ -142,7 +142,7 @@ fn pids_max_stops_a_fork_loop() {
     cg.add_process(pid).unwrap();
     release(gate);
     let events = file(&cg, "pids", "pids.events");
-    wait_until("pids.events max > 0", Duration::from_secs(10), || {
+    wait_until("pids.events max > 0", PROGRESS, || {
         read(&events)
             .split_whitespace()
             .nth(1)
@@ -180,7 +180,7 @@ fn freeze_stops_progress_and_thaw_resumes() {
             .parse::<u64>()
             .unwrap_or(0)
     };
-    wait_until("counter running", Duration::from_secs(5), || value() > 3);
+    wait_until("counter running", PROGRESS, || value() > 3);
     cg.freeze().expect("freeze");
     assert!(cg.is_frozen().unwrap());
     let a = value();
@@ -188,9 +188,7 @@ fn freeze_stops_progress_and_thaw_resumes() {
     let b = value();
     assert_eq!(a, b, "counter advanced while frozen");
     cg.thaw().expect("thaw");
-    wait_until("counter resumed", Duration::from_secs(5), || {
-        value() > b + 2
-    });
+    wait_until("counter resumed", PROGRESS, || value() > b + 2);
     assert!(!cg.is_frozen().unwrap());
     // a frozen cgroup can still be destroyed (destroy kills it)
     cg.freeze().unwrap();

@@ -2,7 +2,6 @@
 //! real cgroups (v1 on the host, v2 in the VM harness).
 mod support;
 use runtime::cgroups::{detect, Version};
-use std::time::Duration;
 use support::*;
 
 fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
@@ -64,7 +63,7 @@ fn pool_uid_is_what_the_host_sees() {
     let f = Fixture::new("hostview");
     let mut child = spawn(f.engine(&[], &["sleep", "30"]));
     let comm = |p: &i32| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
-    assert!(wait_until(Duration::from_secs(10), || f
+    assert!(wait_until(STARTED_WITHIN, || f
         .cgroup_pids()
         .iter()
         .any(|p| comm(p).trim() == "sleep")));
@@ -106,9 +105,7 @@ fn limits_are_in_the_cgroup() {
         &["--memory", "67108864", "--pids", "64", "--cpus", "0.5"],
         &["sleep", "30"],
     ));
-    assert!(wait_until(Duration::from_secs(10), || !f
-        .cgroup_pids()
-        .is_empty()));
+    assert!(wait_until(STARTED_WITHIN, || !f.cgroup_pids().is_empty()));
     let cg = runtime::cgroups::Cgroup::open(&f.cgroup).unwrap();
     let read = |ctrl: &str, file: &str| {
         std::fs::read_to_string(cg.dir_of(ctrl).unwrap().join(file))

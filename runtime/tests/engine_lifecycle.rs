@@ -5,6 +5,11 @@ use nix::unistd::Pid;
 use std::time::{Duration, Instant};
 use support::*;
 
+/// How long processes may take to die once their supervisor is gone (pid-1 parent-death
+/// signal, then the kernel empties the pid namespace). A hang guard, not a performance claim:
+/// what is waited for (`sleep 1000`) would otherwise outlive it by far.
+const GONE_WITHIN: Duration = Duration::from_secs(30);
+
 fn signal(child: &std::process::Child, sig: Signal) {
     kill(Pid::from_raw(child.id() as i32), sig).unwrap();
 }
@@ -23,9 +28,12 @@ fn supervisor_sigkill_while_running_kills_the_payload() {
     signal(&child, Signal::SIGKILL);
     child.wait().unwrap();
     let t = Instant::now();
+    // The payload's sleeps never end by themselves: any bound tells "killed" from "left
+    // running". It only has to outlast a loaded machine and the TCG guest (10-50x slower),
+    // where a second for the parent-death signal and the pid namespace's teardown is not safe.
     assert!(
-        wait_until(Duration::from_secs(1), || f.cgroup_pids().is_empty()),
-        "payload gone within a second: {:?}",
+        wait_until(GONE_WITHIN, || f.cgroup_pids().is_empty()),
+        "payload gone after the supervisor's death: {:?}",
         f.cgroup_pids()
     );
     assert!(pids_with_marker(&marker).is_empty());
@@ -50,14 +58,15 @@ fn supervisor_sigkill_during_setup_leaves_nothing_running() {
         signal(&child, Signal::SIGKILL);
         child.wait().unwrap();
         assert!(
-            wait_until(Duration::from_secs(1), || pids_with_marker(&marker)
-                .is_empty()),
+            wait_until(GONE_WITHIN, || pids_with_marker(&marker).is_empty()),
             "delay {delay_us}us: left running: {:?}",
             pids_with_marker(&marker)
         );
-        assert!(wait_until(Duration::from_secs(1), || f
-            .cgroup_pids()
-            .is_empty()));
+        assert!(
+            wait_until(GONE_WITHIN, || f.cgroup_pids().is_empty()),
+            "delay {delay_us}us: cgroup not empty: {:?}",
+            f.cgroup_pids()
+        );
         if let Ok(c) = runtime::cgroups::Cgroup::open(&f.cgroup) {
             c.destroy().expect("whatever is left can be cleaned");
         }
@@ -71,7 +80,9 @@ fn walltime_terminates_then_kills() {
     let t = Instant::now();
     let (code, _, err) = f.sh(&["--walltime", "1", "--grace", "1"], "exec sleep 30");
     assert_eq!(code, 143, "SIGTERM at the limit: {err}");
-    assert!(t.elapsed() < Duration::from_secs(10));
+    // Well before `sleep 30` would have ended by itself; no tighter: the launch alone can take
+    // seconds in the TCG guest on a loaded host.
+    assert!(t.elapsed() < Duration::from_secs(25), "{:?}", t.elapsed());
     assert_eq!(f.report()["reason"], "wall-time limit exceeded");
     // A payload that ignores SIGTERM is killed after the grace period.
     let t = Instant::now();
@@ -81,7 +92,7 @@ fn walltime_terminates_then_kills() {
     );
     assert_eq!(code, 137);
     assert!(
-        t.elapsed() >= Duration::from_secs(2) && t.elapsed() < Duration::from_secs(10),
+        t.elapsed() >= Duration::from_secs(2) && t.elapsed() < Duration::from_secs(25),
         "{:?}",
         t.elapsed()
     );
@@ -120,19 +131,28 @@ fn credential_expiry_warns_then_ends_the_payload() {
     require_root!();
     let f = Fixture::new("expiry");
     let t = Instant::now();
-    let script = "trap 'echo warned' USR2; trap 'echo terminated; exit 9' TERM; while :; do sleep 0.05; done";
+    // `--expires-in` counts from the engine's start, and a warning that arrives before the
+    // payload's trap kills it (default action of SIGUSR2). The trap must be in place by the
+    // warning: 4 s after the start, not 1 s — the launch alone (cgroup, namespaces, mounts,
+    // seccomp, exec of the shell) approaches a second in the TCG guest and can exceed it on a
+    // loaded host. (The engine has no hook to time it from the payload's readiness.)
+    let script = "trap 'echo warned' USR2; trap 'echo terminated; exit 9' TERM; echo ready; \
+                  while :; do sleep 0.05; done";
     let (code, out, err) = f.sh(
-        &["--expires-in", "2", "--expiry-margin", "1", "--grace", "5"],
+        &["--expires-in", "5", "--expiry-margin", "1", "--grace", "5"],
         script,
     );
-    assert_eq!(code, 9, "{out} {err}");
+    assert_eq!(
+        code, 9,
+        "stdout {out:?} (no \"ready\": the warning beat the payload's trap) {err}"
+    );
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
-        vec!["warned", "terminated"],
+        vec!["ready", "warned", "terminated"],
         "warning first, then the end"
     );
     assert!(
-        t.elapsed() >= Duration::from_secs(2),
+        t.elapsed() >= Duration::from_secs(5),
         "not before expiry: {:?}",
         t.elapsed()
     );

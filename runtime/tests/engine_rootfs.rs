@@ -1,7 +1,6 @@
 //! The Spec's `root` (a directory root filesystem) and namespace `path`s (join existing
 //! namespaces, as the node shim will join a pod's): both used by later issues.
 mod support;
-use std::time::Duration;
 use support::*;
 
 /// A minimal root filesystem: busybox-static and its applet links, plus the mount points the
@@ -72,10 +71,7 @@ fn joins_an_existing_network_namespace() {
         .spawn()
         .unwrap();
     let ns = format!("/proc/{}/ns/net", holder.id());
-    assert!(wait_until(Duration::from_secs(5), || std::fs::read_link(
-        &ns
-    )
-    .ok()
+    assert!(wait_until(STARTED_WITHIN, || std::fs::read_link(&ns).ok()
         != std::fs::read_link("/proc/self/ns/net").ok()));
     let want = std::fs::read_link(&ns).unwrap();
     let join = format!("network:{ns}");
@@ -96,7 +92,7 @@ fn joins_an_existing_mount_namespace_as_a_private_copy() {
         .spawn()
         .unwrap();
     let pid = pod.id();
-    assert!(wait_until(Duration::from_secs(5), || {
+    assert!(wait_until(STARTED_WITHIN, || {
         std::fs::read_to_string(format!("/proc/{pid}/root/mnt/m")).is_ok()
     }));
     let pod_mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
@@ -162,21 +158,24 @@ fn host_mounts_made_after_the_launch_appear_inside() {
     // A shared mount point, as /cvmfs is on a worker node (autofs).
     run(&["mount", "--bind", &shared_s, &shared_s]);
     run(&["mount", "--make-shared", &shared_s]);
+    // The payload says when it runs: only then is its mount tree final (cloned, made a
+    // slave). Waiting for a process in the cgroup and a fixed 200 ms could mount on the host
+    // while stage 1/2 were still building the tree (likely in the TCG guest), testing the
+    // copy at clone time instead of propagation. The flag poll (≤ 60 s) is a hang guard.
     let script = format!(
-        "i=0; while [ ! -e {r}/flag ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; \
+        "echo ready; i=0; while [ ! -e {r}/flag ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; \
          cat {r}/flag; mount -t tmpfs none {r} 2>/dev/null && echo MOUNTED-INSIDE; true",
         r = repo.display()
     );
-    let child = f
+    let mut child = f
         .engine(&[], &["/bin/sh", "-c", &script])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(
-        wait_until(Duration::from_secs(10), || !f.cgroup_pids().is_empty()),
-        "payload started"
-    );
-    std::thread::sleep(Duration::from_millis(200));
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert_eq!(first.trim(), "ready", "payload started");
     run(&[
         "mount",
         "-t",
@@ -187,10 +186,11 @@ fn host_mounts_made_after_the_launch_appear_inside() {
         path_str(&repo),
     ]);
     std::fs::write(repo.join("flag"), "from the host\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+    child.wait().unwrap();
     let host_view = std::fs::read_to_string(repo.join("flag"));
     run(&["umount", "-R", &shared_s]);
-    let out = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.contains("from the host"),
         "the new mount is visible inside: {out}"

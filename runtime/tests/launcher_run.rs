@@ -377,7 +377,7 @@ fn expiry_warns_the_payload_with_the_policy_signal_before_the_ac_ends() {
     env.proxy = env.give_to_pilot(&proxy, "x509up-short");
     let script = "trap 'echo warned; exit 7' USR1; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; echo not-warned";
     let t = std::time::Instant::now();
-    let child = env
+    let mut child = env
         .run_as(
             PILOT,
             &[],
@@ -389,13 +389,14 @@ fn expiry_warns_the_payload_with_the_policy_signal_before_the_ac_ends() {
         .spawn()
         .unwrap();
     // While it runs, the record names the AC's end (about 20 s from now), not the proxy's.
+    // Polled until it appears or the run is over (not for a fixed 5 s: a slow launch on a
+    // loaded host must not look like a missing record).
     let mut rec = None;
-    for _ in 0..50 {
-        if let Ok(r) = runtime::launcher::state::Store::default().read("expirytest") {
-            rec = Some(r);
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    while rec.is_none() && child.try_wait().unwrap().is_none() {
+        rec = runtime::launcher::state::Store::default()
+            .read("expirytest")
+            .ok();
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let (code, out, err) = result(child.wait_with_output().unwrap());
     let rec = rec.expect("state record while running");

@@ -253,11 +253,20 @@ if [ -e /sys/fs/cgroup/unified/cgroup.controllers ]; then
     unshare -m --propagation private sh -c \
         'mount --bind /dev/null /sys/fs/cgroup/unified/cgroup.controllers && exec sleep 100000' </dev/null >/dev/null 2>&1 9>&- &
     NS_PID=$!
-    for _ in $(seq 50); do
+    # Until the holder runs `sleep` in its own namespace (the bind mount is done). A bound, not
+    # a pause: 2.5 s (the former bound) of four execs on a loaded 2-core host could run out, and
+    # falling through then ran crun in the host's namespace, which fails the benchmark.
+    SLEEP_EXE=$(readlink -f "$(command -v sleep)")
+    ns_ready() {
         [ "$(readlink /proc/$NS_PID/ns/mnt)" != "$(readlink /proc/self/ns/mnt)" ] \
-            && [ "$(readlink /proc/$NS_PID/exe)" = "$(readlink -f "$(command -v sleep)")" ] && break
+            && [ "$(readlink /proc/$NS_PID/exe)" = "$SLEEP_EXE" ]
+    }
+    for _ in $(seq 1200); do
+        ns_ready && break
+        kill -0 "$NS_PID" 2>/dev/null || break
         sleep 0.05
     done
+    ns_ready || { echo "run.sh: the crun mount namespace (pid $NS_PID) did not come up" >&2; exit 1; }
     CRUN_NS="/proc/$NS_PID/ns/mnt"
 fi
 

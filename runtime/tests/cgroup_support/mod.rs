@@ -15,6 +15,11 @@ use runtime::cgroups::{detect, Cgroup, Version};
 
 pub const MIB: i64 = 1024 * 1024;
 
+/// How long to wait for a script to make visible progress (a few iterations of a loop that
+/// execs `sleep`, a fork loop reaching its limit). A hang guard: every exec costs 0.1-0.3 s in
+/// the TCG guest, more on a loaded host, so the former 5 s allowed only a few dozen of them.
+pub const PROGRESS: Duration = Duration::from_secs(60);
+
 pub struct Fixture {
     pub root: String,
     kids: Vec<Child>,

@@ -181,6 +181,11 @@ impl Drop for Fixture {
     }
 }
 
+/// How long to wait for a launched payload (or a helper process) to be up. A hang guard only:
+/// callers wait for a condition, so a fast machine never waits it out, while a launch in the
+/// TCG guest on a loaded host can take seconds (5-10 s bounds were within reach of that).
+pub const STARTED_WITHIN: Duration = Duration::from_secs(60);
+
 /// Poll until `f` holds or the timeout passes.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
