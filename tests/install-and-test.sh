@@ -43,8 +43,11 @@ echo "== root integration tests on a cgroup-v2 kernel (QEMU)"
 # launcher called by a non-root pilot on cgroup v2 (limits, status/suspend/resume/kill, usage in
 # the report and the audit). The broad launcher suites (launcher_run, launcher_glexec,
 # launcher_nosuid) ran on the host above; under TCG each RSA key costs ~10 s, so in the VM they
-# would overrun its budget.
-tests/vm/run.sh --smoke --cargo-tests runtime \
+# would overrun its budget. That budget is a hang guard for the whole VM, and TCG's speed follows
+# the host's load: three CI runs took 202, 249 and 278 s of VM time, one run beside other
+# builds 301 s without the smoke step; the default 540 s left less than 2x. 1200 s still ends a
+# hung VM.
+tests/vm/run.sh --timeout 1200 --smoke --cargo-tests runtime \
     --exclude launcher_run --exclude launcher_glexec --exclude launcher_nosuid
 echo "== fuzz targets, briefly each (docs/fuzzing.md: how to run them long)"
 PILOTBOX_FUZZ_DEV=1 policy/fuzz/run-short.sh 10
