@@ -79,12 +79,7 @@ pub fn collect(
         match reclaim(&st, rec, &mut report) {
             Ok(()) => {
                 report.reclaimed.push(rec.id.clone());
-                audit_record(
-                    audit,
-                    "gc",
-                    json!({"id": rec.id, "caller_uid": caller.uid, "pilot_uid": rec.pilot_uid,
-                           "account": rec.account, "uid": rec.uid, "cgroup": rec.cgroup}),
-                );
+                audit_record(audit, "gc", gc_fields(rec, caller.uid));
             }
             Err(e) => report.errors.push(format!("{}: {e}", rec.id)),
         }
@@ -208,7 +203,14 @@ fn undo_chown(workdir: &Path, rec: &Record) -> Result<u64, LifecycleError> {
     Ok(moved as u64)
 }
 
-fn older_than(p: &Path, age: Duration) -> bool {
+/// The `gc` audit record of a reclaimed run (both binaries).
+pub(crate) fn gc_fields(rec: &Record, caller_uid: u32) -> serde_json::Value {
+    json!({"id": rec.id, "caller_uid": caller_uid, "pilot_uid": rec.pilot_uid,
+           "account": rec.account, "uid": rec.uid, "cgroup": rec.cgroup})
+}
+
+/// Whether `p` was last modified at least `age` ago (false when it cannot be told).
+pub(crate) fn older_than(p: &Path, age: Duration) -> bool {
     std::fs::symlink_metadata(p)
         .and_then(|m| m.modified())
         .ok()

@@ -31,7 +31,7 @@ use crate::launcher::sanitize::Caller as Sanitized;
 use crate::launcher::state::{Record, Store};
 use crate::lifecycle::caller::Caller;
 use crate::lifecycle::control::{self, action_fields, init_is_recorded, parse_signal};
-use crate::lifecycle::gc::{reclaim_cgroup, GcReport, DEFAULT_MIN_AGE};
+use crate::lifecycle::gc::{gc_fields, older_than, reclaim_cgroup, GcReport, DEFAULT_MIN_AGE};
 use crate::lifecycle::{renew, LifecycleError};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -39,7 +39,7 @@ use nix::sys::signal::Signal;
 use serde_json::json;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// How long `kill` waits for the sandbox to be gone (as the cgroup kill bounds its wait).
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -346,23 +346,14 @@ fn collect(store: &Store, c: &Sanitized, audit: &Audit) -> Result<GcReport, Life
         match reclaim(store, rec, c.uid) {
             Ok(()) => {
                 report.reclaimed.push(rec.id.clone());
-                audit.record(
-                    "gc",
-                    json!({"id": rec.id, "caller_uid": c.uid, "pilot_uid": rec.pilot_uid,
-                           "account": rec.account, "uid": rec.uid, "cgroup": rec.cgroup}),
-                );
+                audit.record("gc", gc_fields(rec, c.uid));
             }
             Err(e) => report.errors.push(format!("{}: {e}", rec.id)),
         }
     }
     for (id, _) in bare {
         let dir = store.root.join(&id);
-        let old = std::fs::symlink_metadata(&dir)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .is_some_and(|age| age >= DEFAULT_MIN_AGE);
-        if old {
+        if older_than(&dir, DEFAULT_MIN_AGE) {
             match store.remove(&id) {
                 Ok(()) => report.stale_dirs_removed.push(dir),
                 Err(e) => report.errors.push(e.to_string()),
