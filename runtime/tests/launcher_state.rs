@@ -281,18 +281,22 @@ fn check_is_for_pilots_never_removes_the_root_and_dead_probes_are_swept() {
         .destroy()
         .unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let checker = {
-        let (stop, bin) = (stop.clone(), env.bin.clone());
-        std::thread::spawn(move || {
-            let mut n = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = Command::new(&bin).args(["check", "--json"]).output();
-                n += 1;
-            }
-            n
+    // Three check loops keep a check in flight at all times: before the fix, one that found
+    // the root missing removed it at its end, with the payload cgroups created meanwhile.
+    let checkers: Vec<_> = (0..3)
+        .map(|_| {
+            let (stop, bin) = (stop.clone(), env.bin.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = Command::new(&bin).args(["check", "--json"]).output();
+                    n += 1;
+                }
+                n
+            })
         })
-    };
-    let launches: Vec<Child> = (0..10)
+        .collect();
+    let launches: Vec<Child> = (0..30)
         .map(|i| {
             let id = format!("st-check-{i}");
             env.run_as(
@@ -312,7 +316,9 @@ fn check_is_for_pilots_never_removes_the_root_and_dead_probes_are_swept() {
         .map(|c| launcher_support::result(c.wait_with_output().unwrap()))
         .collect();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert!(checker.join().unwrap() > 0);
+    for c in checkers {
+        assert!(c.join().unwrap() > 0);
+    }
     for (c, _, e) in &results {
         assert_eq!(*c, 0, "a launch racing checks: {e}");
     }
