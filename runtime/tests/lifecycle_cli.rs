@@ -296,6 +296,33 @@ fn gc_gives_a_chowned_work_dir_back_to_the_pilot() {
     );
 }
 
+/// Issue 11 item 6: a launcher killed before its walk reached the top directory leaves a work
+/// dir still the pilot's with pool-owned files below; the record (written first) lets `gc`
+/// give those back too.
+#[test]
+fn gc_finishes_a_hand_over_killed_before_the_top_directory_changed_hands() {
+    require_root!();
+    let sd = StateDir::scratch("gc-chown-early");
+    let w = sd.0.join("work");
+    std::fs::create_dir_all(w.join("sub")).unwrap();
+    std::fs::write(w.join("sub/in.txt"), "x").unwrap();
+    std::os::unix::fs::chown(&w, Some(PILOT_UID), Some(PILOT_UID)).unwrap();
+    for p in [w.join("sub"), w.join("sub/in.txt")] {
+        std::os::unix::fs::chown(&p, Some(30001), Some(30000)).unwrap();
+    }
+    let mut rec = record_for("lc-gc-early", PILOT_UID, i32::MAX, "/pilotbox-test/none");
+    rec.cgroup = None;
+    rec.workdir = Some(w.clone());
+    rec.workdir_handover = runtime::launcher::state::Handover::Chown;
+    sd.write(&rec);
+    let o = pilotbox(&["gc", "--json", &sd.arg(), "--cgroup-root", "/pilotbox-test/none"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(json(&o)["files_restored"], 2, "{}", text(&o));
+    for p in [w.join("sub"), w.join("sub/in.txt")] {
+        assert_eq!(std::fs::metadata(&p).unwrap().uid(), PILOT_UID, "{}", p.display());
+    }
+}
+
 #[test]
 fn renew_accepts_the_same_identity_and_refuses_another() {
     require_root!();
