@@ -81,7 +81,14 @@ fn signal(pid: i32, sig: nix::sys::signal::Signal) {
 /// `pilotbox gc --json --id ID --cgroup-root <the test's> EXTRA` as root: (exit, report).
 fn gc(env: &Env, id: &str, extra: &[&str]) -> (i32, Value) {
     let out = Command::new(&env.bin)
-        .args(["gc", "--json", "--id", id, "--cgroup-root", &env.cgroup_root])
+        .args([
+            "gc",
+            "--json",
+            "--id",
+            id,
+            "--cgroup-root",
+            &env.cgroup_root,
+        ])
         .args(extra)
         .output()
         .unwrap();
@@ -126,10 +133,17 @@ fn gc_writes_the_end_record_with_usage_of_a_killed_supervisor() {
                   head -c 800000000 /dev/zero | md5sum >/dev/null; echo ready; sleep 1000";
     let mut run = start(&env, id, &["--cpus", "2"], script);
     let rec = record(id);
-    assert_eq!(rec.cpus, Some(2.0), "the record carries the limits: {rec:?}");
+    assert_eq!(
+        rec.cpus,
+        Some(2.0),
+        "the record carries the limits: {rec:?}"
+    );
     signal(rec.supervisor_pid, nix::sys::signal::Signal::SIGKILL);
     let _ = run.child.wait();
-    assert!(audited(&env, "end", id).is_empty(), "the supervisor wrote no end");
+    assert!(
+        audited(&env, "end", id).is_empty(),
+        "the supervisor wrote no end"
+    );
 
     let (code, r) = gc(&env, id, &[]);
     assert_eq!(code, 0, "{r}");
@@ -140,7 +154,10 @@ fn gc_writes_the_end_record_with_usage_of_a_killed_supervisor() {
     assert_eq!(end["outcome"], "supervisor_lost", "{end}");
     assert!(end["CpuDuration"].as_u64().unwrap() >= 1, "{end}");
     assert!(end["WallDuration"].as_u64().unwrap() >= 1, "{end}");
-    assert!(end["MemoryReal"].as_u64().unwrap() >= 7800, "8 MB held: {end}");
+    assert!(
+        end["MemoryReal"].as_u64().unwrap() >= 7800,
+        "8 MB held: {end}"
+    );
     assert_eq!(end["Processors"], 2, "{end}");
     assert_eq!(end["dn"], env.user.dn);
     assert!(end["usage"]["cpu_user_s"].as_f64().unwrap() > 0.5, "{end}");
@@ -162,7 +179,12 @@ fn gc_ends_a_payload_past_its_limits_whose_supervisor_is_stopped() {
     use nix::sys::signal::Signal::SIGSTOP;
 
     // Wall time: 1 s, supervisor stopped at once.
-    let mut wall = start(&env, "st-wall", &["--walltime", "1"], "echo ready; sleep 1000");
+    let mut wall = start(
+        &env,
+        "st-wall",
+        &["--walltime", "1"],
+        "echo ready; sleep 1000",
+    );
     let rec = record("st-wall");
     assert_eq!(rec.walltime_s, Some(1), "{rec:?}");
     signal(rec.supervisor_pid, SIGSTOP);
@@ -172,7 +194,11 @@ fn gc_ends_a_payload_past_its_limits_whose_supervisor_is_stopped() {
     signal(crec.supervisor_pid, SIGSTOP);
     let (code, r) = gc(&env, "st-cred", &["--limit-grace", "0"]);
     assert_eq!(code, 0, "{r}");
-    assert_eq!(r["limits_enforced"], serde_json::json!([]), "within its limits: {r}");
+    assert_eq!(
+        r["limits_enforced"],
+        serde_json::json!([]),
+        "within its limits: {r}"
+    );
     assert!(crec.supervisor_alive());
     // ...until its credential ended (a minute ago, as the record says).
     let mut moved = record("st-cred");
@@ -185,7 +211,10 @@ fn gc_ends_a_payload_past_its_limits_whose_supervisor_is_stopped() {
         !Cgroup::open(&wall_cg).unwrap().pids().unwrap().is_empty(),
         "past its wall time, the payload still runs: its supervisor is stopped"
     );
-    for (id, limit) in [("st-wall", "walltime_exceeded"), ("st-cred", "credential_expired")] {
+    for (id, limit) in [
+        ("st-wall", "walltime_exceeded"),
+        ("st-cred", "credential_expired"),
+    ] {
         let (code, r) = gc(&env, id, &["--limit-grace", "0"]);
         assert_eq!(code, 0, "{r}");
         assert_eq!(r["limits_enforced"], serde_json::json!([id]), "{r}");
@@ -219,7 +248,10 @@ fn renew_rechecks_bans_and_the_pilot_list() {
             .pilot(&["renew", id, "--proxy", fresh.to_str().unwrap()])
             .output()
             .unwrap();
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (c, e) = renew();
     assert_eq!(c, 0, "allowed pilot, not banned: {e}");
@@ -228,7 +260,10 @@ fn renew_rechecks_bans_and_the_pilot_list() {
     // The DN banned after the launch.
     let banned = policy.replace(
         "dns = [\"/DC=org/DC=example/CN=Mallory\"]",
-        &format!("dns = [\"/DC=org/DC=example/CN=Mallory\", {:?}]", env.user.dn),
+        &format!(
+            "dns = [\"/DC=org/DC=example/CN=Mallory\", {:?}]",
+            env.user.dn
+        ),
     );
     assert_ne!(banned, policy, "the test policy's [ban] changed");
     std::fs::write(launcher_support::POLICY, &banned).unwrap();
@@ -237,7 +272,10 @@ fn renew_rechecks_bans_and_the_pilot_list() {
     assert!(e.contains("ban"), "{e}");
 
     // The pilot removed from [pilots].
-    let unlisted = policy.replace(&format!("users = [{PILOT}]"), &format!("users = [{NOT_PILOT}]"));
+    let unlisted = policy.replace(
+        &format!("users = [{PILOT}]"),
+        &format!("users = [{NOT_PILOT}]"),
+    );
     assert_ne!(unlisted, policy);
     std::fs::write(launcher_support::POLICY, &unlisted).unwrap();
     let (c, e) = renew();
@@ -259,12 +297,21 @@ fn check_is_for_pilots_never_removes_the_root_and_dead_probes_are_swept() {
     let env = Env::new();
     let check_as = |uid: u32, args: &[&str]| {
         let mut c = Command::new("setpriv");
-        c.args(["--reuid", &uid.to_string(), "--regid", &uid.to_string(), "--clear-groups"])
-            .arg(&env.bin)
-            .arg("check")
-            .args(args);
+        c.args([
+            "--reuid",
+            &uid.to_string(),
+            "--regid",
+            &uid.to_string(),
+            "--clear-groups",
+        ])
+        .arg(&env.bin)
+        .arg("check")
+        .args(args);
         let out = c.output().unwrap();
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (c, e) = check_as(NOT_PILOT, &["--json"]);
     assert_eq!(c, 120, "not a pilot: {e}");
@@ -361,8 +408,14 @@ fn gc_gives_back_a_work_dir_whose_chown_hand_over_was_killed() {
             let _ = nix::mount::umount2(self.0, nix::mount::MntFlags::MNT_DETACH);
         }
     }
-    nix::mount::mount(Some("ramfs"), &w, Some("ramfs"), nix::mount::MsFlags::empty(), None::<&str>)
-        .unwrap();
+    nix::mount::mount(
+        Some("ramfs"),
+        &w,
+        Some("ramfs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
     let _unmount = Unmount(&w);
     let files = 40_000;
     for d in 0..40 {
@@ -386,7 +439,14 @@ fn gc_gives_back_a_work_dir_whose_chown_hand_over_was_killed() {
         .run_as(
             PILOT,
             &[],
-            &["--proxy", env.proxy.to_str().unwrap(), "--id", id, "--workdir", w.to_str().unwrap()],
+            &[
+                "--proxy",
+                env.proxy.to_str().unwrap(),
+                "--id",
+                id,
+                "--workdir",
+                w.to_str().unwrap(),
+            ],
             &["/bin/true"],
         )
         .stdout(Stdio::null())
@@ -427,13 +487,23 @@ fn gc_gives_back_a_work_dir_whose_chown_hand_over_was_killed() {
     let _ = child.wait();
     assert!(started, "the hand-over began");
     let (pool, pilot) = owners();
-    assert!(pool > 0 && pilot > 0, "killed mid-walk: {pool} pool-owned, {pilot} pilot-owned");
+    assert!(
+        pool > 0 && pilot > 0,
+        "killed mid-walk: {pool} pool-owned, {pilot} pilot-owned"
+    );
 
     let (code, r) = gc(&env, id, &[]);
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["reclaimed"], serde_json::json!([id]), "{r}");
-    assert_eq!(owners(), (0, files + 40), "every entry is the pilot's again");
+    assert_eq!(
+        owners(),
+        (0, files + 40),
+        "every entry is the pilot's again"
+    );
     assert_eq!(std::fs::metadata(&w).unwrap().uid(), PILOT);
-    assert!(audited(&env, "end", id).is_empty(), "no payload ran: nothing to account");
+    assert!(
+        audited(&env, "end", id).is_empty(),
+        "no payload ran: nothing to account"
+    );
     let _ = Store::default().remove(id);
 }

@@ -315,11 +315,22 @@ fn gc_finishes_a_hand_over_killed_before_the_top_directory_changed_hands() {
     rec.workdir = Some(w.clone());
     rec.workdir_handover = runtime::launcher::state::Handover::Chown;
     sd.write(&rec);
-    let o = pilotbox(&["gc", "--json", &sd.arg(), "--cgroup-root", "/pilotbox-test/none"]);
+    let o = pilotbox(&[
+        "gc",
+        "--json",
+        &sd.arg(),
+        "--cgroup-root",
+        "/pilotbox-test/none",
+    ]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert_eq!(json(&o)["files_restored"], 2, "{}", text(&o));
     for p in [w.join("sub"), w.join("sub/in.txt")] {
-        assert_eq!(std::fs::metadata(&p).unwrap().uid(), PILOT_UID, "{}", p.display());
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().uid(),
+            PILOT_UID,
+            "{}",
+            p.display()
+        );
     }
 }
 
@@ -447,7 +458,12 @@ fn parallel_renewals_all_succeed_and_each_is_audited() {
         .filter(|o| !o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
         .collect();
-    assert!(failed.is_empty(), "{} of {n} failed: {:?}", failed.len(), failed.first());
+    assert!(
+        failed.is_empty(),
+        "{} of {n} failed: {:?}",
+        failed.len(),
+        failed.first()
+    );
     let audit = std::fs::read_to_string(policy::config::schema::AuditConf::default().log).unwrap();
     let renewed = audit
         .lines()

@@ -482,7 +482,9 @@ mod tests {
             for _ in 0..4 {
                 sc.spawn(|| {
                     for _ in 0..25 {
-                        s.write(&rec("a")).map(|_| ()).unwrap_or_else(|e| panic!("{e}"));
+                        s.write(&rec("a"))
+                            .map(|_| ())
+                            .unwrap_or_else(|e| panic!("{e}"));
                     }
                 });
             }

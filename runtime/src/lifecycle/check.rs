@@ -405,7 +405,15 @@ mod tests {
         let start = crate::lifecycle::procs::start_time(me).unwrap();
         assert_eq!(probe_owner(&probe_name("check")), Some((me, start)));
         assert_eq!(probe_owner(&probe_name("check-payload")), Some((me, start)));
-        for other in ["check", "check-1", "check-1-", "check-x-2", "pb-0123", "check-1-2-3", "pilotbox-check-1"] {
+        for other in [
+            "check",
+            "check-1",
+            "check-1-",
+            "check-x-2",
+            "pb-0123",
+            "check-1-2-3",
+            "pilotbox-check-1",
+        ] {
             assert_eq!(probe_owner(other), None, "{other}");
         }
     }

@@ -92,7 +92,10 @@ pub fn collect(
         .map(|(id, _)| st.root.join(id))
         .collect();
     let mut report = GcReport::default();
-    for listed in recs.iter().filter(|r| caller.may_control(r) && wanted(&r.id)) {
+    for listed in recs
+        .iter()
+        .filter(|r| caller.may_control(r) && wanted(&r.id))
+    {
         // Under the record's lock, on the record as it is now: a `renew` may have moved
         // `cred_not_after` since the listing, a launcher may have finished.
         let Ok(_lock) = st.lock(&listed.id) else {
@@ -102,7 +105,8 @@ pub fn collect(
             continue;
         };
         let outcome = if rec.supervisor_alive() {
-            let Some(limit) = reap::overdue(&rec, time::OffsetDateTime::now_utc(), opts.limit_grace)
+            let Some(limit) =
+                reap::overdue(&rec, time::OffsetDateTime::now_utc(), opts.limit_grace)
             else {
                 continue;
             };
@@ -110,10 +114,14 @@ pub fn collect(
                 report.errors.push(format!("{}: {e}", rec.id));
                 continue;
             }
-            audit_record(audit, "gc_limit", json!({"id": rec.id, "caller_uid": caller.uid,
+            audit_record(
+                audit,
+                "gc_limit",
+                json!({"id": rec.id, "caller_uid": caller.uid,
                 "pilot_uid": rec.pilot_uid, "limit": limit, "supervisor_pid": rec.supervisor_pid,
                 "walltime_s": rec.walltime_s, "started": rec.started,
-                "cred_not_after": rec.cred_not_after}));
+                "cred_not_after": rec.cred_not_after}),
+            );
             report.limits_enforced.push(rec.id.clone());
             limit
         } else {
@@ -164,7 +172,11 @@ fn reclaim(
     if rec.end_audited.is_none() && rec.cgroup.is_some() {
         let problems = killed.as_ref().err().map(|e| e.to_string());
         let usage = reap::usage_json(&rec, usage.as_ref(), now);
-        audit_record(audit, "end", reap::end_fields(&rec, outcome, usage, caller.uid, problems));
+        audit_record(
+            audit,
+            "end",
+            reap::end_fields(&rec, outcome, usage, caller.uid, problems),
+        );
         rec.end_audited = Some(audit::now_rfc3339());
         st.write(&rec)?;
     }

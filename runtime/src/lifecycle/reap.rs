@@ -40,7 +40,11 @@ pub fn overdue(rec: &Record, now: OffsetDateTime, grace: Duration) -> Option<&'s
     let grace = time::Duration::try_from(grace).unwrap_or(time::Duration::MAX);
     if let (Some(w), Some(start)) = (rec.walltime_s, rec.started_at()) {
         let limit = time::Duration::seconds(i64::try_from(w).unwrap_or(i64::MAX));
-        if start.checked_add(limit).and_then(|t| t.checked_add(grace)).is_some_and(|end| now > end) {
+        if start
+            .checked_add(limit)
+            .and_then(|t| t.checked_add(grace))
+            .is_some_and(|end| now > end)
+        {
             return Some("walltime_exceeded");
         }
     }
@@ -56,7 +60,10 @@ pub fn overdue(rec: &Record, now: OffsetDateTime, grace: Duration) -> Option<&'s
 pub fn kill_supervisor(rec: &Record) -> Result<(), LifecycleError> {
     let site = |what: &'static str, e: Errno| LifecycleError::Site {
         what,
-        reason: format!("payload {} (supervisor pid {}): {e}", rec.id, rec.supervisor_pid),
+        reason: format!(
+            "payload {} (supervisor pid {}): {e}",
+            rec.id, rec.supervisor_pid
+        ),
     };
     let pidfd = match crate::sys::pidfd_open(rec.supervisor_pid) {
         Ok(fd) => fd,
@@ -78,7 +85,8 @@ pub fn kill_supervisor(rec: &Record) -> Result<(), LifecycleError> {
         if left.is_zero() {
             return Err(site("SIGKILL of the supervisor", Errno::ETIMEDOUT));
         }
-        let ms = PollTimeout::try_from(left.as_millis().min(1000) as i32).unwrap_or(PollTimeout::MAX);
+        let ms =
+            PollTimeout::try_from(left.as_millis().min(1000) as i32).unwrap_or(PollTimeout::MAX);
         let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, ms) {
             // Readable: exited. It may be a zombie until its parent reaps it; it no longer runs.
@@ -158,18 +166,39 @@ mod tests {
 
     #[test]
     fn a_limit_counts_only_past_its_grace_and_old_records_only_for_the_credential() {
-        let t = |s: &str| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap();
+        let t = |s: &str| {
+            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+        };
         let g = Duration::from_secs(60);
         let r = rec(Some(3600), "2026-01-02T00:00:00Z");
         assert_eq!(overdue(&r, t("2026-01-01T01:00:59Z"), g), None);
-        assert_eq!(overdue(&r, t("2026-01-01T01:01:01Z"), g), Some("walltime_exceeded"));
+        assert_eq!(
+            overdue(&r, t("2026-01-01T01:01:01Z"), g),
+            Some("walltime_exceeded")
+        );
         // No walltime recorded (an older record): only the credential's end.
         let old = rec(None, "2026-01-02T00:00:00Z");
         assert_eq!(overdue(&old, t("2026-01-01T12:00:00Z"), g), None);
-        assert_eq!(overdue(&old, t("2026-01-02T00:01:01Z"), g), Some("credential_expired"));
-        let end = end_fields(&r, "supervisor_lost", usage_json(&r, Some(&Usage {
-            cpu_user_s: 1.4, cpu_sys_s: 0.2, mem_peak_bytes: Some(4096 * 1024), ..Usage::default()
-        }), t("2026-01-01T00:00:30Z")), 0, None);
+        assert_eq!(
+            overdue(&old, t("2026-01-02T00:01:01Z"), g),
+            Some("credential_expired")
+        );
+        let end = end_fields(
+            &r,
+            "supervisor_lost",
+            usage_json(
+                &r,
+                Some(&Usage {
+                    cpu_user_s: 1.4,
+                    cpu_sys_s: 0.2,
+                    mem_peak_bytes: Some(4096 * 1024),
+                    ..Usage::default()
+                }),
+                t("2026-01-01T00:00:30Z"),
+            ),
+            0,
+            None,
+        );
         assert_eq!(end["WallDuration"], 30);
         assert_eq!(end["CpuDuration"], 2);
         assert_eq!(end["MemoryReal"], 4096);

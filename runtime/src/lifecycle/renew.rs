@@ -128,7 +128,11 @@ fn recheck_policy(
     new: Option<&Identity>,
 ) -> Result<(), LifecycleError> {
     let refused = |d: Denial| {
-        audit_record(audit, "renew_refused", refused_fields(rec, caller, &d.reason));
+        audit_record(
+            audit,
+            "renew_refused",
+            refused_fields(rec, caller, &d.reason),
+        );
         match d.class {
             Class::Denied => LifecycleError::PolicyRefused {
                 id: rec.id.clone(),
@@ -181,7 +185,11 @@ pub fn renew(
         caller::read_private_file(caller, proxy_path, policy::credentials::pem::MAX_PROXY_FILE)?;
     let new = vet(&listed, unprivileged::verify(&bytes, opts)).map_err(|r| {
         if let Some(reason) = &r.audit_reason {
-            audit_record(audit, "renew_refused", refused_fields(&listed, caller, reason));
+            audit_record(
+                audit,
+                "renew_refused",
+                refused_fields(&listed, caller, reason),
+            );
         }
         r.err
     })?;
