@@ -276,6 +276,18 @@ impl Store {
     /// rather than a lock file: nothing to create or clean up, and `gc`'s removal of the
     /// directory needs no extra step (a waiter then finds no record).
     pub fn lock(&self, id: &str) -> Result<RecordLock, StateError> {
+        self.lock_within(id, None)
+    }
+
+    /// [`Store::lock`], giving up after `wait` (None: wait as long as it takes). For `gc` as
+    /// root: the holder may be a process the pilot can stop (its own `pilotbox renew` runs
+    /// with the pilot's real uid), and one stopped holder must not stall `gc` for every record.
+    pub fn lock_within(
+        &self,
+        id: &str,
+        wait: Option<std::time::Duration>,
+    ) -> Result<RecordLock, StateError> {
+        use nix::fcntl::{Flock, FlockArg};
         let dir = self.dir(id)?;
         let fd = match std::fs::OpenOptions::new()
             .read(true)
@@ -288,9 +300,28 @@ impl Store {
             }
             Err(e) => return Err(io(&dir, e)),
         };
-        nix::fcntl::Flock::lock(fd, nix::fcntl::FlockArg::LockExclusive)
-            .map(RecordLock)
-            .map_err(|(_, e)| io(&dir, e))
+        let Some(wait) = wait else {
+            return Flock::lock(fd, FlockArg::LockExclusive)
+                .map(RecordLock)
+                .map_err(|(_, e)| io(&dir, e));
+        };
+        let deadline = std::time::Instant::now() + wait;
+        let mut fd = fd;
+        loop {
+            match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => return Ok(RecordLock(l)),
+                Err((f, nix::errno::Errno::EWOULDBLOCK))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    fd = f;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                    return Err(io(&dir, format!("locked by another process for {wait:?}")))
+                }
+                Err((_, e)) => return Err(io(&dir, e)),
+            }
+        }
     }
 
     /// The record of `id`.
@@ -514,6 +545,15 @@ mod tests {
         });
         assert_eq!(s.read("a").unwrap().init_pid, 200);
         assert!(matches!(s.lock("gone"), Err(StateError::NotFound(_))));
+        // A held lock: a bounded wait gives up, and succeeds once it is released.
+        let held = s.lock("a").unwrap();
+        let short = Some(std::time::Duration::from_millis(50));
+        assert!(matches!(
+            s.lock_within("a", short),
+            Err(StateError::Io { .. })
+        ));
+        drop(held);
+        s.lock_within("a", short).unwrap();
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub const DEFAULT_CGROUP_ROOT: &str = "/pilotbox";
 pub fn cgroup_root_of(policy: Option<&policy::config::schema::PolicyFile>) -> String {
     policy.map_or_else(|| DEFAULT_CGROUP_ROOT.into(), |p| p.cgroup.root.clone())
 }
+/// How long `gc` waits for a record's lock before it reports it and moves on.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
 /// Unclaimed cgroups and record-less state dirs younger than this may be a launch in progress.
 pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(600);
 
@@ -98,8 +101,13 @@ pub fn collect(
     {
         // Under the record's lock, on the record as it is now: a `renew` may have moved
         // `cred_not_after` since the listing, a launcher may have finished.
-        let Ok(_lock) = st.lock(&listed.id) else {
-            continue;
+        let _lock = match st.lock_within(&listed.id, Some(LOCK_WAIT)) {
+            Ok(l) => l,
+            Err(crate::launcher::state::StateError::NotFound(_)) => continue,
+            Err(e) => {
+                report.errors.push(format!("{}: {e}", listed.id));
+                continue;
+            }
         };
         let Ok(rec) = st.read(&listed.id) else {
             continue;
@@ -111,6 +119,18 @@ pub fn collect(
                 continue;
             };
             if let Err(e) = reap::kill_supervisor(&rec) {
+                // A supervisor that cannot be killed (frozen in a v1 freezer: SIGKILL waits for
+                // the thaw) must not keep the payload alive: the limit is enforced on the
+                // cgroup; the record stays for a later `gc`.
+                let payload = reclaim_cgroup(&rec).err().map(|e| e.to_string());
+                audit_record(
+                    audit,
+                    "gc_limit",
+                    json!({"id": rec.id, "caller_uid": caller.uid,
+                    "pilot_uid": rec.pilot_uid, "limit": limit, "supervisor_pid": rec.supervisor_pid,
+                    "supervisor_killed": false, "payload_kill_error": payload}),
+                );
+                report.limits_enforced.push(rec.id.clone());
                 report.errors.push(format!("{}: {e}", rec.id));
                 continue;
             }

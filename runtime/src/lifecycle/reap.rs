@@ -35,8 +35,13 @@ pub const DEFAULT_LIMIT_GRACE: Duration = Duration::from_secs(60);
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
 /// Which limit `rec` outlived by more than `grace` at `now`, if any: `walltime_exceeded` or
-/// `credential_expired`.
+/// `credential_expired`. Only a run with a cgroup can have a payload running (the launcher
+/// records the cgroup before it starts one; `init_pid` comes later and could be held back by
+/// stopping the supervisor): one still being prepared is left to its supervisor.
 pub fn overdue(rec: &Record, now: OffsetDateTime, grace: Duration) -> Option<&'static str> {
+    if rec.cgroup.is_none() {
+        return None;
+    }
     let grace = time::Duration::try_from(grace).unwrap_or(time::Duration::MAX);
     if let (Some(w), Some(start)) = (rec.walltime_s, rec.started_at()) {
         let limit = time::Duration::seconds(i64::try_from(w).unwrap_or(i64::MAX));
@@ -183,6 +188,9 @@ mod tests {
             overdue(&old, t("2026-01-02T00:01:01Z"), g),
             Some("credential_expired")
         );
+        let mut preparing = old.clone();
+        preparing.cgroup = None;
+        assert_eq!(overdue(&preparing, t("2026-01-02T00:01:01Z"), g), None);
         let end = end_fields(
             &r,
             "supervisor_lost",
