@@ -296,6 +296,44 @@ fn gc_gives_a_chowned_work_dir_back_to_the_pilot() {
     );
 }
 
+/// Issue 11 item 6: a launcher killed before its walk reached the top directory leaves a work
+/// dir still the pilot's with pool-owned files below; the record (written first) lets `gc`
+/// give those back too.
+#[test]
+fn gc_finishes_a_hand_over_killed_before_the_top_directory_changed_hands() {
+    require_root!();
+    let sd = StateDir::scratch("gc-chown-early");
+    let w = sd.0.join("work");
+    std::fs::create_dir_all(w.join("sub")).unwrap();
+    std::fs::write(w.join("sub/in.txt"), "x").unwrap();
+    std::os::unix::fs::chown(&w, Some(PILOT_UID), Some(PILOT_UID)).unwrap();
+    for p in [w.join("sub"), w.join("sub/in.txt")] {
+        std::os::unix::fs::chown(&p, Some(30001), Some(30000)).unwrap();
+    }
+    let mut rec = record_for("lc-gc-early", PILOT_UID, i32::MAX, "/pilotbox-test/none");
+    rec.cgroup = None;
+    rec.workdir = Some(w.clone());
+    rec.workdir_handover = runtime::launcher::state::Handover::Chown;
+    sd.write(&rec);
+    let o = pilotbox(&[
+        "gc",
+        "--json",
+        &sd.arg(),
+        "--cgroup-root",
+        "/pilotbox-test/none",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(json(&o)["files_restored"], 2, "{}", text(&o));
+    for p in [w.join("sub"), w.join("sub/in.txt")] {
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().uid(),
+            PILOT_UID,
+            "{}",
+            p.display()
+        );
+    }
+}
+
 #[test]
 fn renew_accepts_the_same_identity_and_refuses_another() {
     require_root!();
@@ -384,6 +422,64 @@ fn renew_accepts_the_same_identity_and_refuses_another() {
     assert_eq!(code(&renew(&junk)), 120);
 }
 
+/// Issue 11 item 7: parallel renewals of one payload all succeed, each audited, and the record
+/// ends valid (with one shared temp name, 48 of 120 failed after replacing the credential).
+#[test]
+fn parallel_renewals_all_succeed_and_each_is_audited() {
+    require_root!();
+    let pki = Pki::new("Test CA");
+    let alice = pki.cert("Alice");
+    let voms_dir = pki.tmp.path().join("vomsdir");
+    std::fs::create_dir_all(&voms_dir).unwrap();
+    let sd = StateDir::scratch("renew-par");
+    let id = format!("lc-renew-par-{}", std::process::id());
+    let mut rec = record_for(&id, PILOT_UID, i32::MAX, "/pilotbox-test/none");
+    rec.dn = alice.dn.clone();
+    sd.write(&rec);
+    std::fs::create_dir_all(sd.0.join(&id).join("cred")).unwrap();
+    let proxy = pki.plain_proxy_with(&alice, &["-valid", "2:00"]);
+    let n = 80;
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            std::process::Command::new(PILOTBOX)
+                .args(["renew", &id, "--proxy", proxy.to_str().unwrap()])
+                .arg(format!("--ca-dir={}", pki.ca_dir.display()))
+                .arg(format!("--voms-dir={}", voms_dir.display()))
+                .arg(sd.arg())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let failed: Vec<String> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .filter(|o| !o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {n} failed: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    let audit = std::fs::read_to_string(policy::config::schema::AuditConf::default().log).unwrap();
+    let renewed = audit
+        .lines()
+        .filter(|l| l.contains("\"event\":\"renew\"") && l.contains(&format!("\"{id}\"")))
+        .count();
+    assert_eq!(renewed, n, "each renewal audited");
+    let st = runtime::launcher::state::Store::new(&sd.0);
+    assert!(st.read(&id).unwrap().cred_not_after_at().is_some());
+    let left: Vec<_> = std::fs::read_dir(sd.0.join(&id))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "cred" && n != "state.json")
+        .collect();
+    assert!(left.is_empty(), "no temp files left: {left:?}");
+}
+
 #[test]
 fn check_reports_each_item_with_a_fix_and_exit_123_on_failure() {
     require_root!();
@@ -407,7 +503,14 @@ fn check_reports_each_item_with_a_fix_and_exit_123_on_failure() {
     assert!(by("setuid")["fix"].as_str().unwrap().contains("chmod 4755"));
     assert_eq!(by("cgroup")["ok"], true, "{}", by("cgroup"));
     assert_eq!(by("userns")["ok"], true);
-    assert!(Cgroup::open(&format!("{base}/pilotbox-check-{}", std::process::id())).is_err());
+    // The probe (`check-<pid>-<starttime>`) is gone; the root it was made under stays.
+    let root_dir = Cgroup::open(&base).unwrap().dirs()[0].clone();
+    let probes: Vec<_> = std::fs::read_dir(&root_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("check-"))
+        .collect();
+    assert!(probes.is_empty(), "{probes:?}");
 
     // The setuid copy passes the setuid check; a work dir under a 0700 directory fails.
     let bin = SetuidCopy::new("check");

@@ -2,6 +2,10 @@
 //! accepting work. One line per check (`ok`/`FAIL`, what was found, how to fix it), or with
 //! `--json` one object `{"ok": bool, "checks": [{"name", "ok", "detail", "fix"}]}`.
 //! Exit 0 when every check passes, 123 (site error) otherwise.
+//!
+//! Root and the policy's pilots (`[pilots]`) only; anyone else is refused (120), as is
+//! `--run-payload` from anyone but root: the checks create cgroups, and the payload check runs
+//! a payload as a pool account, all as root.
 
 use super::lifecycle_args::root_only;
 use crate::lifecycle::caller::Caller;
@@ -15,7 +19,7 @@ pub struct Args {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// Also run a test payload in the sandbox as the first account of the first pool.
+    /// (root only) Also run a test payload in the sandbox as the first account of the first pool.
     #[arg(long)]
     pub run_payload: bool,
     /// Check that this work dir is usable (yours, and every directory above it traversable).
@@ -39,6 +43,9 @@ pub fn run(mut a: Args, sanitized: &crate::launcher::sanitize::Caller) -> i32 {
         "--policy/--cgroup-root",
         a.policy.is_some() || a.cgroup_root.is_some(),
     ) {
+        return c;
+    }
+    if let Err(c) = allowed(caller, a.run_payload) {
         return c;
     }
     let policy_path = a
@@ -81,4 +88,29 @@ pub fn run(mut a: Args, sanitized: &crate::launcher::sanitize::Caller) -> i32 {
     } else {
         Class::SiteError.exit_code()
     }
+}
+
+/// Root, or a pilot of the installed policy without `--run-payload`; else the exit status.
+fn allowed(caller: Caller, run_payload: bool) -> Result<(), i32> {
+    if caller.is_root() {
+        return Ok(());
+    }
+    let refuse = |d: policy::Denial| {
+        eprintln!("pilotbox check: {}", d.reason);
+        d.class.exit_code()
+    };
+    if run_payload {
+        return Err(refuse(policy::Denial::new(
+            Class::Denied,
+            "--run-payload is root's only (it runs a payload as a pool account, without a credential)",
+        )));
+    }
+    let policy = policy::authz::Policy::load_system().map_err(|e| refuse(e.into()))?;
+    let mut gids: Vec<u32> = nix::unistd::getgroups()
+        .map(|g| g.iter().map(|g| g.as_raw()).collect())
+        .unwrap_or_default();
+    gids.push(caller.gid);
+    policy::authz::check_pilot(&policy, caller.uid, &gids)
+        .map(|_| ())
+        .map_err(refuse)
 }

@@ -1,6 +1,9 @@
-//! `pilotbox gc [--json]`: reclaim records, cgroups and work-dir hand-overs of payloads whose
-//! supervisor is gone (see `lifecycle::gc`). A pilot reclaims its own payloads; root reclaims
-//! all and also sweeps unclaimed empty cgroups and record-less state dirs.
+//! `pilotbox gc [--json] [--id ID]...`: reclaim records, cgroups and work-dir hand-overs of
+//! payloads whose supervisor is gone, write their `end` audit records, and end payloads that
+//! outlived their wall-time limit or credential (see `lifecycle::gc`). A pilot reclaims its own
+//! payloads; root reclaims all and also sweeps unclaimed empty cgroups, probe cgroups of dead
+//! `check` runs and record-less state dirs. Root runs it from a timer
+//! (packaging/systemd/pilotbox-gc.timer).
 //!
 //! Exit 0 when everything found was reclaimed, 123 when something could not be.
 
@@ -22,6 +25,13 @@ pub struct Args {
     /// removed (default 600: younger ones may be a launch in progress).
     #[arg(long, hide = true)]
     pub min_age: Option<u64>,
+    /// (root only) Seconds a payload may outlive its wall-time limit or credential before gc
+    /// ends it (default 60).
+    #[arg(long, hide = true)]
+    pub limit_grace: Option<u64>,
+    /// Only this payload (repeatable; default: all).
+    #[arg(long = "id", value_name = "ID")]
+    pub ids: Vec<String>,
     #[command(flatten)]
     pub state: StateArgs,
 }
@@ -35,8 +45,8 @@ pub fn run(a: Args) -> i32 {
     if let Err(c) = root_only(
         "gc",
         caller,
-        "--cgroup-root/--min-age",
-        !a.cgroup_root.is_empty() || a.min_age.is_some(),
+        "--cgroup-root/--min-age/--limit-grace",
+        !a.cgroup_root.is_empty() || a.min_age.is_some() || a.limit_grace.is_some(),
     ) {
         return c;
     }
@@ -53,6 +63,11 @@ pub fn run(a: Args) -> i32 {
             .min_age
             .map(Duration::from_secs)
             .unwrap_or(gc::DEFAULT_MIN_AGE),
+        limit_grace: a
+            .limit_grace
+            .map(Duration::from_secs)
+            .unwrap_or(crate::lifecycle::reap::DEFAULT_LIMIT_GRACE),
+        ids: a.ids,
     };
     let report = match gc::collect(&opts, &audit, caller) {
         Ok(r) => r,
@@ -70,6 +85,9 @@ pub fn print_report(report: &gc::GcReport, json: bool, name: &str) -> i32 {
             serde_json::to_string(report).unwrap_or_else(|_| "{}".into())
         );
     } else {
+        for id in &report.limits_enforced {
+            println!("ended payload {id}: it outlived its wall-time limit or credential");
+        }
         for id in &report.reclaimed {
             println!("reclaimed payload {id}");
         }

@@ -1,8 +1,8 @@
 //! `pilotbox renew ID --proxy FILE`: replace the proxy inside a running payload's sandbox with a
 //! fresh one of the same identity (see `lifecycle::renew` for the sequence and checks).
 //!
-//! Exit 0 renewed; 120 refused (proxy invalid, or DN / primary FQAN differ from the payload's —
-//! audited); 122 bad id, unknown payload or unusable proxy file; 123 site error.
+//! Exit 0 renewed; 120 refused (proxy invalid, DN / primary FQAN differ from the payload's, the
+//! caller is no longer one of the policy's pilots, or the identity is banned now — audited); 122 bad id, unknown payload or unusable proxy file; 123 site error.
 
 use super::lifecycle_args::{fail, root_only, StateArgs};
 use crate::lifecycle::caller::Caller;
@@ -43,12 +43,16 @@ pub fn run(mut a: Args, sanitized: &crate::launcher::sanitize::Caller) -> i32 {
     ) {
         return c;
     }
-    let loaded = policy::config::load_system();
-    let audit = crate::lifecycle::audit_for(loaded.as_ref().ok());
+    // The compiled policy: `renew` re-runs the pilot and ban checks of the launch.
+    let loaded = policy::authz::Policy::load_system();
+    let audit = crate::lifecycle::audit_for(loaded.as_ref().ok().map(|p| &p.file));
     let (ca_dir, voms_dir) = match (a.ca_dir, a.voms_dir) {
         (Some(c), Some(v)) => (c, v),
-        (c, v) => match loaded {
-            Ok(p) => (c.unwrap_or(p.trust.ca_dir), v.unwrap_or(p.trust.voms_dir)),
+        (c, v) => match &loaded {
+            Ok(p) => (
+                c.unwrap_or(p.file.trust.ca_dir.clone()),
+                v.unwrap_or(p.file.trust.voms_dir.clone()),
+            ),
             Err(e) => {
                 eprintln!("pilotbox renew: {e}");
                 return Class::SiteError.exit_code();
@@ -56,7 +60,9 @@ pub fn run(mut a: Args, sanitized: &crate::launcher::sanitize::Caller) -> i32 {
         },
     };
     let opts = crate::launcher::verify_options(ca_dir, voms_dir);
-    match renew::renew(&dir, &audit, caller, &a.id, &a.proxy, &opts) {
+    // Without a loadable policy only root gets here (with both trust dirs named).
+    let policy = loaded.as_ref().ok();
+    match renew::renew(&dir, &audit, policy, caller, &a.id, &a.proxy, &opts) {
         Ok(not_after) => {
             println!(
                 "renewed {}: proxy valid until {}",

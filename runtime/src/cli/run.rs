@@ -15,7 +15,7 @@ use crate::launcher::audit::{self, Audit};
 use crate::launcher::credfile::{self, CredFileError};
 use crate::launcher::prepare::{self, Prepared};
 use crate::launcher::sanitize::Caller;
-use crate::launcher::state::{Handover, Record, Store};
+use crate::launcher::state::{Handover, Store};
 use crate::launcher::unprivileged;
 use policy::authz::{decide, Decision, LimitRequest, Policy};
 use policy::config::schema::{CgroupPlacement, ExpirySignal};
@@ -313,6 +313,7 @@ pub fn execute(req: Request, caller: &Caller) -> Outcome {
             target_proxy: req.target_proxy.clone(),
             site_private: policy::lease::private_paths(&policy.file.lease),
             decision: &decision,
+            identity: &identity,
             extra_env: &req.env,
             cmd: req.cmd.clone(),
         },
@@ -372,35 +373,12 @@ fn launch(
         }
     };
     // Written before the launch (init_pid 0: still starting), so `gc` finds a run that dies
-    // during setup; rewritten with init's pid by the on_started hook.
-    let mut rec = Record {
-        id: p.id.clone(),
-        pilot_uid: ctx.caller.uid,
-        pilot_gid: ctx.caller.gid,
-        supervisor_pid: std::process::id() as i32,
-        supervisor_start: crate::lifecycle::procs::start_time(std::process::id() as i32)
-            .unwrap_or(0),
-        init_pid: 0,
-        account: d.account.clone(),
-        uid: d.uid,
-        gid: d.gid,
-        groups: d.groups.clone(),
-        dn: identity.dn.clone(),
-        issuer_dn: identity.issuer_dn.clone(),
-        vo: identity.verified_vo().map(String::from),
-        fqans: identity.verified_fqans().to_vec(),
-        pool: d.pool.clone(),
-        lease_key: None,
-        cgroup: Some(cgroup.clone()),
-        workdir: p.workdir.clone(),
-        workdir_handover: p.handover,
-        started: audit::now_rfc3339(),
-        cred_not_after: None,
-        nosuid: None,
-    };
-    // When the credential stops being usable: the chain's notAfter, or the AC's if earlier.
+    // during setup; rewritten with init's pid by the on_started hook. `prepare` filled in all
+    // but the cgroup (and wrote it already if it handed the work dir over by chown).
+    let mut rec = p.record.clone();
+    rec.cgroup = Some(cgroup.clone());
+    rec.started = audit::now_rfc3339();
     let cred_end = identity.usable_until();
-    rec.set_cred_not_after(cred_end);
     // Durable (fsync) only when a crash would leave something only the record can undo: a
     // work dir handed over by chown (`gc` gives it back). Otherwise `gc` needs no record after
     // a crash (record-less state dirs and cgroups are swept by age), and the fsync costs 1–4 ms
@@ -432,6 +410,8 @@ fn launch(
     // Re-read rather than rewrite our copy: a `pilotbox renew` may already have moved
     // `cred_not_after`.
     let on_started = |s: &engine::Started| {
+        // Under the record's lock: a concurrent `renew` or `gc` rewrites it too.
+        let _lock = store.lock(&rec.id);
         let mut r = store.read(&rec.id).unwrap_or_else(|_| rec.clone());
         r.init_pid = s.init_pid;
         if let Err(e) = store.update(&r) {

@@ -4,10 +4,10 @@
 
 use super::handover::{self, Transfer};
 use super::sanitize::Caller;
-use super::state::{Handover, Store};
+use super::state::{Handover, Record, Store};
 use crate::spec_builder::{Bind, Idmap, PayloadSpec};
 use policy::authz::Decision;
-use policy::{Class, Denial};
+use policy::{Class, Denial, Identity};
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -37,6 +37,8 @@ pub struct Request<'a> {
     /// store, a gridmapdir), besides pilotbox's own `/var/lib/pilotbox` and configuration.
     pub site_private: Vec<PathBuf>,
     pub decision: &'a Decision,
+    /// The verified identity the decision was made for (the state record names it).
+    pub identity: &'a Identity,
     /// `--env K=V` from the pilot.
     pub extra_env: &'a [(String, String)],
     pub cmd: Vec<String>,
@@ -48,6 +50,10 @@ pub struct Prepared {
     pub spec: PayloadSpec,
     pub workdir: Option<PathBuf>,
     pub handover: Handover,
+    /// The state record as far as it is known here (no cgroup yet, `init_pid` 0). Written
+    /// durably before the first `chown` of a work-dir hand-over; the launcher completes and
+    /// rewrites it before the launch.
+    pub record: Record,
     /// Kept open for the whole run: the bind source is `/proc/self/fd/<fd>` (no path race).
     workdir_fd: Option<OwnedFd>,
     pilot: (u32, u32),
@@ -96,24 +102,55 @@ pub fn prepare(store: &Store, mut req: Request) -> Result<Prepared, Denial> {
         true => Denial::new(Class::PilotError, e.to_string()),
         false => site(e.to_string()),
     })?;
+    let me = std::process::id() as i32;
+    let mut record = Record {
+        id: id.clone(),
+        pilot_uid: req.caller.uid,
+        pilot_gid: req.caller.gid,
+        supervisor_pid: me,
+        supervisor_start: crate::lifecycle::procs::start_time(me).unwrap_or(0),
+        init_pid: 0,
+        account: d.account.clone(),
+        uid: d.uid,
+        gid: d.gid,
+        groups: d.groups.clone(),
+        dn: req.identity.dn.clone(),
+        issuer_dn: req.identity.issuer_dn.clone(),
+        vo: req.identity.verified_vo().map(String::from),
+        fqans: req.identity.verified_fqans().to_vec(),
+        pool: d.pool.clone(),
+        lease_key: None,
+        cgroup: None,
+        workdir: None,
+        workdir_handover: Handover::None,
+        started: super::audit::now_rfc3339(),
+        cred_not_after: None,
+        walltime_s: d.limits.walltime_s,
+        cpus: d.limits.cpus,
+        end_audited: None,
+        nosuid: None,
+    };
+    // When the credential stops being usable: the chain's notAfter, or the AC's if earlier.
+    record.set_cred_not_after(req.identity.usable_until());
     let mut p = Prepared {
         id,
         dir,
         spec: PayloadSpec::new(std::mem::take(&mut req.cmd), d.uid, d.gid),
         workdir: None,
         handover: Handover::None,
+        record,
         workdir_fd: None,
         pilot: (req.caller.uid, req.caller.gid),
         pool_uid: d.uid,
     };
-    if let Err(e) = fill(&mut p, &mut req) {
+    if let Err(e) = fill(&mut p, store, &mut req) {
         p.finish();
         return Err(e);
     }
     Ok(p)
 }
 
-fn fill(p: &mut Prepared, req: &mut Request) -> Result<(), Denial> {
+fn fill(p: &mut Prepared, store: &Store, req: &mut Request) -> Result<(), Denial> {
     let (caller, proxy_path, proxy_bytes, d, extra_env) = (
         req.caller,
         req.proxy_path,
@@ -199,6 +236,14 @@ fn fill(p: &mut Prepared, req: &mut Request) -> Result<(), Denial> {
                 gid: d.gid,
             });
         } else {
+            // The record first, durably (fsync): a launcher killed at any point of the walk
+            // below leaves files owned by the pool uid, and only the record tells `gc` to give
+            // them back (issue 11 item 6). `gc` accepts a work dir still owned by the pilot
+            // for such a record (killed before the walk reached the top directory).
+            p.handover = Handover::Chown;
+            p.record.workdir = Some(real.clone());
+            p.record.workdir_handover = Handover::Chown;
+            store.write(&p.record).map_err(|e| site(e.to_string()))?;
             let (moved, failed) = handover::transfer(
                 &fd,
                 Transfer {
@@ -208,7 +253,6 @@ fn fill(p: &mut Prepared, req: &mut Request) -> Result<(), Denial> {
                     skip_multilinked: false,
                 },
             );
-            p.handover = Handover::Chown;
             if failed > 0 {
                 tracing::warn!(
                     "work dir hand-over: {failed} entries not handed over ({moved} were)"
@@ -223,6 +267,8 @@ fn fill(p: &mut Prepared, req: &mut Request) -> Result<(), Denial> {
         });
         p.workdir_fd = Some(fd);
         p.workdir = Some(real.clone());
+        p.record.workdir = Some(real.clone());
+        p.record.workdir_handover = p.handover;
         cwd = real;
     }
     p.spec.cwd = cwd.clone();

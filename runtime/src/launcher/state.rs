@@ -1,8 +1,11 @@
 //! The running-payload record: `/var/lib/pilotbox/run/<id>/state.json` (docs/launcher-design.md
 //! "State record").
 //!
-//! `pilotbox run` writes it once the sandbox is up (atomically: a temp file in the same
-//! directory, fsync, `rename(2)`), and removes the whole per-payload directory at the end. The
+//! `pilotbox run` writes it before the work-dir hand-over and again once the sandbox is up
+//! (atomically: a temp file of a unique name in the same directory, fsync, `rename(2)`), and
+//! removes the whole per-payload directory at the end. Read-modify-write updates (`renew`, the
+//! launcher's on-started hook, `gc`) hold the per-record lock ([`Store::lock`]), so none of them
+//! loses another's change. The
 //! lifecycle commands (`ps`, `status`, `kill`, `suspend`, `resume`, `renew`) and `gc` read it.
 //! Nothing in it is trusted on its own: a reader checks that `supervisor_pid` still runs with
 //! `supervisor_start` as its start time (`/proc/<pid>/stat` field 22) before acting on it
@@ -83,6 +86,19 @@ pub struct Record {
     pub started: String,
     /// RFC 3339: notAfter of the proxy copy in the sandbox.
     pub cred_not_after: Option<String>,
+    /// The wall-time limit the supervisor enforces (seconds), so `gc` can enforce it too when
+    /// the supervisor cannot (stopped, frozen). Absent in records of older versions and of runs
+    /// without a limit: `gc` then checks only `cred_not_after`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub walltime_s: Option<u64>,
+    /// The CPU limit (`--cpus`), for the APEL `Processors` of the `end` record `gc` writes
+    /// for a lost supervisor. Absent in older records (then 1, as `pilotbox run` writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Set (RFC 3339) by `gc` once it wrote the `end` audit record of a run whose supervisor
+    /// was lost, so a `gc` that has to retry the rest of the cleanup does not write a second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_audited: Option<String>,
     /// Only in records of `pilotbox-nosuid` runs (absent, and not serialized, in `pilotbox`'s:
     /// its format is unchanged). See [`NosuidRun`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,6 +150,10 @@ impl Record {
         self.cred_not_after = t.format(&Rfc3339).ok();
     }
 }
+
+/// The per-record lock ([`Store::lock`]); released on drop.
+#[derive(Debug)]
+pub struct RecordLock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
 
 /// Records are small; anything bigger is not ours.
 const MAX_RECORD: u64 = 64 * 1024;
@@ -220,22 +240,88 @@ impl Store {
         self.write_inner(rec, false)
     }
 
+    /// The temp file is `state.json.<pid>.<n>.tmp`, created `O_EXCL`: concurrent writers
+    /// (several `renew`s, the launcher, `gc`) each rename their own complete file over the
+    /// record. With one shared temp name, one writer's rename took the file another was still
+    /// writing, whose own rename then failed with ENOENT (issue 11 item 7: 48 of 120 parallel
+    /// renews failed after replacing the credential).
     fn write_inner(&self, rec: &Record, durable: bool) -> Result<(), StateError> {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let path = self.file(&rec.id)?;
-        let tmp = path.with_extension("json.tmp");
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("json.{}.{n}.tmp", std::process::id()));
         let text = serde_json::to_vec_pretty(rec).map_err(|e| io(&path, e))?;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)
             .map_err(|e| io(&tmp, e))?;
-        f.write_all(&text)
+        let done = f
+            .write_all(&text)
             .and_then(|_| if durable { f.sync_all() } else { Ok(()) })
-            .map_err(|e| io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
+            .map_err(|e| io(&tmp, e))
+            .and_then(|_| std::fs::rename(&tmp, &path).map_err(|e| io(&path, e)));
+        if done.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        done
+    }
+
+    /// Take the per-record lock of `id`: an exclusive `flock(2)` on its directory, held until
+    /// the guard is dropped (or the process dies: the kernel releases it, so a killed holder
+    /// never wedges the record). Every read-modify-write of a record takes it — `renew`, the
+    /// launcher's on-started hook, `gc` — and re-reads the record under it. A directory fd
+    /// rather than a lock file: nothing to create or clean up, and `gc`'s removal of the
+    /// directory needs no extra step (a waiter then finds no record).
+    pub fn lock(&self, id: &str) -> Result<RecordLock, StateError> {
+        self.lock_within(id, None)
+    }
+
+    /// [`Store::lock`], giving up after `wait` (None: wait as long as it takes). For `gc` as
+    /// root: the holder may be a process the pilot can stop (its own `pilotbox renew` runs
+    /// with the pilot's real uid), and one stopped holder must not stall `gc` for every record.
+    pub fn lock_within(
+        &self,
+        id: &str,
+        wait: Option<std::time::Duration>,
+    ) -> Result<RecordLock, StateError> {
+        use nix::fcntl::{Flock, FlockArg};
+        let dir = self.dir(id)?;
+        let fd = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&dir)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StateError::NotFound(id.into()))
+            }
+            Err(e) => return Err(io(&dir, e)),
+        };
+        let Some(wait) = wait else {
+            return Flock::lock(fd, FlockArg::LockExclusive)
+                .map(RecordLock)
+                .map_err(|(_, e)| io(&dir, e));
+        };
+        let deadline = std::time::Instant::now() + wait;
+        let mut fd = fd;
+        loop {
+            match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => return Ok(RecordLock(l)),
+                Err((f, nix::errno::Errno::EWOULDBLOCK))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    fd = f;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                    return Err(io(&dir, format!("locked by another process for {wait:?}")))
+                }
+                Err((_, e)) => return Err(io(&dir, e)),
+            }
+        }
     }
 
     /// The record of `id`.
@@ -344,6 +430,9 @@ mod tests {
             workdir_handover: Handover::None,
             started: "2026-01-01T00:00:00Z".into(),
             cred_not_after: None,
+            walltime_s: None,
+            cpus: None,
+            end_audited: None,
             nosuid: None,
         }
     }
@@ -399,6 +488,72 @@ mod tests {
         });
         let back: Record = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(back, r);
+    }
+
+    /// Issue 11 item 7: parallel writers of one record (each `renew` is its own process; here
+    /// threads, which share the temp-name problem) all succeed, and read-modify-write under
+    /// the lock loses no update.
+    #[test]
+    fn parallel_writers_all_succeed_and_locked_updates_are_never_lost() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::new(t.path().join("run"));
+        s.create_dir("a").unwrap();
+        s.write(&rec("a")).unwrap();
+        std::thread::scope(|sc| {
+            for _ in 0..8 {
+                sc.spawn(|| {
+                    for _ in 0..25 {
+                        let _l = s.lock("a").unwrap();
+                        let mut r = s.read("a").unwrap();
+                        r.init_pid += 1;
+                        s.update(&r).unwrap();
+                    }
+                });
+            }
+            for _ in 0..4 {
+                sc.spawn(|| {
+                    for _ in 0..25 {
+                        s.write(&rec("a"))
+                            .map(|_| ())
+                            .unwrap_or_else(|e| panic!("{e}"));
+                    }
+                });
+            }
+        });
+        // The unlocked writers reset init_pid to 0 now and then; only the locked increments
+        // are counted: read under the lock, never a torn or missing record.
+        let r = s.read("a").unwrap();
+        assert!(r.init_pid <= 200, "{}", r.init_pid);
+        let left: Vec<_> = std::fs::read_dir(s.dir("a").unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["state.json"], "no temp file left behind");
+        // Locked writers alone: every update counts.
+        s.write(&rec("a")).unwrap();
+        std::thread::scope(|sc| {
+            for _ in 0..8 {
+                sc.spawn(|| {
+                    for _ in 0..25 {
+                        let _l = s.lock("a").unwrap();
+                        let mut r = s.read("a").unwrap();
+                        r.init_pid += 1;
+                        s.update(&r).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(s.read("a").unwrap().init_pid, 200);
+        assert!(matches!(s.lock("gone"), Err(StateError::NotFound(_))));
+        // A held lock: a bounded wait gives up, and succeeds once it is released.
+        let held = s.lock("a").unwrap();
+        let short = Some(std::time::Duration::from_millis(50));
+        assert!(matches!(
+            s.lock_within("a", short),
+            Err(StateError::Io { .. })
+        ));
+        drop(held);
+        s.lock_within("a", short).unwrap();
     }
 
     #[test]

@@ -8,9 +8,13 @@
 //! | `policy`    | the policy file loads: root-owned, not group/world-writable, nor its directories; valid schema |
 //! | `trust_dir` | the CA directory holds at least one CA, and no CRL is past its nextUpdate |
 //! | `voms_dir`  | the VOMS directory exists |
-//! | `cgroup`    | a probe cgroup can be created (with memory and pids limits) and removed under the cgroup root |
+//! | `cgroup`    | a probe cgroup `check-<pid>-<starttime>` can be created (with memory and pids limits) and removed under the cgroup root (the root itself is never removed) |
 //! | `userns`    | a process can create a user namespace (`unshare(CLONE_NEWUSER)` in a forked child) |
-//! | `payload`   | (`--run-payload`) a test payload runs in the sandbox as the first account of the first pool |
+//! | `payload`   | (`--run-payload`, root only) a test payload runs in the sandbox as the first account of the first pool |
+//!
+//! Who may run it: root, and the pilots of the policy's `[pilots]` (others are refused, 120:
+//! the check creates cgroups as root). `--run-payload` runs a payload as a pool account without
+//! a credential, so it is root's alone.
 //! | `workdir`   | (`--workdir DIR`) DIR is a directory of the caller, and every directory above it grants search (`x`) to others, checked as the caller |
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -183,25 +187,42 @@ pub fn voms_dir(dir: &Path) -> CheckResult {
     }
 }
 
+/// The name of this run's probe cgroup `<prefix>-<pid>-<starttime>`: unique on the node for
+/// good ((pid, start time) names one process, [`super::procs`]), so a check never touches a
+/// cgroup another check or a launch made, and `gc` can tell that the check that made it is gone
+/// ([`probe_owner`]) and remove it at once.
+fn probe_name(prefix: &str) -> String {
+    let me = std::process::id() as i32;
+    format!(
+        "{prefix}-{me}-{}",
+        super::procs::start_time(me).unwrap_or(0)
+    )
+}
+
+/// The (pid, start time) of the check that made a probe cgroup named `name`, if it is one.
+pub fn probe_owner(name: &str) -> Option<(i32, u64)> {
+    let rest = name
+        .strip_prefix("check-payload-")
+        .or_else(|| name.strip_prefix("check-"))?;
+    let (pid, start) = rest.split_once('-')?;
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(pid) || !all_digits(start) {
+        return None;
+    }
+    Some((pid.parse().ok()?, start.parse().ok()?))
+}
+
+/// Create and remove a probe cgroup under `root`. Only the probe is removed, never `root`,
+/// even when this run created it: a launch may have placed its payload under `root` in the
+/// meantime (a check that removed a root it believed its own killed 6 of 30 concurrent
+/// launches, issue 11 item 5), and "still empty" cannot be made atomic with the removal — a
+/// launch that found `root` and is about to `mkdir` in it fails when it vanishes. An empty
+/// root left behind is harmless: it is where payload cgroups go anyway.
 pub fn cgroup(root: &str) -> CheckResult {
-    let probe = format!(
-        "{}/pilotbox-check-{}",
-        root.trim_end_matches('/'),
-        std::process::id()
-    );
+    let probe = format!("{}/{}", root.trim_end_matches('/'), probe_name("check"));
     let res = crate::engine::resources(Some(64 << 20), Some(16), None);
-    // Leave the node as found: remove the root too if the probe created it.
-    let root_existed = Cgroup::open(root).is_ok();
-    let created = Cgroup::create(&probe, res.as_ref());
-    let cleanup_root = || {
-        if !root_existed {
-            if let Ok(r) = Cgroup::open(root) {
-                let _ = r.destroy();
-            }
-        }
-    };
-    match created {
-        Ok(cg) => match cg.destroy().map(|()| cleanup_root()) {
+    match Cgroup::create(&probe, res.as_ref()) {
+        Ok(cg) => match cg.destroy() {
             Ok(()) => pass(
                 "cgroup",
                 format!("created and removed {probe} with memory and pids limits"),
@@ -212,11 +233,8 @@ pub fn cgroup(root: &str) -> CheckResult {
                 "remove it by hand and check the cgroup filesystem",
             ),
         },
-        Err(e) => {
-            cleanup_root();
-            fail("cgroup", format!("cannot create {probe}: {e}"),
-            format!("pilotbox needs to create cgroups under {root} as root, with the memory and pids controllers (cgroup v2: enabled in the parents' cgroup.subtree_control; v1: mounted)"))
-        }
+        Err(e) => fail("cgroup", format!("cannot create {probe}: {e}"),
+            format!("pilotbox needs to create cgroups under {root} as root, with the memory and pids controllers (cgroup v2: enabled in the parents' cgroup.subtree_control; v1: mounted)")),
     }
 }
 
@@ -292,9 +310,9 @@ pub fn payload(p: &policy::config::PolicyFile, root: &str) -> CheckResult {
         gid,
     );
     spec.cgroup_path = Some(format!(
-        "{}/pilotbox-check-payload-{}",
+        "{}/{}",
         root.trim_end_matches('/'),
-        std::process::id()
+        probe_name("check-payload")
     ));
     spec.resources = crate::engine::resources(Some(256 << 20), Some(64), None);
     spec.seccomp = Some(crate::engine::default_seccomp());
@@ -374,5 +392,29 @@ pub fn workdir(caller: Caller, dir: &Path) -> CheckResult {
         Ok(Ok(d)) => pass("workdir", d),
         Ok(Err((d, f))) => fail("workdir", d, f),
         Err(e) => fail("workdir", e.to_string(), "internal error"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_names_carry_their_maker_and_nothing_else_parses_as_one() {
+        let me = std::process::id() as i32;
+        let start = crate::lifecycle::procs::start_time(me).unwrap();
+        assert_eq!(probe_owner(&probe_name("check")), Some((me, start)));
+        assert_eq!(probe_owner(&probe_name("check-payload")), Some((me, start)));
+        for other in [
+            "check",
+            "check-1",
+            "check-1-",
+            "check-x-2",
+            "pb-0123",
+            "check-1-2-3",
+            "pilotbox-check-1",
+        ] {
+            assert_eq!(probe_owner(other), None, "{other}");
+        }
     }
 }

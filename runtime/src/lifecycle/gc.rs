@@ -1,16 +1,22 @@
 //! `gc`: reclaim what payloads whose supervisor is gone left behind (DESIGN.md "Principles":
 //! every cgroup a payload took is released or reclaimable by `gc`).
 //!
-//! A record is reclaimed only when its supervisor is provably gone: no process with the
-//! recorded pid, or one with another start time (a recycled pid; see [`super::procs`]). Then:
-//! kill and remove its cgroup, give a work dir that was handed over by `chown` back to the
-//! pilot, remove the state dir. The pool lease needs nothing here: leases are recycled only when
-//! no process of the uid is left, which the cgroup kill guarantees.
+//! A record is reclaimed when its supervisor is provably gone: no process with the recorded
+//! pid, or one with another start time (a recycled pid; see [`super::procs`]) — or when its
+//! payload outlived its wall-time limit or credential by more than a grace period, whatever its
+//! supervisor does (then the supervisor is killed first, [`super::reap`]). Reclaiming: read the
+//! cgroup's usage, kill and remove the cgroup, write the `end` audit record the supervisor did
+//! not write (with the accounting fields), give a work dir that was handed over by `chown` back
+//! to the pilot, remove the state dir. Each record is handled under its lock
+//! ([`crate::launcher::state::Store::lock`]) and re-read under it. The pool lease needs nothing
+//! here: leases are recycled only when no process of the uid is left, which the cgroup kill
+//! guarantees.
 //!
 //! As root, `gc` also removes, under the configured cgroup root(s), empty payload cgroups that
 //! no record claims (a launcher killed between creating the cgroup and writing its record), and
 //! state dirs without a record — both only when older than `min_age`, so a launch in progress is
-//! never touched.
+//! never touched — and the probe cgroups of `pilotbox check` runs that are gone
+//! (`check-<pid>-<starttime>`, [`super::check`]), whatever their age.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -22,9 +28,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::caller::Caller;
-use super::{audit_record, store, LifecycleError};
+use super::{audit_record, reap, store, LifecycleError};
 use crate::cgroups::{Cgroup, CgroupError};
-use crate::launcher::audit::Audit;
+use crate::launcher::audit::{self, Audit};
 use crate::launcher::handover::{self, Transfer};
 use crate::launcher::state::{Handover, Record};
 
@@ -37,6 +43,9 @@ pub const DEFAULT_CGROUP_ROOT: &str = "/pilotbox";
 pub fn cgroup_root_of(policy: Option<&policy::config::schema::PolicyFile>) -> String {
     policy.map_or_else(|| DEFAULT_CGROUP_ROOT.into(), |p| p.cgroup.root.clone())
 }
+/// How long `gc` waits for a record's lock before it reports it and moves on.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
 /// Unclaimed cgroups and record-less state dirs younger than this may be a launch in progress.
 pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(600);
 
@@ -46,13 +55,22 @@ pub struct GcOptions {
     /// Cgroup roots to sweep for unclaimed payload cgroups (root callers only).
     pub cgroup_roots: Vec<String>,
     pub min_age: Duration,
+    /// How far past its wall-time limit or credential end a payload may run before `gc` ends
+    /// it ([`reap::DEFAULT_LIMIT_GRACE`]).
+    pub limit_grace: Duration,
+    /// Only these payloads (and their state dirs); empty: all.
+    pub ids: Vec<String>,
 }
 
 /// What `gc` did; printed as JSON by `pilotbox gc --json`.
 #[derive(Debug, Default, Serialize)]
 pub struct GcReport {
-    /// Ids of records whose supervisor was gone and that were reclaimed.
+    /// Ids of records whose supervisor was gone (or killed, see `limits_enforced`) and that
+    /// were reclaimed.
     pub reclaimed: Vec<String>,
+    /// Ids of payloads ended by `gc` because they outlived a limit while their supervisor
+    /// was alive (but not enforcing it).
+    pub limits_enforced: Vec<String>,
     /// Unclaimed empty cgroups removed.
     pub cgroups_removed: Vec<String>,
     /// State dirs without a record removed.
@@ -70,16 +88,72 @@ pub fn collect(
 ) -> Result<GcReport, LifecycleError> {
     let st = store(&opts.state_dir);
     let (recs, bare) = st.read_all()?;
-    let bare: Vec<PathBuf> = bare.into_iter().map(|(id, _)| st.root.join(id)).collect();
+    let wanted = |id: &str| opts.ids.is_empty() || opts.ids.iter().any(|i| i == id);
+    let bare: Vec<PathBuf> = bare
+        .into_iter()
+        .filter(|(id, _)| wanted(id))
+        .map(|(id, _)| st.root.join(id))
+        .collect();
     let mut report = GcReport::default();
-    for rec in recs.iter().filter(|r| caller.may_control(r)) {
-        if rec.supervisor_alive() {
+    for listed in recs
+        .iter()
+        .filter(|r| caller.may_control(r) && wanted(&r.id))
+    {
+        // Under the record's lock, on the record as it is now: a `renew` may have moved
+        // `cred_not_after` since the listing, a launcher may have finished.
+        // A holder that does not let go within LOCK_WAIT (a `renew` the pilot stopped while
+        // it held the lock) must neither stall `gc` nor shield its payload from it: then `gc`
+        // goes on without the lock (a late writer then fails on the removed record, audited).
+        let _lock = match st.lock_within(&listed.id, Some(LOCK_WAIT)) {
+            Ok(l) => Some(l),
+            Err(crate::launcher::state::StateError::NotFound(_)) => continue,
+            Err(e) => {
+                tracing::warn!("{}: {e}; going on without the lock", listed.id);
+                None
+            }
+        };
+        let Ok(rec) = st.read(&listed.id) else {
             continue;
-        }
-        match reclaim(&st, rec, &mut report) {
+        };
+        let outcome = if rec.supervisor_alive() {
+            let Some(limit) =
+                reap::overdue(&rec, time::OffsetDateTime::now_utc(), opts.limit_grace)
+            else {
+                continue;
+            };
+            if let Err(e) = reap::kill_supervisor(&rec) {
+                // A supervisor that cannot be killed (frozen in a v1 freezer: SIGKILL waits for
+                // the thaw) must not keep the payload alive: the limit is enforced on the
+                // cgroup; the record stays for a later `gc`.
+                let payload = reclaim_cgroup(&rec).err().map(|e| e.to_string());
+                audit_record(
+                    audit,
+                    "gc_limit",
+                    json!({"id": rec.id, "caller_uid": caller.uid,
+                    "pilot_uid": rec.pilot_uid, "limit": limit, "supervisor_pid": rec.supervisor_pid,
+                    "supervisor_killed": false, "payload_kill_error": payload}),
+                );
+                report.limits_enforced.push(rec.id.clone());
+                report.errors.push(format!("{}: {e}", rec.id));
+                continue;
+            }
+            audit_record(
+                audit,
+                "gc_limit",
+                json!({"id": rec.id, "caller_uid": caller.uid,
+                "pilot_uid": rec.pilot_uid, "limit": limit, "supervisor_pid": rec.supervisor_pid,
+                "supervisor_killed": true, "walltime_s": rec.walltime_s, "started": rec.started,
+                "cred_not_after": rec.cred_not_after}),
+            );
+            report.limits_enforced.push(rec.id.clone());
+            limit
+        } else {
+            "supervisor_lost"
+        };
+        match reclaim(&st, rec.clone(), outcome, audit, caller, &mut report) {
             Ok(()) => {
                 report.reclaimed.push(rec.id.clone());
-                audit_record(audit, "gc", gc_fields(rec, caller.uid));
+                audit_record(audit, "gc", gc_fields(&rec, caller.uid));
             }
             Err(e) => report.errors.push(format!("{}: {e}", rec.id)),
         }
@@ -101,15 +175,38 @@ pub fn collect(
     Ok(report)
 }
 
+/// Reclaim one run whose supervisor is gone (the caller holds the record's lock). The `end`
+/// record is written once the cgroup is gone (its usage read first) and marked in the record,
+/// so a retry after a later step failed does not write a second one.
 fn reclaim(
     st: &crate::launcher::state::Store,
-    rec: &Record,
+    mut rec: Record,
+    outcome: &str,
+    audit: &Audit,
+    caller: Caller,
     report: &mut GcReport,
 ) -> Result<(), LifecycleError> {
-    reclaim_cgroup(rec)?;
+    let usage = reap::usage_of(&rec);
+    let now = time::OffsetDateTime::now_utc();
+    let killed = reclaim_cgroup(&rec);
+    // Only a run that got as far as its cgroup (the launcher records it before the `start`
+    // audit record) has a payload to account for; one killed during its setup (e.g. during the
+    // work-dir hand-over) never started one.
+    if rec.end_audited.is_none() && rec.cgroup.is_some() {
+        let problems = killed.as_ref().err().map(|e| e.to_string());
+        let usage = reap::usage_json(&rec, usage.as_ref(), now);
+        audit_record(
+            audit,
+            "end",
+            reap::end_fields(&rec, outcome, usage, caller.uid, problems),
+        );
+        rec.end_audited = Some(audit::now_rfc3339());
+        st.write(&rec)?;
+    }
+    killed?;
     if rec.workdir_handover == Handover::Chown {
         if let Some(w) = &rec.workdir {
-            report.files_restored += undo_chown(w, rec)?;
+            report.files_restored += undo_chown(w, &rec)?;
         }
     }
     Ok(st.remove(&rec.id)?)
@@ -141,7 +238,11 @@ pub(crate) fn reclaim_cgroup(rec: &Record) -> Result<(), LifecycleError> {
 /// The work dir itself is opened with `openat2(RESOLVE_NO_SYMLINKS)` (openat2(2)): a path that
 /// now goes through a symlink anywhere — the pilot controls the tree — is refused, not followed.
 /// On kernels without openat2 (< 5.6) the path must canonicalize to itself and the last
-/// component is opened `O_NOFOLLOW`. A work dir the pool uid does not own is left alone.
+/// component is opened `O_NOFOLLOW`. A work dir owned by neither the pool uid nor the pilot is
+/// left alone. Owned by the pilot is what a launcher killed during the forward hand-over
+/// leaves (it wrote the record first, then chowns the top directory, then the tree below:
+/// `launcher::prepare`); giving the pool uid's files in the pilot's own directory back to the
+/// pilot is then exactly the undo.
 fn undo_chown(workdir: &Path, rec: &Record) -> Result<u64, LifecycleError> {
     let refuse = |reason: String| LifecycleError::Site {
         what: "work dir hand-over undo",
@@ -178,10 +279,10 @@ fn undo_chown(workdir: &Path, rec: &Record) -> Result<u64, LifecycleError> {
     let owner = nix::sys::stat::fstat(&fd)
         .map_err(|e| refuse(e.to_string()))?
         .st_uid;
-    if owner != rec.uid {
+    if owner != rec.uid && owner != rec.pilot_uid {
         return Err(refuse(format!(
-            "owned by uid {owner}, not the pool uid {}",
-            rec.uid
+            "owned by uid {owner}, neither the pool uid {} nor the pilot {}",
+            rec.uid, rec.pilot_uid
         )));
     }
     let (moved, failed) = handover::transfer(
@@ -262,8 +363,12 @@ fn sweep_cgroups(
         let Ok(cg) = Cgroup::open(&path) else {
             continue;
         };
+        // A probe of a `pilotbox check` that is gone (SIGKILLed mid-probe): its name says
+        // which process made it, so it goes at once, processes and all.
+        let dead_probe = super::check::probe_owner(&name)
+            .is_some_and(|(pid, start)| !super::procs::is_same_process(pid, start));
         let young = cg.dirs().iter().any(|d| !older_than(d, min_age));
-        if young || !cg.pids().map(|p| p.is_empty()).unwrap_or(false) {
+        if !dead_probe && (young || !cg.pids().map(|p| p.is_empty()).unwrap_or(false)) {
             continue;
         }
         match cg.destroy() {

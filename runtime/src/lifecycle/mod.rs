@@ -12,7 +12,8 @@
 //! * [`control`] — status, kill, freeze, thaw on the payload's cgroup.
 //! * [`renew`] — credential renewal, verified without privilege
 //!   ([`crate::launcher::unprivileged`]).
-//! * [`gc`] — reclaim what dead supervisors left behind.
+//! * [`gc`] — reclaim what dead supervisors left behind; [`reap`] — its limit backstop and the
+//!   `end` record of a lost supervisor.
 //! * [`check`] — installation checks with fix hints.
 
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod check;
 pub mod control;
 pub mod gc;
 pub mod procs;
+pub mod reap;
 pub mod renew;
 
 use std::path::PathBuf;
@@ -69,6 +71,10 @@ pub enum LifecycleError {
     ProxyRejected(String),
     #[error("renewal refused for payload {id}: {reason}")]
     IdentityChanged { id: String, reason: String },
+    /// The policy no longer allows it: the caller is no longer a pilot, or the identity is
+    /// banned now.
+    #[error("renewal refused for payload {id}: {reason}")]
+    PolicyRefused { id: String, reason: String },
     #[error("{what}: {reason}")]
     Site { what: &'static str, reason: String },
 }
@@ -86,7 +92,8 @@ impl LifecycleError {
             | LifecycleError::ProxyFile { .. } => Class::PilotError,
             LifecycleError::NotYours { .. }
             | LifecycleError::ProxyRejected(_)
-            | LifecycleError::IdentityChanged { .. } => Class::Denied,
+            | LifecycleError::IdentityChanged { .. }
+            | LifecycleError::PolicyRefused { .. } => Class::Denied,
             LifecycleError::Record { .. }
             | LifecycleError::Io { .. }
             | LifecycleError::Cgroup { .. }

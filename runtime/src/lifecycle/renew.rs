@@ -14,11 +14,21 @@
 //! 6. the record's `cred_not_after` moves to the new proxy's end of use (the earlier of the
 //!    chain's and a valid AC's notAfter; the supervisor's expiry enforcement re-reads it), and
 //!    the renewal is audited.
+//!
+//! With a policy (always, unless root names the trust dirs and no policy loads), the launch's
+//! own checks run again (issue 11 item 4): a non-root caller must still be one of `[pilots]`,
+//! and the identity must not be banned now (`[ban]`: DN, CA, FQANs) — else 120, audited
+//! `renew_refused`. Steps 5–6 run under the record's lock
+//! ([`crate::launcher::state::Store::lock`]) on the record re-read under it, so parallel renewals
+//! (and the launcher's and `gc`'s updates) never lose one another's change; both steps are
+//! audited, success (`renew`) and failure (`renew_failed`, saying whether the credential was
+//! already replaced).
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use policy::authz::Policy;
 use policy::credentials::VerifyOptions;
 use policy::{Class, Denial, Identity};
 use serde_json::json;
@@ -108,30 +118,101 @@ pub(crate) fn renewed_fields(
            "fqans": rec.fqans, "old_not_after": old_not_after, "cred_not_after": rec.cred_not_after})
 }
 
-/// Renew the credential of payload `id`; returns the new notAfter.
+/// The launch's policy checks, again: a non-root caller must still be a pilot, `new` must not
+/// be banned. A refusal is audited.
+fn recheck_policy(
+    policy: &Policy,
+    audit: &Audit,
+    caller: Caller,
+    rec: &Record,
+    new: Option<&Identity>,
+) -> Result<(), LifecycleError> {
+    let refused = |d: Denial| {
+        audit_record(
+            audit,
+            "renew_refused",
+            refused_fields(rec, caller, &d.reason),
+        );
+        match d.class {
+            Class::Denied => LifecycleError::PolicyRefused {
+                id: rec.id.clone(),
+                reason: d.reason,
+            },
+            _ => LifecycleError::Site {
+                what: "policy",
+                reason: d.reason,
+            },
+        }
+    };
+    match new {
+        None if !caller.is_root() => {
+            let mut gids: Vec<u32> = nix::unistd::getgroups()
+                .map(|g| g.iter().map(|g| g.as_raw()).collect())
+                .unwrap_or_default();
+            gids.push(caller.gid);
+            policy::authz::check_pilot(policy, caller.uid, &gids).map_err(refused)?;
+        }
+        None => {}
+        Some(id) => {
+            if let Some(hit) = policy.bans.check(id).first() {
+                let class = match hit {
+                    policy::authz::bans::BanHit::BrokenBanFile(_) => Class::SiteError,
+                    _ => Class::Denied,
+                };
+                return Err(refused(Denial::new(class, hit.to_string())));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Renew the credential of payload `id`; returns the new notAfter. `policy`: the installed
+/// policy (None only when root renews with its own trust dirs and none loads).
 pub fn renew(
     state_dir: &Path,
     audit: &Audit,
+    policy: Option<&Policy>,
     caller: Caller,
     id: &str,
     proxy_path: &Path,
     opts: &VerifyOptions,
 ) -> Result<time::OffsetDateTime, LifecycleError> {
-    let mut rec = control::load(state_dir, caller, id)?;
+    let listed = control::load(state_dir, caller, id)?;
+    if let Some(p) = policy {
+        recheck_policy(p, audit, caller, &listed, None)?;
+    }
     let bytes =
         caller::read_private_file(caller, proxy_path, policy::credentials::pem::MAX_PROXY_FILE)?;
-    let new = vet(&rec, unprivileged::verify(&bytes, opts)).map_err(|r| {
+    let new = vet(&listed, unprivileged::verify(&bytes, opts)).map_err(|r| {
         if let Some(reason) = &r.audit_reason {
-            audit_record(audit, "renew_refused", refused_fields(&rec, caller, reason));
+            audit_record(
+                audit,
+                "renew_refused",
+                refused_fields(&listed, caller, reason),
+            );
         }
         r.err
     })?;
-    replace_credential(state_dir, &rec, &bytes)?;
+    if let Some(p) = policy {
+        recheck_policy(p, audit, caller, &listed, Some(&new))?;
+    }
+    let st = store(state_dir);
+    let failed = |rec: &Record, replaced: bool, e: LifecycleError| {
+        let mut f = refused_fields(rec, caller, &e.to_string());
+        f["credential_replaced"] = json!(replaced);
+        audit_record(audit, "renew_failed", f);
+        e
+    };
+    let _lock = st.lock(id).map_err(|e| failed(&listed, false, e.into()))?;
+    let mut rec = st.read(id).map_err(|e| failed(&listed, false, e.into()))?;
+    replace_credential(state_dir, &rec, &bytes).map_err(|e| failed(&rec, false, e))?;
     let old = rec.cred_not_after.clone();
     let until = new.usable_until();
     rec.set_cred_not_after(until);
-    store(state_dir).write(&rec)?;
-    audit_record(audit, "renew", renewed_fields(&rec, caller, old));
+    st.write(&rec).map_err(|e| failed(&rec, true, e.into()))?;
+    let mut f = renewed_fields(&rec, caller, old);
+    f["credential_replaced"] = json!(true);
+    audit_record(audit, "renew", f);
     Ok(until)
 }
 

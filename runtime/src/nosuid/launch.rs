@@ -420,6 +420,9 @@ fn run_record(
         workdir_handover: Handover::None,
         started: now_rfc3339(),
         cred_not_after: None,
+        walltime_s: None,
+        cpus: None,
+        end_audited: None,
         nosuid: Some(NosuidRun {
             would_map_account: d.account.clone(),
             would_map_uid: d.uid,

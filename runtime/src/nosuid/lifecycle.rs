@@ -299,6 +299,12 @@ pub fn renew(a: RenewArgs, c: &Sanitized) -> i32 {
             return fail("renew", &r.err);
         }
     };
+    // Under the record's lock, on the record as it is now (parallel renewals, the launcher's
+    // on-started update): nobody's change is lost.
+    let _lock = store.as_ref().map(|s| s.lock(&rec.id));
+    if let Some(Ok(now)) = store.as_ref().map(|s| s.read(&rec.id)) {
+        rec = now;
+    }
     let replaced =
         cred_dir_of(&rec, c.uid).and_then(|dir| renew::replace_in_dir(&dir, c.uid, c.gid, &bytes));
     if let Err(e) = replaced {

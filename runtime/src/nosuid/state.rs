@@ -175,6 +175,7 @@ impl RunRecord {
 
     /// The sandbox is up: record init's host pid and start time.
     pub fn started(&self, init_pid: i32) -> Result<(), LifecycleError> {
+        let _lock = self.store.lock(&self.id)?;
         let mut rec = self.store.read(&self.id)?;
         rec.init_pid = init_pid;
         if let Some(n) = rec.nosuid.as_mut() {

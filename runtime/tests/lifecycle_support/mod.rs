@@ -42,7 +42,13 @@ pub fn record_for(id: &str, pilot_uid: u32, supervisor_pid: i32, cgroup: &str) -
         workdir: None,
         workdir_handover: Handover::None,
         started: "2026-01-01T00:00:00Z".into(),
-        cred_not_after: Some("2026-01-02T00:00:00Z".into()),
+        // A day from now: `gc` ends payloads whose credential ended (issue 11 item 2).
+        cred_not_after: (time::OffsetDateTime::now_utc() + time::Duration::days(1))
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok(),
+        walltime_s: None,
+        cpus: None,
+        end_audited: None,
         nosuid: None,
     }
 }
