@@ -161,11 +161,14 @@ const MAX_RECORD: u64 = 64 * 1024;
 /// A payload id is one path component: the cgroup placement's rule (1-128 of `[A-Za-z0-9._-]`,
 /// not `pilot`) and, as the lifecycle commands required, no leading `.` (which also excludes
 /// `.` and `..`, and hidden names). Ids come from the caller's command line, so this is what
-/// keeps them from walking out of the state dir.
+/// keeps them from walking out of the state dir. `check-…` names the probe cgroups of
+/// `pilotbox check`, which `gc` sweeps as soon as their check is gone: a payload must never be
+/// mistaken for one.
 pub fn validate_id(id: &str) -> Result<(), StateError> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && !id.starts_with('.')
+        && !id.starts_with("check-")
         && id != "pilot"
         && id
             .bytes()
@@ -561,7 +564,17 @@ mod tests {
         let s = Store::new("/nonexistent");
         let long = "x".repeat(129);
         for id in [
-            "", ".", "..", "../x", ".hidden", "a/b", "a\0b", "pilot", "x y", &long,
+            "",
+            ".",
+            "..",
+            "../x",
+            ".hidden",
+            "a/b",
+            "a\0b",
+            "pilot",
+            "x y",
+            "check-1-2",
+            &long,
         ] {
             assert!(matches!(s.dir(id), Err(StateError::BadId(_))), "{id:?}");
         }
