@@ -123,8 +123,22 @@ fn temp_name() -> CString {
         .expect("no NUL in a formatted name")
 }
 
+/// Whether `fs.protected_hardlinks` is on (the default of every current distribution): then
+/// nobody can link a pool-uid file they cannot read and write into the work dir, so a copy of a
+/// multi-linked entry tells the pilot nothing the payload (the pool uid, which can read the file
+/// and copy it into the work dir itself) could not. Without it the pilot could link another
+/// run's private file of the same pool account into its work dir and get a readable copy back:
+/// then such an entry is only unlinked from the work dir.
+fn hardlinks_protected() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/fs/protected_hardlinks").is_ok_and(|v| v.trim() == "1")
+    })
+}
+
 /// Replace the entry `name` of `dir` (owned by the pool uid, `st_nlink > 1`) by a fresh one
-/// owned by the pilot with the same content: regular files are copied (without set-id bits),
+/// owned by the pilot with the same content: regular files are copied (without set-id bits;
+/// only unlinked when hard links are not protected, see [`hardlinks_protected`]),
 /// symlinks and FIFOs recreated; sockets and device nodes, which have no content and nothing a
 /// pilot could use after the run, are only unlinked from the work dir (the other link keeps
 /// the inode). Everything is relative to `dir`; the source is opened `O_NOFOLLOW|O_NONBLOCK`
@@ -139,6 +153,9 @@ fn replace_by_copy(
     let tmp = temp_name();
     let perm = Mode::from_raw_mode(st.st_mode & 0o777);
     let made = match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile if !hardlinks_protected() => {
+            return unlinkat(dir, name, AtFlags::empty())
+        }
         FileType::RegularFile => {
             let src = openat(
                 dir,
