@@ -183,3 +183,27 @@ fn the_way_back_leaves_nothing_to_the_pool_uid_at_any_depth_nor_through_hard_lin
         .unwrap()
         .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".pilotbox")));
 }
+
+/// Cost of the after-run walk (`cargo test -p runtime --lib walk_cost -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn walk_cost() {
+    let t = tempfile::tempdir().unwrap();
+    let w = t.path().join("w");
+    for d in 0..100 {
+        let dir = w.join(format!("d{d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..100 {
+            std::fs::write(dir.join(format!("f{f}")), b"x").unwrap();
+        }
+    }
+    let what = AfterRun {
+        owners: vec![rustix::process::geteuid().as_raw()],
+        back: None,
+        caps: true,
+    };
+    let fd = open(&w);
+    let t0 = std::time::Instant::now();
+    let c = after_run(&fd, &what).unwrap();
+    eprintln!("10,100 entries: {:?} ({c:?})", t0.elapsed());
+}
