@@ -207,3 +207,36 @@ fn a_tree_that_keeps_moving_fails_loudly() {
         other => panic!("expected Moved, got {other:?}"),
     }
 }
+
+#[test]
+fn mount_points_are_not_crossed() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: mounting needs root");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("w");
+    let mnt = root.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    std::fs::write(root.join("f"), b"x").unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &mnt,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=64k"),
+    )
+    .unwrap();
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let _u = Unmount(&mnt);
+    std::fs::write(mnt.join("inside"), b"x").unwrap();
+    let mut v = Seen::new(&root);
+    let stats = walk(open_dir(&root).as_fd(), &mut v).unwrap();
+    assert_eq!(stats.mounts_skipped, 1);
+    assert_eq!(v.entries, [root.join("f")].into_iter().collect());
+}
