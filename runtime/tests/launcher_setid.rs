@@ -29,7 +29,13 @@ fn tree(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
 fn assert_no_setid(dir: &Path) {
     for (p, md) in tree(dir) {
         if md.is_file() {
-            assert_eq!(md.mode() & 0o6000, 0, "{} is set-id: {:o}", p.display(), md.mode());
+            assert_eq!(
+                md.mode() & 0o6000,
+                0,
+                "{} is set-id: {:o}",
+                p.display(),
+                md.mode()
+            );
             assert!(
                 rustix::fs::lgetxattr(&p, "security.capability", &mut [0u8; 64][..]).is_err(),
                 "{} has file capabilities",
@@ -63,12 +69,22 @@ fn a_payload_cannot_make_setid_files_in_an_idmapped_work_dir() {
         eprintln!("SKIPPED: the test file system cannot idmap (see the chown test)");
         return;
     }
-    let (c, out, e) = env.run(&["--workdir", w.to_str().unwrap()], &["/bin/sh", "-c", ATTEMPTS]);
+    let (c, out, e) = env.run(
+        &["--workdir", w.to_str().unwrap()],
+        &["/bin/sh", "-c", ATTEMPTS],
+    );
     assert_eq!(c, 0, "{e}");
     assert!(out.ends_with("done\n"), "{out}");
     let made: Vec<&str> = out.lines().filter(|l| l.starts_with("MADE")).collect();
-    assert!(made.is_empty(), "the payload made set-id files: {made:?}\n{out}");
-    assert_eq!(out.lines().filter(|l| l.starts_with("refused")).count(), 8, "{out}");
+    assert!(
+        made.is_empty(),
+        "the payload made set-id files: {made:?}\n{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("refused")).count(),
+        8,
+        "{out}"
+    );
     assert_no_setid(&w);
     let end = env.audit_lines().pop().unwrap();
     assert_eq!(end["workdir_handover"], "idmap", "{end}");
@@ -95,7 +111,10 @@ import os, struct
 os.setxattr("t", "security.capability", struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0))
 os.getxattr("t", "security.capability")
 ' && echo capped"#;
-    let (c, out, e) = env.run(&["--workdir", w.to_str().unwrap()], &["/bin/sh", "-c", script]);
+    let (c, out, e) = env.run(
+        &["--workdir", w.to_str().unwrap()],
+        &["/bin/sh", "-c", script],
+    );
     assert_eq!(c, 0, "{e}");
     assert_eq!(out.trim(), "capped", "the payload could set the xattr: {e}");
     assert_no_setid(&w);
@@ -175,7 +194,10 @@ rm -f go ready
         .unwrap();
     let t0 = Instant::now();
     while !w.join("ready").exists() {
-        assert!(t0.elapsed() < Duration::from_secs(60), "the payload never got ready");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the payload never got ready"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // Another run of the same pool account holds a link to the payload's file.
@@ -190,15 +212,30 @@ rm -f go ready
     let all = tree(&w);
     assert!(all.len() > 300, "{} entries", all.len());
     for (p, md) in &all {
-        assert_eq!(md.uid(), PILOT, "{} still belongs to uid {}", p.display(), md.uid());
+        assert_eq!(
+            md.uid(),
+            PILOT,
+            "{} still belongs to uid {}",
+            p.display(),
+            md.uid()
+        );
     }
     assert_no_setid(&w);
     assert_eq!(std::fs::read_to_string(w.join("a")).unwrap(), "data\n");
     assert_eq!(std::fs::read_to_string(w.join("b")).unwrap(), "data\n");
     // The other run's link was not given to the pilot.
-    assert_eq!(std::fs::metadata(elsewhere.join("theirs")).unwrap().uid(), pool_uid);
+    assert_eq!(
+        std::fs::metadata(elsewhere.join("theirs")).unwrap().uid(),
+        pool_uid
+    );
     let end = env.audit_lines().pop().unwrap();
     assert_eq!(end["workdir_handover"], "chown", "{end}");
     assert!(end["cleanup_problems"].is_null(), "{end}");
-    assert!(end["workdir_cleanup"]["handback"]["replaced"].as_u64().unwrap() >= 1, "{end}");
+    assert!(
+        end["workdir_cleanup"]["handback"]["replaced"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{end}"
+    );
 }

@@ -314,7 +314,12 @@ fn gc_strips_set_id_files_from_reclaimed_work_dirs() {
     for d in [w.clone(), w.join("sub")] {
         std::os::unix::fs::chown(&d, Some(PILOT_UID), Some(PILOT_UID)).unwrap();
     }
-    let mut rec = record_for("lc-gc-setid-idmap", PILOT_UID, i32::MAX, "/pilotbox-test/none");
+    let mut rec = record_for(
+        "lc-gc-setid-idmap",
+        PILOT_UID,
+        i32::MAX,
+        "/pilotbox-test/none",
+    );
     rec.workdir = Some(w.clone());
     rec.workdir_handover = runtime::launcher::state::Handover::Idmap;
     sd.write(&rec);
@@ -333,12 +338,23 @@ fn gc_strips_set_id_files_from_reclaimed_work_dirs() {
         p.pop();
     }
     std::fs::set_permissions(deep.join("suid"), std::fs::Permissions::from_mode(0o4755)).unwrap();
-    let mut rec = record_for("lc-gc-setid-chown", PILOT_UID, i32::MAX, "/pilotbox-test/none");
+    let mut rec = record_for(
+        "lc-gc-setid-chown",
+        PILOT_UID,
+        i32::MAX,
+        "/pilotbox-test/none",
+    );
     rec.workdir = Some(c.clone());
     rec.workdir_handover = runtime::launcher::state::Handover::Chown;
     sd.write(&rec);
 
-    let o = pilotbox(&["gc", "--json", &sd.arg(), "--cgroup-root", "/pilotbox-test/none"]);
+    let o = pilotbox(&[
+        "gc",
+        "--json",
+        &sd.arg(),
+        "--cgroup-root",
+        "/pilotbox-test/none",
+    ]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let r = json(&o);
     assert_eq!(r["errors"], serde_json::json!([]), "{r}");

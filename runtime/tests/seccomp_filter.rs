@@ -146,8 +146,11 @@ fn setid_modes_are_refused_with_eperm_and_plain_modes_still_work() {
 #[test]
 fn setid_files_cannot_be_made_by_tools_nor_in_a_nested_user_namespace() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777))
-        .unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     let d = dir.path().display();
     let script = format!(
         "cd {d} && touch a && ! chmod 4755 a && ! chmod g+s a && chmod 755 a && \

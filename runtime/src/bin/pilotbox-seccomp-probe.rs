@@ -220,12 +220,22 @@ fn setid_probe(which: &str) -> Result<(), i32> {
         "openat-creat-plain" => raw(SYS_openat, [cwd, pn, creat, 0o755, 0, 0]),
         "openat-tmpfile-suid" => raw(
             SYS_openat,
-            [cwd, cd.as_ptr() as c_long, (O_TMPFILE | O_RDWR) as c_long, 0o4755, 0, 0],
+            [
+                cwd,
+                cd.as_ptr() as c_long,
+                (O_TMPFILE | O_RDWR) as c_long,
+                0o4755,
+                0,
+                0,
+            ],
         ),
         // Not creating: the mode is ignored by the kernel, so a set-id value there is allowed.
         "openat-rdonly-suidmode" => raw(SYS_openat, [cwd, pf, O_RDONLY as c_long, 0o4755, 0, 0]),
         "mknod-suid" => raw(SYS_mknod, [pn, (S_IFREG | 0o4755) as c_long, 0, 0, 0, 0]),
-        "mknodat-sgid" => raw(SYS_mknodat, [cwd, pn, (S_IFREG | 0o2755) as c_long, 0, 0, 0]),
+        "mknodat-sgid" => raw(
+            SYS_mknodat,
+            [cwd, pn, (S_IFREG | 0o2755) as c_long, 0, 0, 0],
+        ),
         // The kernel drops set-id bits from mkdir's mode: allowed, and harmless.
         "mkdir-sgid" => raw(SYS_mkdir, [pn, 0o2755, 0, 0, 0, 0]),
         // A valid open_how { flags: O_RDONLY, mode: 0, resolve: 0 }.

@@ -160,7 +160,11 @@ fn replace_by_copy(
             let src = openat(
                 dir,
                 name,
-                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+                OFlags::RDONLY
+                    | OFlags::NOFOLLOW
+                    | OFlags::NONBLOCK
+                    | OFlags::NOCTTY
+                    | OFlags::CLOEXEC,
                 Mode::empty(),
             )?;
             let s = fstat(&src)?;
@@ -199,9 +203,8 @@ fn replace_by_copy(
             symlinkat(&target, dir, &tmp)?;
             rustix::fs::chownat(dir, &tmp, u, g, AtFlags::SYMLINK_NOFOLLOW)
         }),
-        FileType::Fifo => mknodat(dir, &tmp, FileType::Fifo, perm, 0).and_then(|()| {
-            rustix::fs::chownat(dir, &tmp, u, g, AtFlags::SYMLINK_NOFOLLOW)
-        }),
+        FileType::Fifo => mknodat(dir, &tmp, FileType::Fifo, perm, 0)
+            .and_then(|()| rustix::fs::chownat(dir, &tmp, u, g, AtFlags::SYMLINK_NOFOLLOW)),
         _ => return unlinkat(dir, name, AtFlags::empty()),
     };
     let done = made.and_then(|()| renameat(dir, &tmp, dir, name));

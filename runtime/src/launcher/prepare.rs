@@ -3,8 +3,8 @@
 //! payload [`PayloadSpec`]. [`Prepared::finish`] undoes all of it at the end.
 
 use super::handover::{self, Transfer};
-use super::setid;
 use super::sanitize::Caller;
+use super::setid;
 use super::state::{Handover, Store};
 use crate::spec_builder::{Bind, Idmap, PayloadSpec};
 use policy::authz::Decision;

@@ -93,7 +93,11 @@ fn setid_bits_and_capabilities_are_stripped_at_any_depth_and_nothing_else_change
     assert_eq!(mode(&w.join("other")), 0o4755);
     assert_eq!(mode(&outside.join("target")), 0o4755);
     assert_eq!(mode(&w.join("shared")), 0o2775);
-    assert_eq!((c.setid_stripped, c.caps_removed, c.errors), (3, 1, 0), "{c:?}");
+    assert_eq!(
+        (c.setid_stripped, c.caps_removed, c.errors),
+        (3, 1, 0),
+        "{c:?}"
+    );
     // Idempotent.
     let again = after_run(&open(&w), &what).unwrap();
     assert_eq!((again.setid_stripped, again.caps_removed), (0, 0));
@@ -174,14 +178,24 @@ fn the_way_back_leaves_nothing_to_the_pool_uid_at_any_depth_nor_through_hard_lin
     assert_eq!((theirs.uid(), theirs.nlink()), (POOL, 1));
     assert_eq!(std::fs::read(w.join("linked")).unwrap(), b"content");
     assert_eq!(mode(&w.join("linked")), 0o600);
-    assert_eq!(std::fs::symlink_metadata(other_run.join("sym")).unwrap().uid(), POOL);
-    assert_eq!(std::fs::read_link(w.join("sym")).unwrap(), Path::new("target"));
+    assert_eq!(
+        std::fs::symlink_metadata(other_run.join("sym"))
+            .unwrap()
+            .uid(),
+        POOL
+    );
+    assert_eq!(
+        std::fs::read_link(w.join("sym")).unwrap(),
+        Path::new("target")
+    );
     assert_eq!(std::fs::read(deep.join("twice2")).unwrap(), b"content");
     assert!(c.handback.replaced >= 3, "{c:?}");
     // No temporaries left behind.
-    assert!(std::fs::read_dir(&w)
+    assert!(std::fs::read_dir(&w).unwrap().all(|e| !e
         .unwrap()
-        .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".pilotbox")));
+        .file_name()
+        .to_string_lossy()
+        .starts_with(".pilotbox")));
 }
 
 /// Cost of the after-run walk (`cargo test -p runtime --lib walk_cost -- --ignored --nocapture`).

@@ -144,8 +144,8 @@ fn walk_once(
             if parent.fd.is_none() {
                 // Climb back through "..", which must be the directory we left.
                 let child = done.fd.as_ref().expect("the deepest frame is open");
-                let fd = openat(child, c"..", DIR_FLAGS, Mode::empty())
-                    .map_err(|_| WalkError::Moved)?;
+                let fd =
+                    openat(child, c"..", DIR_FLAGS, Mode::empty()).map_err(|_| WalkError::Moved)?;
                 let st = fstat(&fd).map_err(|_| WalkError::Moved)?;
                 if (st.st_dev, st.st_ino) != (parent.dev, parent.ino) {
                     return Err(WalkError::Moved);
@@ -155,7 +155,11 @@ fn walk_once(
             }
             continue;
         };
-        let dir = frame.fd.as_ref().expect("the deepest frame is open").as_fd();
+        let dir = frame
+            .fd
+            .as_ref()
+            .expect("the deepest frame is open")
+            .as_fd();
         let st = match statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::NOENT) => continue,

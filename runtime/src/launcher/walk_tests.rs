@@ -29,9 +29,7 @@ impl Seen {
         let n = std::fs::read_dir("/proc/self/fd")
             .unwrap()
             .flatten()
-            .filter(|e| {
-                std::fs::read_link(e.path()).is_ok_and(|t| t.starts_with(&self.root))
-            })
+            .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.starts_with(&self.root)))
             .count();
         self.max_fds = self.max_fds.max(n);
     }
@@ -94,7 +92,10 @@ fn a_tree_deeper_than_the_old_limit_is_walked_entirely_with_bounded_fds() {
     assert_eq!(stats.dirs, depth as u64 + 1);
     assert_eq!(stats.entries, depth as u64 + 1);
     assert_eq!(stats.errors, 0);
-    assert!(v.entries.contains(&bottom.join("f")), "the deepest file was seen");
+    assert!(
+        v.entries.contains(&bottom.join("f")),
+        "the deepest file was seen"
+    );
     assert!(v.entries.contains(&root.join("f")));
     // The window, the caller's top fd, one transient.
     assert!(
@@ -118,7 +119,9 @@ fn symlinks_are_entries_never_followed() {
     let stats = walk(open_dir(&root).as_fd(), &mut v).unwrap();
     assert_eq!(
         v.entries,
-        [root.join("flink"), root.join("link")].into_iter().collect()
+        [root.join("flink"), root.join("link")]
+            .into_iter()
+            .collect()
     );
     assert_eq!(stats.dirs, 1);
 }

@@ -578,10 +578,7 @@ mod tests {
         }
         // openat2 (mode in memory) is left to the ENOSYS default; io_uring stays out.
         for gone in ["openat2", "io_uring_setup", "io_uring_enter"] {
-            assert!(
-                outcomes(&p, gone, [0; 6]).is_empty(),
-                "{gone} has a rule"
-            );
+            assert!(outcomes(&p, gone, [0; 6]).is_empty(), "{gone} has a rule");
         }
     }
 
