@@ -42,7 +42,8 @@ echo "== root integration tests on a cgroup-v2 kernel (QEMU)"
 # Every runtime integration binary runs in the guest, including launcher_cgroups: the setuid
 # launcher called by a non-root pilot on cgroup v2 (limits, status/suspend/resume/kill, usage in
 # the report and the audit). The broad launcher suites (launcher_run, launcher_glexec,
-# launcher_nosuid, launcher_nosuid_lifecycle, launcher_state) ran on the host above; under TCG
+# launcher_nosuid, launcher_nosuid_lifecycle, launcher_state, launcher_setid,
+# launcher_adversarial) ran on the host above; under TCG
 # each RSA key costs ~10 s, so in the VM they would overrun its budget (launcher_state's two gc
 # tests alone took 132 s of VM time; they pass there: `tests/vm/run.sh -- <launcher_state binary>
 # gc_ --test-threads=1` from runtime/). The VM's own limit is a hang guard, and TCG's
@@ -51,7 +52,8 @@ echo "== root integration tests on a cgroup-v2 kernel (QEMU)"
 # still ends a hung VM well inside CI's time.
 tests/vm/run.sh --timeout 900 --smoke --cargo-tests runtime \
     --exclude launcher_run --exclude launcher_glexec --exclude launcher_nosuid \
-    --exclude launcher_nosuid_lifecycle --exclude launcher_state
+    --exclude launcher_nosuid_lifecycle --exclude launcher_state \
+    --exclude launcher_setid --exclude launcher_adversarial
 echo "== fuzz targets, briefly each (docs/fuzzing.md: how to run them long)"
 PILOTBOX_FUZZ_DEV=1 policy/fuzz/run-short.sh 10
 echo "== benchmark against runc/crun/bwrap, quick mode (checks that it runs; not a timed test)"

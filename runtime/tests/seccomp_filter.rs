@@ -104,6 +104,75 @@ fn tiocsti_cannot_hide_behind_the_upper_32_bits() {
     assert_eq!(filtered(&[], "fionread"), "ok");
 }
 
+/// Issue 11 item 1: a payload must not be able to make a set-user/group-ID file (the work dir
+/// is on the host, where `nosuid` and no_new_privs do not protect). Each probe succeeds
+/// unfiltered, on a scratch file the probe owns.
+#[test]
+fn setid_modes_are_refused_with_eperm_and_plain_modes_still_work() {
+    let refused = [
+        "setid-chmod-suid",
+        "setid-chmod-sgid",
+        "setid-chmod-suid-hi",
+        "setid-fchmod-suid",
+        "setid-fchmodat-suid",
+        "setid-creat-suid",
+        "setid-open-creat-suid",
+        "setid-openat-creat-sgid",
+        "setid-openat-tmpfile-suid",
+        "setid-mknod-suid",
+        "setid-mknodat-sgid",
+    ];
+    for probe in refused {
+        assert_eq!(baseline(probe), "ok", "{probe} unfiltered");
+        assert_eq!(filtered(&[], probe), EPERM, "{probe}");
+    }
+    // fchmodat2 exists since Linux 6.6 and libseccomp 2.5.5: the filter answers EPERM, or the
+    // default ENOSYS where libseccomp does not know the name (then it is never allowed at all).
+    let f2 = filtered(&[], "setid-fchmodat2-suid");
+    assert!(f2 == EPERM || f2 == ENOSYS, "fchmodat2: {f2}");
+    for probe in [
+        "setid-chmod-plain",
+        "setid-openat-creat-plain",
+        "setid-openat-rdonly-suidmode",
+        "setid-mkdir-sgid",
+    ] {
+        assert_eq!(filtered(&[], probe), "ok", "{probe}");
+    }
+    // openat2 carries its mode in memory: ENOSYS, so callers fall back to openat.
+    assert_eq!(baseline("setid-openat2"), "ok");
+    assert_eq!(filtered(&[], "setid-openat2"), ENOSYS);
+}
+
+/// The same through real tools, also as "root" of a nested user namespace the payload creates
+/// (seccomp filters are inherited and cannot be removed), and through the i386 ABI.
+#[test]
+fn setid_files_cannot_be_made_by_tools_nor_in_a_nested_user_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let d = dir.path().display();
+    let script = format!(
+        "cd {d} && touch a && ! chmod 4755 a && ! chmod g+s a && chmod 755 a && \
+         ! install -m 4755 a b && ! python3 -c 'import os; os.open(\"c\", os.O_CREAT|os.O_WRONLY, 0o4755)' && \
+         ! unshare -Ur chmod 6755 a && unshare -Ur chmod 700 a && echo done"
+    );
+    let (ok, out, err) = run_filtered(&[], &["sh", "-c", &script]);
+    assert!(ok && out.trim_end().ends_with("done"), "{out:?} {err}");
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        let e = e.unwrap();
+        let mode = std::os::unix::fs::MetadataExt::mode(&e.metadata().unwrap());
+        assert_eq!(mode & 0o6000, 0, "{:?} is set-id: {mode:o}", e.path());
+    }
+    if ia32_available() {
+        assert_eq!(baseline("setid-int80-fchmod-suid"), "ok");
+        assert_eq!(filtered(&["--ia32"], "setid-int80-fchmod-suid"), EPERM);
+        assert_eq!(filtered(&["--ia32"], "setid-int80-fchmod-plain"), "ok");
+    }
+}
+
 #[test]
 fn omitted_syscalls_answer_enosys_so_libc_falls_back() {
     assert_eq!(filtered(&[], "io_uring_setup"), ENOSYS);
@@ -255,4 +324,24 @@ fn load_in_pre_exec_like_the_engine() {
         .status()
         .expect_err("load without no_new_privs succeeded");
     assert_eq!(err.raw_os_error(), Some(libc::ENOTRECOVERABLE));
+}
+
+/// The BPF program stays small: it is loaded at every launch and counts against the kernel's
+/// 32768-instruction total per process (docs/performance.md has the measured numbers).
+#[test]
+fn filter_size_stays_bounded() {
+    for (opts, max) in [
+        (ProfileOptions::default(), 800),
+        (
+            ProfileOptions {
+                allow_ia32: true,
+                ..Default::default()
+            },
+            1600,
+        ),
+    ] {
+        let n = compile(&default_profile(&opts)).unwrap().instructions();
+        eprintln!("{opts:?}: {n} BPF instructions");
+        assert!(n <= max, "{n} instructions for {opts:?}");
+    }
 }

@@ -166,6 +166,9 @@ fn run_probe(name: &str) -> Option<Result<(), i32>> {
             )
         }
         "getpid" => raw(SYS_getpid, [0; 6]),
+        // Set-id modes (refused) and ordinary ones (allowed) on a scratch file of our own, so
+        // that unfiltered every one of them succeeds (root or not: we own the file).
+        p if p.starts_with("setid-") => return Some(setid_probe(&p["setid-".len()..])),
         // 32-bit x86 ABI through int 0x80 (i386 numbers: keyctl 288, getpid 20).
         "int80-keyctl" => int80(288, 0, KEY_SPEC_SESSION_KEYRING as u32, 0),
         "int80-getpid" => int80(20, 0, 0, 0),
@@ -177,6 +180,78 @@ fn run_probe(name: &str) -> Option<Result<(), i32>> {
         _ => return None,
     };
     Some(r)
+}
+
+/// The set-id probes: `chmod-suid`, `chmod-sgid`, `chmod-plain`, `chmod-suid-hi`,
+/// `fchmod-suid`, `fchmodat-suid`, `fchmodat2-suid`, `creat-suid`, `open-creat-suid`,
+/// `openat-creat-sgid`, `openat-tmpfile-suid`, `openat-rdonly-suidmode`, `openat-creat-plain`,
+/// `mknod-suid`, `mknodat-sgid`, `mkdir-sgid`, `openat2`, `int80-fchmod-suid`,
+/// `int80-fchmod-plain`; anything else is an unknown probe (EINVAL is never a probe result).
+fn setid_probe(which: &str) -> Result<(), i32> {
+    use libc::*;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::env::temp_dir().join(format!("pb-setid-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.raw_os_error().unwrap_or(0))?;
+    let file = dir.join("f");
+    let new = dir.join("new");
+    std::fs::write(&file, b"").map_err(|e| e.raw_os_error().unwrap_or(0))?;
+    let cf = CString::new(file.as_os_str().as_bytes()).unwrap();
+    let cn = CString::new(new.as_os_str().as_bytes()).unwrap();
+    let cd = CString::new(dir.as_os_str().as_bytes()).unwrap();
+    let f = std::fs::File::open(&file).map_err(|e| e.raw_os_error().unwrap_or(0))?;
+    let (pf, pn, fd) = (
+        cf.as_ptr() as c_long,
+        cn.as_ptr() as c_long,
+        f.as_raw_fd() as c_long,
+    );
+    let cwd = AT_FDCWD as c_long;
+    let creat = (O_CREAT | O_WRONLY | O_EXCL) as c_long;
+    let r = match which {
+        "chmod-suid" => raw(SYS_chmod, [pf, 0o4755, 0, 0, 0, 0]),
+        "chmod-sgid" => raw(SYS_chmod, [pf, 0o2755, 0, 0, 0, 0]),
+        "chmod-plain" => raw(SYS_chmod, [pf, 0o755, 0, 0, 0, 0]),
+        "chmod-suid-hi" => raw(SYS_chmod, [pf, (1 << 32) | 0o4755, 0, 0, 0, 0]),
+        "fchmod-suid" => raw(SYS_fchmod, [fd, 0o4755, 0, 0, 0, 0]),
+        "fchmodat-suid" => raw(SYS_fchmodat, [cwd, pf, 0o4755, 0, 0, 0]),
+        "fchmodat2-suid" => raw(SYS_fchmodat2, [cwd, pf, 0o4755, 0, 0, 0]),
+        "creat-suid" => raw(SYS_creat, [pn, 0o4755, 0, 0, 0, 0]),
+        "open-creat-suid" => raw(SYS_open, [pn, creat, 0o4755, 0, 0, 0]),
+        "openat-creat-sgid" => raw(SYS_openat, [cwd, pn, creat, 0o2755, 0, 0]),
+        "openat-creat-plain" => raw(SYS_openat, [cwd, pn, creat, 0o755, 0, 0]),
+        "openat-tmpfile-suid" => raw(
+            SYS_openat,
+            [
+                cwd,
+                cd.as_ptr() as c_long,
+                (O_TMPFILE | O_RDWR) as c_long,
+                0o4755,
+                0,
+                0,
+            ],
+        ),
+        // Not creating: the mode is ignored by the kernel, so a set-id value there is allowed.
+        "openat-rdonly-suidmode" => raw(SYS_openat, [cwd, pf, O_RDONLY as c_long, 0o4755, 0, 0]),
+        "mknod-suid" => raw(SYS_mknod, [pn, (S_IFREG | 0o4755) as c_long, 0, 0, 0, 0]),
+        "mknodat-sgid" => raw(
+            SYS_mknodat,
+            [cwd, pn, (S_IFREG | 0o2755) as c_long, 0, 0, 0],
+        ),
+        // The kernel drops set-id bits from mkdir's mode: allowed, and harmless.
+        "mkdir-sgid" => raw(SYS_mkdir, [pn, 0o2755, 0, 0, 0, 0]),
+        // A valid open_how { flags: O_RDONLY, mode: 0, resolve: 0 }.
+        "openat2" => {
+            let how = [0u64; 3];
+            raw(SYS_openat2, [cwd, pf, how.as_ptr() as c_long, 24, 0, 0])
+        }
+        // i386 fchmod is 94; an fd is a plain integer, so it works from a 64-bit process.
+        #[cfg(target_arch = "x86_64")]
+        "int80-fchmod-suid" => int80(94, fd as u32, 0o4755, 0),
+        #[cfg(target_arch = "x86_64")]
+        "int80-fchmod-plain" => int80(94, fd as u32, 0o755, 0),
+        _ => Err(EINVAL),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    r
 }
 
 fn raw(nr: libc::c_long, a: [libc::c_long; 6]) -> Result<(), i32> {

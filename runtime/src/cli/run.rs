@@ -442,7 +442,7 @@ fn launch(
     let result = engine::run(&spec, &opts);
     let id = p.id.clone();
     let handover = p.handover;
-    let leftover = p.finish();
+    let (leftover, workdir_cleanup) = p.finish_counted();
     let name = ctx.req.name;
     let (mut report, outcome) = engine_outcome(
         name,
@@ -468,6 +468,8 @@ fn launch(
     end["usage"] = report["usage"].clone();
     end["workdir_handover"] = json!(handover);
     end["cleanup_problems"] = json!(leftover);
+    // Set-id bits/capabilities stripped and entries given back in the work dir (issue 11).
+    end["workdir_cleanup"] = json!(workdir_cleanup);
     if let Value::Object(apel) = audit::apel_fields(&report["usage"], l.cpus) {
         for (k, v) in apel {
             end[k] = v;

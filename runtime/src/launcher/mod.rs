@@ -8,14 +8,17 @@
 //! 5. decide (`policy::authz::decide`);
 //! 6. [`prepare`] — state dir, proxy copy, work-dir hand-over, the payload Spec;
 //! 7. launch and supervise (`engine::run`), writing the [`state`] record once running;
-//! 8. finish: report, [`audit`] end record, cleanup.
+//! 8. finish: report, [`audit`] end record, cleanup (the hand-over back and the [`setid`] strip
+//!    of the work dir, both with the fd-relative [`walk`]).
 pub mod audit;
 pub mod credfile;
 pub mod handover;
 pub mod prepare;
 pub mod sanitize;
+pub mod setid;
 pub mod state;
 pub mod unprivileged;
+pub mod walk;
 
 /// Verification options for this node: the trust and VOMS directories, and this host's name
 /// for the AC target check (RFC 5755 §4.3.2).

@@ -4,6 +4,7 @@
 
 use super::handover::{self, Transfer};
 use super::sanitize::Caller;
+use super::setid;
 use super::state::{Handover, Record, Store};
 use crate::spec_builder::{Bind, Idmap, PayloadSpec};
 use policy::authz::Decision;
@@ -244,7 +245,7 @@ fn fill(p: &mut Prepared, store: &Store, req: &mut Request) -> Result<(), Denial
             p.record.workdir = Some(real.clone());
             p.record.workdir_handover = Handover::Chown;
             store.write(&p.record).map_err(|e| site(e.to_string()))?;
-            let (moved, failed) = handover::transfer(
+            let moved = handover::transfer(
                 &fd,
                 Transfer {
                     from_uid: caller.uid,
@@ -253,10 +254,14 @@ fn fill(p: &mut Prepared, store: &Store, req: &mut Request) -> Result<(), Denial
                     skip_multilinked: false,
                 },
             );
-            if failed > 0 {
-                tracing::warn!(
-                    "work dir hand-over: {failed} entries not handed over ({moved} were)"
-                );
+            match moved {
+                Ok(m) if m.errors > 0 => tracing::warn!(
+                    "work dir hand-over: {} entries not handed over ({} were)",
+                    m.errors,
+                    m.chowned
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("work dir hand-over: {e}"),
             }
         }
         p.spec.binds.push(Bind {
@@ -313,27 +318,50 @@ impl Prepared {
     /// Undo the hand-over (files owned by the pool account go back to the pilot) and remove the
     /// state dir. Returns a description of what could not be undone.
     pub fn finish(self) -> Option<String> {
+        self.finish_counted().0
+    }
+
+    /// [`Self::finish`], also returning what the work-dir walk did (for the end audit record):
+    /// after every run with a work dir — idmapped or handed over by chown — set-id bits and file
+    /// capabilities are stripped ([`super::setid`]), in the same walk that gives a chowned work
+    /// dir back.
+    pub fn finish_counted(self) -> (Option<String>, Option<setid::Cleanup>) {
         let mut problems = Vec::new();
-        if let (Handover::Chown, Some(fd)) = (self.handover, &self.workdir_fd) {
-            let (_, failed) = handover::transfer(
-                fd,
-                Transfer {
-                    from_uid: self.pool_uid,
-                    to_uid: self.pilot.0,
-                    to_gid: self.pilot.1,
-                    skip_multilinked: true,
-                },
-            );
-            if failed > 0 {
-                problems.push(format!(
-                    "{failed} work-dir entries not given back to uid {}",
-                    self.pilot.0
-                ));
+        let mut cleanup = None;
+        if let Some(fd) = &self.workdir_fd {
+            let back = (self.handover == Handover::Chown).then_some(Transfer {
+                from_uid: self.pool_uid,
+                to_uid: self.pilot.0,
+                to_gid: self.pilot.1,
+                skip_multilinked: true,
+            });
+            let what = setid::AfterRun {
+                owners: vec![self.pilot.0, self.pool_uid],
+                back,
+                caps: true,
+            };
+            match setid::after_run(fd, &what) {
+                Ok(c) => {
+                    if c.handback.errors > 0 {
+                        problems.push(format!(
+                            "{} work-dir entries not given back to uid {}",
+                            c.handback.errors, self.pilot.0
+                        ));
+                    }
+                    let other = c.errors - c.handback.errors;
+                    if other > 0 {
+                        problems.push(format!(
+                            "{other} work-dir entries not checked for set-id bits"
+                        ));
+                    }
+                    cleanup = Some(c);
+                }
+                Err(e) => problems.push(format!("work dir: {e}")),
             }
         }
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             problems.push(format!("{}: {e}", self.dir.display()));
         }
-        (!problems.is_empty()).then(|| problems.join("; "))
+        ((!problems.is_empty()).then(|| problems.join("; ")), cleanup)
     }
 }

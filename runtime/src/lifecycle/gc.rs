@@ -31,7 +31,8 @@ use super::caller::Caller;
 use super::{audit_record, reap, store, LifecycleError};
 use crate::cgroups::{Cgroup, CgroupError};
 use crate::launcher::audit::{self, Audit};
-use crate::launcher::handover::{self, Transfer};
+use crate::launcher::handover::Transfer;
+use crate::launcher::setid;
 use crate::launcher::state::{Handover, Record};
 
 /// The default `[cgroup] root` of the launcher (docs/launcher-design.md step 8), used when no
@@ -77,6 +78,8 @@ pub struct GcReport {
     pub stale_dirs_removed: Vec<PathBuf>,
     /// Files given back to the pilot after an ownership hand-over.
     pub files_restored: u64,
+    /// Files of reclaimed work dirs whose set-id bits or capabilities were removed.
+    pub setid_stripped: u64,
     /// What could not be done (the rest still was).
     pub errors: Vec<String>,
 }
@@ -204,9 +207,16 @@ fn reclaim(
         st.write(&rec)?;
     }
     killed?;
-    if rec.workdir_handover == Handover::Chown {
-        if let Some(w) = &rec.workdir {
-            report.files_restored += undo_chown(w, &rec)?;
+    if let Some(w) = &rec.workdir {
+        // Only a chown hand-over needs the record kept for another try: otherwise the files
+        // are the pilot's already, and a work dir that is gone or changed hands is reported.
+        match clean_workdir(w, &rec) {
+            Ok(c) => {
+                report.files_restored += c.handback.chowned + c.handback.replaced;
+                report.setid_stripped += c.setid_stripped + c.caps_removed;
+            }
+            Err(e) if rec.workdir_handover == Handover::Chown => return Err(e),
+            Err(e) => report.errors.push(format!("{}: {e}", rec.id)),
         }
     }
     Ok(st.remove(&rec.id)?)
@@ -230,22 +240,23 @@ pub(crate) fn reclaim_cgroup(rec: &Record) -> Result<(), LifecycleError> {
     }
 }
 
-/// Give the work dir's files that the pool uid owns back to the pilot (`pilot_uid`, and the
-/// record's `pilot_gid`), with the launcher's own hand-over walk ([`handover::transfer`]):
-/// fd-relative, never following a symlink, and skipping regular files with several links on the
-/// way back (the payload could have linked in another file of the same pool account).
+/// After a run whose supervisor died: strip set-id bits and file capabilities from the work
+/// dir ([`setid::after_run`], issue 11) and, after a chown hand-over, give the files the pool
+/// uid owns back to the pilot (`pilot_uid`, and the record's `pilot_gid`) in the same
+/// fd-relative walk (never following a symlink, no depth limit; multi-linked entries of the
+/// pool uid are replaced by pilot-owned copies, see [`crate::launcher::handover`]).
 ///
 /// The work dir itself is opened with `openat2(RESOLVE_NO_SYMLINKS)` (openat2(2)): a path that
 /// now goes through a symlink anywhere — the pilot controls the tree — is refused, not followed.
 /// On kernels without openat2 (< 5.6) the path must canonicalize to itself and the last
-/// component is opened `O_NOFOLLOW`. A work dir owned by neither the pool uid nor the pilot is
-/// left alone. Owned by the pilot is what a launcher killed during the forward hand-over
-/// leaves (it wrote the record first, then chowns the top directory, then the tree below:
-/// `launcher::prepare`); giving the pool uid's files in the pilot's own directory back to the
-/// pilot is then exactly the undo.
-fn undo_chown(workdir: &Path, rec: &Record) -> Result<u64, LifecycleError> {
+/// component is opened `O_NOFOLLOW`. A work dir the pilot does not own is left alone, except
+/// after a chown hand-over, where it may also be the pool uid's. Owned by the pilot is also what
+/// a launcher killed during the forward hand-over leaves (it wrote the record first, then
+/// chowns the top directory, then the tree below: `launcher::prepare`); giving the pool uid's
+/// files in the pilot's own directory back to the pilot is then exactly the undo.
+fn clean_workdir(workdir: &Path, rec: &Record) -> Result<setid::Cleanup, LifecycleError> {
     let refuse = |reason: String| LifecycleError::Site {
-        what: "work dir hand-over undo",
+        what: "work dir clean-up",
         reason: format!("{}: {reason}", workdir.display()),
     };
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
@@ -254,7 +265,7 @@ fn undo_chown(workdir: &Path, rec: &Record) -> Result<u64, LifecycleError> {
         .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
     let fd = match openat2(AT_FDCWD, workdir, how) {
         Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(0),
+        Err(Errno::ENOENT) => return Ok(setid::Cleanup::default()),
         Err(Errno::ENOSYS) => {
             match std::fs::canonicalize(workdir) {
                 Ok(real) if real == workdir => {}
@@ -264,7 +275,9 @@ fn undo_chown(workdir: &Path, rec: &Record) -> Result<u64, LifecycleError> {
                         real.display()
                     )))
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(setid::Cleanup::default())
+                }
                 Err(e) => return Err(refuse(e.to_string())),
             }
             nix::fcntl::open(workdir, flags, Mode::empty()).map_err(|e| refuse(e.to_string()))?
@@ -279,29 +292,34 @@ fn undo_chown(workdir: &Path, rec: &Record) -> Result<u64, LifecycleError> {
     let owner = nix::sys::stat::fstat(&fd)
         .map_err(|e| refuse(e.to_string()))?
         .st_uid;
-    if owner != rec.uid && owner != rec.pilot_uid {
+    let chowned = rec.workdir_handover == Handover::Chown;
+    if owner != rec.pilot_uid && !(chowned && owner == rec.uid) {
         return Err(refuse(format!(
-            "owned by uid {owner}, neither the pool uid {} nor the pilot {}",
-            rec.uid, rec.pilot_uid
+            "owned by uid {owner}, neither the pilot {} nor (after a chown hand-over) the pool uid {}",
+            rec.pilot_uid, rec.uid
         )));
     }
-    let (moved, failed) = handover::transfer(
-        &fd,
-        Transfer {
+    let what = setid::AfterRun {
+        owners: vec![rec.pilot_uid, rec.uid],
+        back: chowned.then_some(Transfer {
             from_uid: rec.uid,
             to_uid: rec.pilot_uid,
             to_gid: rec.pilot_gid,
             skip_multilinked: true,
-        },
-    );
-    if failed > 0 {
+        }),
+        // Without privilege (a pilot's own `gc`) removing capabilities fails: counted, not fatal.
+        caps: nix::unistd::geteuid().is_root(),
+    };
+    let c = setid::after_run(&fd, &what).map_err(|e| refuse(e.to_string()))?;
+    if c.errors > 0 {
         tracing::warn!(
-            "{}: {failed} entries not given back to uid {}",
+            "{}: {} entries not given back to uid {} or not checked for set-id bits",
             workdir.display(),
+            c.errors,
             rec.pilot_uid
         );
     }
-    Ok(moved as u64)
+    Ok(c)
 }
 
 /// The `gc` audit record of a reclaimed run (both binaries).

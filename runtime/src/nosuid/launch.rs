@@ -357,6 +357,21 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
     };
     let result = engine::run(&spec, &opts);
     drop(record);
+    // The payload ran as the pilot: a set-id file it left in the work dir would make any local
+    // process that runs it the pilot (issue 11). Seccomp refuses set-id modes; strip what is
+    // there anyway. Unprivileged, so only modes (file capabilities a payload can write here are
+    // namespaced to the pilot's own user namespaces; see `setid::AfterRun::caps`).
+    let workdir_cleanup = workdir.as_ref().map(|fd| {
+        let what = crate::launcher::setid::AfterRun {
+            owners: vec![caller.uid],
+            back: None,
+            caps: false,
+        };
+        crate::launcher::setid::after_run(fd, &what).map_err(|e| e.to_string())
+    });
+    if let Some(Err(e)) = &workdir_cleanup {
+        eprintln!("{NAME}: warning: work dir: {e}");
+    }
     drop(workdir);
     drop(creds);
     let (mut report, outcome) =
@@ -376,6 +391,11 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
     end["exit"] = json!(outcome.exit_code());
     end["signal"] = report["signal"].clone();
     end["usage"] = report["usage"].clone();
+    end["workdir_cleanup"] = match &workdir_cleanup {
+        Some(Ok(c)) => json!(c),
+        Some(Err(e)) => json!({ "error": e }),
+        None => Value::Null,
+    };
     if let Value::Object(apel) = apel_fields(&report["usage"], l.cpus) {
         for (k, v) in apel {
             end[k] = v;

@@ -67,23 +67,27 @@ pub(crate) const MEMORY: &[&str] = &[
 ];
 
 /// Files, directories, extended attributes, file-descriptor plumbing. Access is decided by the
-/// payload's uid, the mount namespace and the file modes, not by seccomp. `mknod` is harmless:
-/// device nodes need CAP_MKNOD in the initial user namespace, FIFOs and sockets are fine.
+/// payload's uid, the mount namespace and the file modes, not by seccomp. The calls that take a
+/// file mode and could make a set-user/group-ID file (`open`, `openat`, `creat`, `chmod`,
+/// `fchmod`, `fchmodat`, `fchmodat2`, `mknod`, `mknodat`) are not here but in
+/// `super::profile::setid_mode_rules`, and `openat2` is omitted (see [`DELIBERATELY_OMITTED`]).
+/// `mkdir`/`mkdirat` stay unconditional: the kernel masks their mode with
+/// `S_IRWXUGO | S_ISVTX` (vfs_mkdir → vfs_prepare_mode), so they cannot make a set-id directory.
 /// `name_to_handle_at` only encodes a handle (and a mount id); using one (`open_by_handle_at`)
 /// is what is dangerous, and that is denied below. `ioctl` is not here: see `ioctl_rules`.
 #[rustfmt::skip]
 pub(crate) const FILES: &[&str] = &[
     "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "preadv2", "pwritev",
-    "pwritev2", "open", "openat", "openat2", "creat", "close", "close_range", "lseek", "_llseek",
+    "pwritev2", "close", "close_range", "lseek", "_llseek",
     "dup", "dup2", "dup3", "fcntl", "fcntl64", "flock", "fsync", "fdatasync", "sync", "syncfs",
     "sync_file_range", "truncate", "truncate64", "ftruncate", "ftruncate64", "fallocate",
     "fadvise64", "fadvise64_64", "readahead", "stat", "stat64", "lstat", "lstat64", "fstat",
     "fstat64", "fstatat64", "newfstatat", "statx", "statfs", "statfs64", "fstatfs", "fstatfs64",
     "access", "faccessat", "faccessat2", "chdir", "fchdir", "getcwd", "mkdir", "mkdirat", "rmdir",
     "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat", "unlink",
-    "unlinkat", "readlink", "readlinkat", "chmod", "fchmod", "fchmodat", "fchmodat2", "chown",
+    "unlinkat", "readlink", "readlinkat", "chown",
     "chown32", "fchown", "fchown32", "lchown", "lchown32", "fchownat", "utime", "utimes",
-    "utimensat", "utimensat_time64", "futimesat", "mknod", "mknodat", "getdents", "getdents64",
+    "utimensat", "utimensat_time64", "futimesat", "getdents", "getdents64",
     "readdir", "getxattr", "lgetxattr", "fgetxattr", "getxattrat", "setxattr", "lsetxattr",
     "fsetxattr", "setxattrat", "listxattr", "llistxattr", "flistxattr", "listxattrat",
     "removexattr", "lremovexattr", "fremovexattr", "removexattrat", "file_getattr", "file_setattr",
@@ -224,4 +228,9 @@ pub const DELIBERATELY_OMITTED: &[&str] = &[
     "ustat",
     // Landlock/LSM attribute writes are not needed; reading is in PROCESS.
     "lsm_set_self_attr",
+    // openat2 passes the file mode in a struct in memory, where seccomp cannot see it, so it
+    // could create a set-uid file past `setid_mode_rules` (profile.rs). glibc's open() never uses
+    // it; programs that do (systemd, runc, libpathrs) fall back to openat on ENOSYS, which is
+    // what pre-5.6 kernels answer. Flatpak refuses it with ENOSYS for the same reason.
+    "openat2",
 ];

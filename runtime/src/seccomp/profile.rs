@@ -28,6 +28,18 @@
 //!   most unprivileged-user-namespace privilege escalations of recent years. `clone3` passes its
 //!   flags in memory, where seccomp cannot look, so whenever some flag is refused `clone3` gets
 //!   ENOSYS and glibc falls back to `clone` (Docker does the same).
+//! - The calls that give a file a mode — `chmod`, `fchmod`, `fchmodat`, `fchmodat2`, `open`,
+//!   `openat`, `creat`, `mknod`, `mknodat` — get EPERM when the mode has `S_ISUID` or `S_ISGID`
+//!   (see [`setid_mode_rules`]). The sandbox's `nosuid` mounts and `no_new_privs` only protect
+//!   the *inside*: the work dir is the pilot's directory on the host, where a set-id file the
+//!   payload leaves (owned by the pilot on an idmapped mount, by the pool uid after a chown
+//!   hand-over) makes any local process that runs it the pilot or the pool account. Nix's build
+//!   sandbox refuses the same calls the same way (NixOS/nix#10501 added `fchmodat2`).
+//!   `openat2` passes its mode in memory and is therefore left to the ENOSYS default. Rules are
+//!   inherited by every nested user namespace the payload creates (seccomp filters cannot be
+//!   dropped), so even "root" in `unshare -Ur` cannot make a set-id file. What seccomp cannot see
+//!   — a `security.capability` xattr (its name is in memory), a file that was set-id before the
+//!   run — the launcher strips after the run ([`crate::launcher::setid`]).
 //!
 //! Architectures: on x86_64 the filter covers x86_64 and, only when
 //! [`ProfileOptions::allow_ia32`], the 32-bit i386 ABI (`int 0x80`, `sysenter`) with the same
@@ -37,7 +49,8 @@
 //! 32-bit userland by default), the compat syscall layer is extra kernel attack surface, and each
 //! extra architecture repeats the whole allow-list in the BPF program, which costs load time at
 //! every launch (measured here: ≈555 instructions and ≈0.2 ms to load for x86_64 alone, ≈1500 and
-//! ≈0.5 ms with i386 and x32 added). x32 is disabled in almost every distribution kernel and has
+//! ≈0.5 ms with i386 and x32 added; the set-id rules brought x86_64 to 667 instructions, i386
+//! included 1082 → 1248, and `seccomp(2)` load ≈82 → ≈87–97 µs on the same host). x32 is disabled in almost every distribution kernel and has
 //! no users, so it gets no option. (On aarch64, `allow_ia32` likewise adds 32-bit ARM.)
 
 use oci_spec::runtime::{
@@ -129,6 +142,7 @@ pub fn default_profile(opts: &ProfileOptions) -> LinuxSeccomp {
 
     rules.extend(ioctl_rules());
     rules.extend(namespace_creation_rules(opts));
+    rules.extend(setid_mode_rules());
 
     let mut profile = LinuxSeccomp::default();
     profile.set_default_action(LinuxSeccompAction::ScmpActErrno);
@@ -241,6 +255,79 @@ fn complement_prefixes(excluded: &[u32]) -> Vec<(u32, u32)> {
     ex.dedup();
     walk(0, 0, &ex, &mut out);
     out
+}
+
+/// `S_ISUID`, `S_ISGID` (include/uapi/linux/stat.h).
+const S_ISUID: u64 = 0o4000;
+const S_ISGID: u64 = 0o2000;
+/// `O_CREAT` and `__O_TMPFILE` (include/uapi/asm-generic/fcntl.h; the same values on x86,
+/// arm and s390; `O_TMPFILE` is `__O_TMPFILE | O_DIRECTORY`, and the kernel refuses
+/// `__O_TMPFILE` without `O_DIRECTORY`): the only open flags under which the kernel reads the mode.
+const O_CREAT: u64 = 0o100;
+const O_TMPFILE_BIT: u64 = 0o20_000_000;
+
+/// The mode-taking calls: EPERM when the new mode has a set-id bit, ALLOW otherwise.
+///
+/// `(name, mode argument, flags argument)`. The argument positions are those of the generic
+/// syscall ABI and the same for x86_64 and i386 (`allow_ia32` gets identical rules; libseccomp
+/// resolves the names per architecture). The mode is a `umode_t`: the kernel ignores the upper
+/// bits of the register, and so do these rules, which only ever look at the two set-id bits.
+///
+/// Like [`ioctl_rules`], every syscall gets a complete, disjoint set of single-outcome rules
+/// (no "masked not-equal" exists): `mode & 06000 == 0` → ALLOW; `mode & 04000 == 04000` →
+/// EPERM; `mode & 06000 == 02000` → EPERM. For `open`/`openat` the mode only matters when
+/// creating (`O_CREAT` or `O_TMPFILE`): glibc and musl pass 0 otherwise, but a raw caller may
+/// leave garbage there, so a set-id "mode" without a creating flag is allowed (split on the
+/// flag bits, still disjoint). `creat` always creates; `mknod` makes regular files too
+/// (`S_IFREG`, kernel mask `S_IALLUGO` keeps set-id bits). `mkdir` is absent on purpose: the
+/// kernel drops set-id bits from its mode (see [`super::groups::FILES`]).
+fn setid_mode_rules() -> Vec<LinuxSyscall> {
+    const CALLS: &[(&str, usize, Option<usize>)] = &[
+        ("chmod", 1, None),
+        ("fchmod", 1, None),
+        ("fchmodat", 2, None),
+        ("fchmodat2", 2, None),
+        ("creat", 1, None),
+        ("mknod", 1, None),
+        ("mknodat", 2, None),
+        ("open", 2, Some(1)),
+        ("openat", 3, Some(2)),
+    ];
+    let allow = LinuxSeccompAction::ScmpActAllow;
+    // The two refused mode classes, disjoint: set-uid (any set-gid), set-gid without set-uid.
+    let setid = [(S_ISUID, S_ISUID), (S_ISUID | S_ISGID, S_ISGID)];
+    let mut rules = Vec::new();
+    for &(name, mode, flags) in CALLS {
+        rules.push(rule(
+            &[name],
+            allow,
+            None,
+            vec![masked_eq(mode, S_ISUID | S_ISGID, 0)],
+        ));
+        for (mask, value) in setid {
+            let m = masked_eq(mode, mask, value);
+            match flags {
+                None => rules.push(errno(&[name], libc::EPERM, vec![m])),
+                Some(f) => {
+                    let creating = O_CREAT | O_TMPFILE_BIT;
+                    rules.push(rule(
+                        &[name],
+                        allow,
+                        None,
+                        vec![m.clone(), masked_eq(f, creating, 0)],
+                    ));
+                    for (fm, fv) in [(O_CREAT, O_CREAT), (creating, O_TMPFILE_BIT)] {
+                        rules.push(errno(
+                            &[name],
+                            libc::EPERM,
+                            vec![m.clone(), masked_eq(f, fm, fv)],
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    rules
 }
 
 /// `clone`, `clone3`, `unshare`: see the module docs.
@@ -415,6 +502,83 @@ mod tests {
                 opts.allow_nested_userns
             );
             assert_eq!(allowed.iter().any(|n| n == "ptrace"), opts.allow_ptrace);
+        }
+    }
+
+    /// The actions of the rules of `profile` naming `name` whose conditions all hold for `args`
+    /// (only MASKED_EQ is used by the default profile).
+    fn outcomes(p: &LinuxSeccomp, name: &str, args: [u64; 6]) -> Vec<LinuxSeccompAction> {
+        p.syscalls()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter(|r| r.names().iter().any(|n| n == name))
+            .filter(|r| {
+                r.args().iter().flatten().all(|a| {
+                    assert_eq!(a.op(), LinuxSeccompOperator::ScmpCmpMaskedEq);
+                    args[a.index()] & a.value() == a.value_two().unwrap()
+                })
+            })
+            .map(|r| r.action())
+            .collect()
+    }
+
+    #[test]
+    fn setid_modes_are_refused_by_exactly_one_rule_and_others_allowed_by_exactly_one() {
+        use LinuxSeccompAction::{ScmpActAllow as A, ScmpActErrno as E};
+        let p = default_profile(&ProfileOptions::default());
+        let modes = [
+            (0o644, false),
+            (0o755, false),
+            (0o1777, false),
+            (0o4755, true),
+            (0o2755, true),
+            (0o6755, true),
+            (0o4000, true),
+            (0o2000, true),
+            // The kernel ignores the upper bits of a umode_t; so must the filter.
+            ((1 << 32) | 0o4755, true),
+            (0xFFFF_0000_0000_0000 | 0o755, false),
+            (0o100_644 | 0o4000, true), // S_IFREG|04644 for mknod
+        ];
+        for (name, mode_arg, flags_arg) in [
+            ("chmod", 1, None),
+            ("fchmod", 1, None),
+            ("fchmodat", 2, None),
+            ("fchmodat2", 2, None),
+            ("creat", 1, None),
+            ("mknod", 1, None),
+            ("mknodat", 2, None),
+            ("open", 2, Some(1)),
+            ("openat", 3, Some(2)),
+        ] {
+            let flag_sets: &[(u64, bool)] = match flags_arg {
+                None => &[(0, true)],
+                Some(_) => &[
+                    (libc::O_RDONLY as u64, false),
+                    (libc::O_WRONLY as u64 | libc::O_APPEND as u64, false),
+                    (libc::O_CREAT as u64 | libc::O_WRONLY as u64, true),
+                    (libc::O_CREAT as u64 | libc::O_EXCL as u64, true),
+                    (libc::O_TMPFILE as u64 | libc::O_RDWR as u64, true),
+                    (libc::O_DIRECTORY as u64, false),
+                ],
+            };
+            for &(mode, setid) in &modes {
+                for &(flags, creating) in flag_sets {
+                    let mut args = [0u64; 6];
+                    args[mode_arg] = mode;
+                    if let Some(f) = flags_arg {
+                        args[f] = flags;
+                    }
+                    let got = outcomes(&p, name, args);
+                    let want = if setid && creating { E } else { A };
+                    assert_eq!(got, vec![want], "{name} mode {mode:#o} flags {flags:#o}");
+                }
+            }
+        }
+        // openat2 (mode in memory) is left to the ENOSYS default; io_uring stays out.
+        for gone in ["openat2", "io_uring_setup", "io_uring_enter"] {
+            assert!(outcomes(&p, gone, [0; 6]).is_empty(), "{gone} has a rule");
         }
     }
 
