@@ -364,6 +364,8 @@ fn launch(
         l.cpus,
     );
     p.spec.seccomp = Some(engine::default_seccomp());
+    let network = policy.file.network.mode;
+    crate::network::apply_mode(&mut p.spec, network);
     let spec = match p.spec.to_spec() {
         Ok(s) => s,
         Err(e) => {
@@ -477,6 +479,7 @@ fn launch(
     }
     report["id"] = json!(id);
     report["user"] = user_json(Some(identity), Some(d));
+    report["network"] = json!(network.name());
     let mut end = who;
     end["id"] = json!(id);
     end["account"] = json!(d.account);
@@ -487,6 +490,7 @@ fn launch(
     end["signal"] = report["signal"].clone();
     end["usage"] = report["usage"].clone();
     end["workdir_handover"] = json!(handover);
+    end["network"] = json!(network.name());
     end["cleanup_problems"] = json!(leftover);
     if let Value::Object(apel) = audit::apel_fields(&report["usage"], l.cpus) {
         for (k, v) in apel {
