@@ -50,7 +50,11 @@ const PASTA_PATHS: &[&str] = &["/usr/bin/pasta", "/usr/local/bin/pasta", "/usr/s
 /// The pasta binary, or why there is none usable. Run as root (`privileged`), it must be owned
 /// by root and writable by nobody else, like every file a setuid program executes.
 pub fn find_pasta(privileged: bool) -> Result<PathBuf, String> {
-    for p in PASTA_PATHS {
+    find_pasta_in(PASTA_PATHS, privileged)
+}
+
+fn find_pasta_in(paths: &[&str], privileged: bool) -> Result<PathBuf, String> {
+    for p in paths {
         let Ok(m) = std::fs::metadata(p) else {
             continue;
         };
@@ -66,8 +70,22 @@ pub fn find_pasta(privileged: bool) -> Result<PathBuf, String> {
     }
     Err(format!(
         "pasta (package passt) not found in {}: [network] mode = \"isolated\" needs it",
-        PASTA_PATHS.join(", ")
+        paths.join(", ")
     ))
+}
+
+/// Rootless pasta opens `/dev/net/tun` as the caller: udev makes it 0666; a bare devtmpfs
+/// (no udev) leaves it 0600, and pasta's own message ("Failed to open tun socket in
+/// namespace") would not say why.
+pub fn tun_usable() -> Result<(), String> {
+    use nix::unistd::{access, AccessFlags};
+    access("/dev/net/tun", AccessFlags::R_OK | AccessFlags::W_OK).map_err(|e| {
+        format!(
+            "/dev/net/tun is not readable and writable by uid {} ({e}): rootless pasta needs \
+             it (mode 0666, udev's default), or set [network] mode = \"host\" or \"none\"",
+            nix::unistd::getuid()
+        )
+    })
 }
 
 /// A running pasta attached to a sandbox; killed and reaped when dropped.
@@ -81,6 +99,9 @@ impl Pasta {
     /// until `deadline`, until it reports that the namespace is configured.
     pub fn start(init: Pid, privileged: bool, deadline: Instant) -> Result<Pasta, String> {
         let bin = find_pasta(privileged)?;
+        if !privileged {
+            tun_usable()?;
+        }
         let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
         // Non-blocking on both ends: pasta's later log lines (nobody reads them once it is up)
         // must fail with EAGAIN, never block its event loop once the pipe is full.
@@ -232,4 +253,45 @@ impl crate::launch::NetworkSetup for Relay {
 pub fn apply_mode(spec: &mut crate::spec_builder::PayloadSpec, mode: NetworkMode) {
     spec.isolate_network = mode != NetworkMode::Host;
     spec.outbound = mode == NetworkMode::Isolated;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn pasta_missing_or_unsafe_is_a_clear_error() {
+        let dir = std::env::temp_dir().join(format!("pilotbox-pasta-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("none/pasta");
+        let err = find_pasta_in(&[missing.to_str().unwrap()], true).unwrap_err();
+        assert!(err.contains("pasta (package passt) not found"), "{err}");
+        let writable = dir.join("pasta");
+        std::fs::write(&writable, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let w = writable.to_str().unwrap();
+        let err = find_pasta_in(&[w], true).unwrap_err();
+        assert!(err.contains("refusing to run it as root"), "{err}");
+        // Unprivileged (pilotbox-nosuid runs it as the caller) the owner does not matter.
+        assert_eq!(find_pasta_in(&[w], false).unwrap(), writable);
+        std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o755)).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            assert_eq!(find_pasta_in(&[missing.to_str().unwrap(), w], true).unwrap(), writable);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn modes_map_to_namespace_and_relay() {
+        let mut s = crate::spec_builder::PayloadSpec::new(vec!["true".into()], 1, 1);
+        for (mode, isolate, relay) in [
+            (NetworkMode::Host, false, false),
+            (NetworkMode::None, true, false),
+            (NetworkMode::Isolated, true, true),
+        ] {
+            apply_mode(&mut s, mode);
+            assert_eq!((s.isolate_network, s.outbound), (isolate, relay), "{mode:?}");
+        }
+    }
 }

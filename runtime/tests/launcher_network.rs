@@ -164,6 +164,10 @@ struct Probe {
 
 impl Probe {
     fn run(env: &Env, svc: &PilotServices, rport: u16, mib: usize) -> Probe {
+        Probe::run_with(env, svc, rport, mib, false)
+    }
+    /// `nosuid`: through `pilotbox-nosuid` (the payload runs as the pilot itself).
+    fn run_with(env: &Env, svc: &PilotServices, rport: u16, mib: usize, nosuid: bool) -> Probe {
         let gw = default_gateway().unwrap_or_else(|| "-".into());
         let args = [
             "python3".to_string(),
@@ -179,7 +183,14 @@ impl Probe {
         ];
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let rep = env.report_path();
-        let (code, out, err) = env.run(&["--report", rep.to_str().unwrap()], &args);
+        let (code, out, err) = if nosuid {
+            let mut a = vec!["run", "--proxy", env.proxy.to_str().unwrap()];
+            a.extend(["--report", rep.to_str().unwrap(), "--"]);
+            a.extend_from_slice(&args);
+            result(env.nosuid_as(PILOT, &a).output().unwrap())
+        } else {
+            env.run(&["--report", rep.to_str().unwrap()], &args)
+        };
         assert_eq!(code, 0, "payload ran: {out}\n{err}");
         Probe {
             lines: out.lines().map(String::from).collect(),
@@ -224,6 +235,31 @@ fn isolated_by_default_pilot_services_unreachable_remote_at_full_speed() {
     assert_eq!(env.report()["network"], "isolated");
     let end = env.audit_lines().pop().unwrap();
     assert_eq!(end["network"], "isolated");
+}
+
+/// `pilotbox-nosuid` runs the payload as the pilot itself: without its own network namespace
+/// it could talk to every service of the pilot. Same policy key, same default; pasta runs as
+/// the pilot.
+#[test]
+fn nosuid_is_isolated_by_default_too() {
+    require_root!();
+    let env = Env::new();
+    let _addr = HostAddr::add();
+    let svc = PilotServices::start();
+    let (rport, got) = remote_sink();
+    let p = Probe::run_with(&env, &svc, rport, 10, true);
+    for name in ["abstract", "lo4", "lo6"] {
+        assert!(p.get(name).starts_with("failed"), "{name}: {:?}", p.lines);
+    }
+    assert_eq!(svc.accepted.load(Ordering::SeqCst), 0);
+    assert_eq!(got.load(Ordering::SeqCst), 10 << 20, "{:?}", p.lines);
+    assert_eq!(env.report()["network"], "isolated");
+    // Control: `host` gives the nosuid payload the pilot's services back.
+    env.write_policy("[network]\nmode = \"host\"\n");
+    let p = Probe::run_with(&env, &svc, rport, 1, true);
+    for name in ["abstract", "lo4", "lo6"] {
+        assert_eq!(p.get(name), "connected", "{:?}", p.lines);
+    }
 }
 
 /// Control: the same probe under `mode = "host"` reaches every pilot service — the probe can
