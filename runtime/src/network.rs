@@ -130,8 +130,11 @@ impl Pasta {
             "none", // no sandbox → host-loopback forwarding
             "-U",
             "none",
+            // The readiness report, written once initialisation is done, into our pipe. Not
+            // /dev/stdout: a bare devtmpfs (the CI VM, containers) has no such link, and pasta
+            // would create a regular file /dev/stdout (as root) or fail (EACCES).
             "--pid",
-            "/dev/stdout", // the readiness report: written once initialisation is done
+            "/proc/self/fd/1",
         ]);
         if privileged {
             // pasta started as root switches to `nobody` before opening the target namespaces
