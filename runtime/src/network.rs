@@ -91,6 +91,10 @@ pub fn tun_usable() -> Result<(), String> {
 /// A running pasta attached to a sandbox; killed and reaped when dropped.
 pub struct Pasta {
     child: std::process::Child,
+    /// The read end of pasta's stderr, held open (never read once it is up): closed, pasta's
+    /// next log line would raise SIGPIPE in it (its default action, restored by `Command`) and
+    /// end the payload's network. Full, its writes fail with EAGAIN (non-blocking).
+    _stderr: std::os::fd::OwnedFd,
 }
 
 impl Pasta {
@@ -157,7 +161,10 @@ impl Pasta {
         drop(cmd); // our copy of the stderr write end: EOF once pasta is gone
         let stdout = child.stdout.take().expect("piped stdout");
         match wait_ready(stdout, deadline) {
-            Ok(pid) if pid == child.id() => Ok(Pasta { child }),
+            Ok(pid) if pid == child.id() => Ok(Pasta {
+                child,
+                _stderr: err_r,
+            }),
             result => {
                 let _ = child.kill();
                 let status = child.wait().map(|s| s.to_string()).unwrap_or_default();

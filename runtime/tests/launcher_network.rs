@@ -12,7 +12,7 @@ mod launcher_support;
 
 use launcher_support::{result, Env, PILOT};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener};
 use std::process::Command;
@@ -347,6 +347,21 @@ fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Kills a pasta that outlived its test and reclaims what a killed supervisor left.
+struct Cleanup<'a>(&'a Env, u32);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if !gone(self.1) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.1 as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = self.0.pilot(&["gc"]).output();
+    }
+}
+
 /// pasta is the supervisor's child while the payload runs, and is gone after a normal end and
 /// after a SIGKILL of the supervisor (parent-death signal); `gc` then leaves nothing.
 #[test]
@@ -375,6 +390,8 @@ fn pasta_never_outlives_the_run() {
         let pasta = children_named(sup, "pas");
         assert_eq!(pasta.len(), 1, "one pasta, child of the supervisor: {pasta:?}");
         let pasta = pasta[0];
+        // On failure: no orphan pasta and no stale record left behind.
+        let _cleanup = Cleanup(&env, pasta);
         if kill_supervisor {
             nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(sup as i32),
