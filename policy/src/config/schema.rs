@@ -492,8 +492,6 @@ mod launcher_tables {
         }
     }
 
-    use super::*;
-
     #[test]
     fn cgroup_and_audit_tables() {
         let p = std::path::Path::new("t.toml");
