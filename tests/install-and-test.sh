@@ -10,13 +10,17 @@ cd "$(dirname "$0")/.."
 
 need_apt=""
 for p in libseccomp-dev pkg-config openssl globus-proxy-utils voms-clients busybox-static \
-         qemu-system-x86 uidmap util-linux jq gcc python3 strace slurm-wlm munge; do
+         qemu-system-x86 uidmap util-linux jq gcc python3 strace slurm-wlm munge passt iproute2; do
     dpkg -s "$p" >/dev/null 2>&1 || need_apt="$need_apt $p"
 done
 if [ -n "$need_apt" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need_apt
 fi
+# pilotbox-nosuid's pasta ([network] mode = "isolated", the default) opens /dev/net/tun as the
+# calling user: udev makes it 0666, a machine without udev (a container, a bare devtmpfs) leaves
+# the kernel's 0600. Give it the udev default.
+if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" = 600 ]; then chmod 0666 /dev/net/tun; fi
 
 # The shared roots the tests create their own (removed) subtrees under: removed at the end, on
 # every path. A root that is not empty means a test leaked a cgroup: say so.

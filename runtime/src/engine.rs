@@ -180,10 +180,14 @@ pub fn run(spec: &Spec, opts: &RunOptions) -> Result<RunResult, EngineError> {
         None => None,
     };
     // From here on the cgroup exists: every path below ends by destroying it.
+    // pasta, when the plan asks for it: started by `launch` before the payload, stopped (killed
+    // and reaped) right after supervision, on every path.
+    let relay = crate::network::Relay::new(!opts.unprivileged);
     let supervised = (|| -> Result<Outcome, EngineError> {
         let lopts = LaunchOptions {
             cgroup: cgroup.as_ref().map(|c| c as &dyn PayloadCgroup),
             seccomp: filter.as_ref().map(|f| f as &dyn FilterLoader),
+            network: Some(&relay),
             setup_timeout: opts.setup_timeout,
         };
         let running = launch::launch(&plan, &lopts)?;
@@ -210,6 +214,7 @@ pub fn run(spec: &Spec, opts: &RunOptions) -> Result<RunResult, EngineError> {
         };
         Ok(supervisor::supervise(running, &sopts)?)
     })();
+    relay.stop();
     launch::unblock_signals();
     let usage = cgroup.as_ref().and_then(|c| c.usage().ok());
     let path = cgroup.as_ref().map(|c| c.path().to_string());

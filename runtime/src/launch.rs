@@ -51,9 +51,19 @@ pub trait FilterLoader {
     fn load(&self) -> Result<(), String>;
 }
 
+/// Gives a new network namespace its connectivity (see [`crate::network`]), once the sandbox is
+/// built and before the payload starts.
+pub trait NetworkSetup {
+    /// Set up the network namespace of the sandbox whose init is `init`, ready before
+    /// `deadline`; an error is the site's (a missing or failing helper).
+    fn attach(&self, init: Pid, deadline: Instant) -> Result<(), String>;
+}
+
 pub struct LaunchOptions<'a> {
     pub cgroup: Option<&'a dyn PayloadCgroup>,
     pub seccomp: Option<&'a dyn FilterLoader>,
+    /// Called before `Go` when the plan asks for outbound connectivity ([`Plan::outbound`]).
+    pub network: Option<&'a dyn NetworkSetup>,
     /// Longest time the sandbox may take to get ready (a hung NFS mount must not hang the pilot).
     pub setup_timeout: Duration,
 }
@@ -242,6 +252,18 @@ fn setup(
     let mut ready = false;
     loop {
         if let (Some(pid), true) = (init, ready) {
+            // The payload must find its network up: nothing else waits for it inside.
+            if plan.outbound {
+                let Some(net) = opts.network else {
+                    return Err(LaunchError::Setup(
+                        FailKind::System,
+                        "network: the plan asks for outbound connectivity and no helper is set"
+                            .into(),
+                    ));
+                };
+                net.attach(pid, deadline)
+                    .map_err(|e| LaunchError::Setup(FailKind::System, format!("network: {e}")))?;
+            }
             chan.send(&Msg::Go).map_err(sys_err("send"))?;
             return Ok(pid);
         }
@@ -428,6 +450,12 @@ fn stage2(
             fail(chan, FailKind::System, format!("sethostname: {e}"));
         }
     }
+    // A new network namespace: its loopback up (`none` means loopback only, not no loopback).
+    if plan.new_namespaces.contains(CloneFlags::CLONE_NEWNET) {
+        if let Err(e) = sys::loopback_up() {
+            fail(chan, FailKind::System, format!("bringing up lo: {e}"));
+        }
+    }
     if let Err(e) = crate::rootfs::setup(&Linux, plan, sources) {
         let kind = if e.is_request_error() {
             FailKind::Request
@@ -470,6 +498,7 @@ mod tests {
         let opts = LaunchOptions {
             cgroup: None,
             seccomp: None,
+            network: None,
             setup_timeout: Duration::from_secs(30),
         };
         let (ours, theirs) = Channel::pair().unwrap();

@@ -15,6 +15,7 @@ pub mod init;
 pub mod launch;
 pub mod launcher;
 pub mod lifecycle;
+pub mod network;
 pub mod nosuid;
 pub mod plan;
 pub mod rootfs;

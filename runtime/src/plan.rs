@@ -125,6 +125,10 @@ pub struct Plan {
     /// [`SYMLINKS_ANNOTATION`]. A link must lie on a writable mount of the sandbox (its tmpfs
     /// `/tmp`): with a read-only root, anything else fails as a request error.
     pub symlinks: Vec<(PathBuf, PathBuf)>,
+    /// Relay the new network namespace's outbound traffic through `pasta` (annotation
+    /// [`crate::network::ANNOTATION`] = `"isolated"`; see [`crate::network`]). Without it a new
+    /// network namespace has loopback only, as the OCI runtime spec defines.
+    pub outbound: bool,
 }
 
 /// Annotation carrying [`Plan::symlinks`]: a JSON array of `[target, link]` pairs.
@@ -162,6 +166,34 @@ fn symlinks(spec: &Spec) -> Result<Vec<(PathBuf, PathBuf)>, PlanError> {
         }
     }
     Ok(pairs)
+}
+
+/// The network annotation ([`crate::network::ANNOTATION`]): `"isolated"` asks for outbound
+/// connectivity through pasta, `"none"` (or no annotation) for loopback only. Either needs a
+/// *new* network namespace: relaying a joined (a pod's) or the host's namespace would be
+/// meaningless, and silently ignoring the request is not an option (fail closed).
+fn outbound(spec: &Spec, new_namespaces: CloneFlags) -> Result<bool, PlanError> {
+    let Some(v) = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(crate::network::ANNOTATION))
+    else {
+        return Ok(false);
+    };
+    let bad = |why| PlanError::Invalid {
+        what: "annotation io.pilotbox.network",
+        value: v.clone(),
+        why,
+    };
+    let relay = match v.as_str() {
+        "isolated" => true,
+        "none" => false,
+        _ => return Err(bad("expected \"isolated\" or \"none\"")),
+    };
+    if !new_namespaces.contains(CloneFlags::CLONE_NEWNET) {
+        return Err(bad("needs a new network namespace (type network without a path)"));
+    }
+    Ok(relay)
 }
 
 fn ns_flag(t: LinuxNamespaceType) -> Result<CloneFlags, PlanError> {
@@ -501,6 +533,7 @@ impl Plan {
             seccomp: linux.seccomp().clone(),
             symlinks: symlinks(spec)?,
             unprivileged: false,
+            outbound: outbound(spec, new_namespaces)?,
         })
     }
 

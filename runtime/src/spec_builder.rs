@@ -55,6 +55,9 @@ pub struct PayloadSpec {
     pub hostname: Option<String>,
     /// A new, empty network namespace (loopback only).
     pub isolate_network: bool,
+    /// With `isolate_network`: outbound connectivity through `pasta` (policy `[network] mode =
+    /// "isolated"`), carried by the annotation [`crate::network::ANNOTATION`].
+    pub outbound: bool,
     pub cgroup_path: Option<String>,
     pub resources: Option<LinuxResources>,
     pub seccomp: Option<LinuxSeccomp>,
@@ -80,6 +83,7 @@ impl PayloadSpec {
             symlinks: vec![],
             hostname: Some("pilotbox".into()),
             isolate_network: false,
+            outbound: false,
             cgroup_path: None,
             resources: None,
             seccomp: None,
@@ -196,6 +200,10 @@ impl PayloadSpec {
                 json!(serde_json::to_string(&self.symlinks)?),
             );
         }
+        if self.isolate_network {
+            let mode = if self.outbound { "isolated" } else { "none" };
+            annotations.insert(crate::network::ANNOTATION.into(), json!(mode));
+        }
         let spec = json!({
             "ociVersion": "1.2.0",
             "annotations": annotations,
@@ -265,6 +273,30 @@ mod tests {
             plan.masked_paths,
             vec![std::path::PathBuf::from("/home/pilot")]
         );
+    }
+
+    #[test]
+    fn network_modes_become_a_namespace_and_an_annotation() {
+        let mut p = PayloadSpec::new(vec!["true".into()], 1000, 1000);
+        let host = Plan::from_spec(&p.to_spec().unwrap()).unwrap();
+        assert!(!host.new_namespaces.contains(CloneFlags::CLONE_NEWNET) && !host.outbound);
+        p.isolate_network = true;
+        let none = Plan::from_spec(&p.to_spec().unwrap()).unwrap();
+        assert!(none.new_namespaces.contains(CloneFlags::CLONE_NEWNET) && !none.outbound);
+        p.outbound = true;
+        let isolated = Plan::from_spec(&p.to_spec().unwrap()).unwrap();
+        assert!(isolated.new_namespaces.contains(CloneFlags::CLONE_NEWNET) && isolated.outbound);
+        // A relay for a namespace we do not create (the host's, a pod's) is refused, not ignored.
+        p.join.push(("network".into(), "/proc/1/ns/net".into()));
+        let err = Plan::from_spec(&p.to_spec().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("needs a new network namespace"), "{err}");
+        let mut spec = PayloadSpec::new(vec!["true".into()], 1000, 1000);
+        spec.isolate_network = true;
+        let mut s = spec.to_spec().unwrap();
+        let mut a = s.annotations().clone().unwrap_or_default();
+        a.insert(crate::network::ANNOTATION.into(), "slirp".into());
+        s.set_annotations(Some(a));
+        assert!(Plan::from_spec(&s).is_err());
     }
 
     #[test]

@@ -457,3 +457,82 @@ Anonymous: 0 kB
         assert!(text_rss_kib() > 0);
     }
 }
+
+/// Spawn `cmd` tied to the calling process: in the child, before execve, unblock every signal
+/// (the supervisor blocks the forwarded ones and SIGCHLD, and a blocked mask survives execve,
+/// so the helper could not be stopped with SIGTERM) and arm `PR_SET_PDEATHSIG(SIGKILL)`, so the
+/// helper is killed when we die for any reason (SIGKILL included) instead of lingering as an
+/// orphan. The kernel clears the parent-death signal only on a credential change that is not a
+/// pure reduction (kernel/cred.c `commit_creds`): a helper that keeps its uid and only drops
+/// capabilities or enters a child user namespace owned by its uid stays armed. If we already
+/// died before `prctl`, the child sees another parent and leaves at once. The real ids are set
+/// to the effective ones first: run from the setuid `pilotbox` (real uid the pilot's, effective
+/// 0), execve would be a "secure exec" (AT_SECURE) and the kernel clears the parent-death
+/// signal on it (fs/exec.c `begin_new_exec`: "Make sure parent cannot signal privileged
+/// process") — pasta survived a SIGKILLed supervisor that way. `inherit`: fds of
+/// ours (close-on-exec) the helper gets under the same numbers (`/proc/self/fd/N` for it).
+pub fn spawn_tied(
+    cmd: &mut std::process::Command,
+    inherit: &[BorrowedFd<'_>],
+) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let parent = nix::unistd::getpid();
+    let (euid, egid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    let keep: Vec<RawFd> = inherit.iter().map(|f| f.as_raw_fd()).collect();
+    // SAFETY: the closure runs in the forked child between fork and execve, where only
+    // async-signal-safe calls are allowed: it makes plain system calls (fcntl, setresgid,
+    // setresuid, sigprocmask, prctl, getppid) on values computed before the fork, and touches
+    // no lock or allocation.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::unistd::setresgid(egid, egid, egid)?;
+            nix::unistd::setresuid(euid, euid, euid)?;
+            for fd in &keep {
+                // Only in the child's fd table: ours keeps FD_CLOEXEC.
+                if libc::fcntl(*fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&nix::sys::signal::SigSet::empty()),
+                None,
+            )?;
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::other("parent gone"));
+            }
+            Ok(())
+        })
+    };
+    cmd.spawn()
+}
+
+/// Bring the loopback device of the current network namespace up (`ip link set lo up`): a new
+/// network namespace starts with `lo` down (net/core/dev.c registers it without IFF_UP), and
+/// payloads expect 127.0.0.1 to work. SIOCGIFFLAGS/SIOCSIFFLAGS (netdevice(7)) on any socket;
+/// needs CAP_NET_ADMIN over the namespace, which stage 2 holds in its user namespace.
+pub fn loopback_up() -> Result<(), Errno> {
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value (empty name, zero flags).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: both ioctls read and write only `req`, a live, correctly sized struct ifreq.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } == -1 {
+        return Err(Errno::last());
+    }
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: as above.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } == -1 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}

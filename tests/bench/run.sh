@@ -14,6 +14,10 @@
 # 4. measures proxy verifications/s and mapping decisions/s (one core, in process), seccomp
 #    compile vs cache, the time until a 1,000-process payload is gone after `pilotbox kill`,
 #    the supervisor's RSS while a payload runs, and launch latency with 50 launches at once;
+#    the cost of [network] mode: launch latency of the engine with the host's network, a new
+#    network namespace ("none") and one relayed by pasta ("isolated", the default), interleaved
+#    in step 3, and TCP throughput from a payload to a service on a non-loopback address of
+#    this host (198.18.77.1, added to lo for the run) with the host's network vs through pasta;
 # 5. prints a table and writes everything as JSON (--out, default target/bench/bench.json);
 #    removes everything it made on exit (users, bench dir, cgroups, processes).
 # --quick: few rounds and small counts, and a DEBUG build (in target/setuid-test, beside the
@@ -40,7 +44,7 @@ while [ $# -gt 0 ]; do
         --compare) COMPARE="$2"; shift ;;
         --out) OUT="$2"; shift ;;
         --out=*) OUT="${1#--out=}" ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -72,6 +76,8 @@ POOL_GID=40200
 POOL_FIRST=40201
 POOL_LAST=40260
 USERS_MADE=""
+ADDR_MADE=""
+NET_ADDR=198.18.77.1
 BG_PID=""
 NS_PID=""
 
@@ -106,6 +112,7 @@ cleanup() {
         [ -d "$h" ] && find "$h" -depth -type d -exec rmdir {} + 2>/dev/null
     done
     if [ -n "$NS_PID" ]; then kill "$NS_PID" 2>/dev/null; wait "$NS_PID" 2>/dev/null; fi
+    [ -n "$ADDR_MADE" ] && ip addr del "$NET_ADDR/32" dev lo 2>/dev/null
     rm -rf "$D"
 }
 trap cleanup EXIT
@@ -118,6 +125,9 @@ say() { printf '== %s\n' "$*" >&2; }
 need=""
 for p in runc crun bubblewrap hyperfine busybox-static libseccomp-dev pkg-config openssl \
          globus-proxy-utils voms-clients util-linux; do
+    dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
+done
+for p in passt iproute2 python3; do
     dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
 done
 if [ -n "$need" ]; then
@@ -285,6 +295,13 @@ spec() { local IFS="$TAB"; printf '%s\n' "$*"; }
     spec "pilotbox run" $PILOT $PILOT - "$PB" run --proxy "$D/pilot/x509up" -- /bin/true
     spec "pilotbox run --workdir" $PILOT $PILOT - "$PB" run --proxy "$D/pilot/x509up" \
         --workdir "$D/pilot/job" -- /bin/true
+    # [network] mode, engine only (no cgroup, same seccomp): host vs new netns vs pasta.
+    ENG="$TD/$PROFILE/pilotbox-engine"
+    spec "engine exec, network host" 0 0 - "$ENG" exec --uid $PILOT --gid $PILOT -- /bin/true
+    spec "engine exec, network none" 0 0 - "$ENG" exec --uid $PILOT --gid $PILOT \
+        --isolate-network -- /bin/true
+    spec "engine exec, network isolated (pasta)" 0 0 - "$ENG" exec --uid $PILOT --gid $PILOT \
+        --isolate-network --outbound -- /bin/true
     if [ -n "$COMPARE" ]; then
         spec "pilotbox run (--compare build)" $PILOT $PILOT - "$D/bin/pilotbox-compare" run \
             --proxy "$D/pilot/x509up" -- /bin/true
@@ -338,6 +355,26 @@ say "$CONC concurrent launches x $CONC_ROUNDS"
 "$T" concurrent "$CONC" "$CONC_ROUNDS" "$D/concurrent.json" $PILOT $PILOT "$PB" run \
     --proxy "$D/pilot/x509up" -- /bin/true
 
+say "TCP throughput: payload -> $NET_ADDR (non-loopback address of this host), host vs pasta"
+ip addr replace "$NET_ADDR/32" dev lo; ADDR_MADE=1
+if [ $QUICK = 1 ]; then NET_MIB=64 NET_REPS=1; else NET_MIB=1024 NET_REPS=5; fi
+SENDER=$(cat tests/bench/net_throughput.py)
+python3 tests/bench/net_throughput.py recv "$NET_ADDR" $((NET_REPS * 2)) > "$D/net.txt" &
+BG_PID=$!
+for _ in $(seq 100); do [ -s "$D/net.txt" ] && break; sleep 0.05; done
+NET_PORT=$(head -1 "$D/net.txt")
+for _ in $(seq $NET_REPS); do   # interleaved: host, isolated, host, isolated, ...
+    "$ENG" exec --uid $PILOT --gid $PILOT -- python3 -c "$SENDER" send "$NET_ADDR" "$NET_PORT" $NET_MIB
+    "$ENG" exec --uid $PILOT --gid $PILOT --isolate-network --outbound -- \
+        python3 -c "$SENDER" send "$NET_ADDR" "$NET_PORT" $NET_MIB
+done
+wait "$BG_PID"; BG_PID=""
+ip addr del "$NET_ADDR/32" dev lo; ADDR_MADE=""
+median_of() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+NET_HOST=$(tail -n +2 "$D/net.txt" | awk 'NR % 2 == 1' | grep -oE '"mib_s": [0-9.]+' | cut -d' ' -f2 | median_of)
+NET_PASTA=$(tail -n +2 "$D/net.txt" | awk 'NR % 2 == 0' | grep -oE '"mib_s": [0-9.]+' | cut -d' ' -f2 | median_of)
+echo "TCP $NET_MIB MiB x $NET_REPS: host network $NET_HOST MiB/s, through pasta $NET_PASTA MiB/s (medians)"
+
 # ---- 5. JSON -----------------------------------------------------------------------------------
 mkdir -p "$(dirname "$OUT")"
 {
@@ -354,6 +391,8 @@ mkdir -p "$(dirname "$OUT")"
         "$NPROCS" "$KILL_MS" "$LEFT" "$RUN_RC"
     printf '"supervisor_rss_kib": {"total": %s, "anon": %s, "file": %s, "pss": %s, "peak": %s},\n' \
         "$RSS_KIB" "$ANON_KIB" "$FILE_KIB" "$PSS_KIB" "$HWM_KIB"
+    printf '"network_tcp_mib_s": {"mib": %s, "reps": %s, "host": %s, "isolated": %s},\n' \
+        "$NET_MIB" "$NET_REPS" "${NET_HOST:-null}" "${NET_PASTA:-null}"
     printf '"concurrent": %s\n}\n' "$(cat "$D/concurrent.json")"
 } > "$OUT"
 say "wrote $OUT"

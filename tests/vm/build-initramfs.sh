@@ -13,8 +13,10 @@ kdir=${1:?usage: build-initramfs.sh KERNEL_DIR CACHE_DIR}
 cache=${2:?usage: build-initramfs.sh KERNEL_DIR CACHE_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 busybox=/bin/busybox
-# The modules /init must load; their dependencies are added in load order below.
-wanted="virtio_pci virtiofs overlay"
+# The modules /init must load; their dependencies are added in load order below. tun and dummy:
+# pasta ([network] mode = "isolated", the default) needs /dev/net/tun and an uplink with a
+# default route (guest/init makes a dummy one).
+wanted="virtio_pci virtiofs overlay tun dummy"
 
 log() { echo "vm/build-initramfs: $*" >&2; }
 

@@ -52,6 +52,8 @@ pub struct PolicyFile {
     pub audit: AuditConf,
     #[serde(default)]
     pub expiry: ExpiryConf,
+    #[serde(default)]
+    pub network: NetworkConf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -435,9 +437,60 @@ impl Default for ExpiryConf {
     }
 }
 
+/// `[network] mode`: what network the payload gets (docs/launcher-design.md, "Network").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// Its own network namespace, outbound traffic relayed by `pasta`: the pilot's loopback
+    /// services and abstract unix sockets are out of reach (they are per network namespace).
+    #[default]
+    Isolated,
+    /// The host's network namespace (no isolation; the behaviour before `[network]` existed).
+    Host,
+    /// Its own network namespace with loopback only: no network at all.
+    None,
+}
+
+impl NetworkMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkMode::Isolated => "isolated",
+            NetworkMode::Host => "host",
+            NetworkMode::None => "none",
+        }
+    }
+}
+
+/// `[network]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConf {
+    #[serde(default)]
+    pub mode: NetworkMode,
+}
+
 #[cfg(test)]
 mod launcher_tables {
     use super::*;
+
+    #[test]
+    fn network_table_defaults_to_isolated() {
+        let p = std::path::Path::new("t.toml");
+        let d = crate::config::parse("", p).unwrap();
+        assert_eq!(d.network.mode, NetworkMode::Isolated);
+        for (text, mode) in [
+            ("isolated", NetworkMode::Isolated),
+            ("host", NetworkMode::Host),
+            ("none", NetworkMode::None),
+        ] {
+            let f = crate::config::parse(&format!("[network]\nmode = \"{text}\"\n"), p).unwrap();
+            assert_eq!(f.network.mode, mode);
+            assert_eq!(mode.name(), text);
+        }
+        for bad in ["mode = \"Host\"", "mode = \"slirp\"", "mode = 1", "mod = \"host\""] {
+            assert!(crate::config::parse(&format!("[network]\n{bad}\n"), p).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn cgroup_and_audit_tables() {

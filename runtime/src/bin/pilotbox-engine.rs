@@ -80,6 +80,9 @@ enum Cmd {
         /// A new network namespace with loopback only.
         #[arg(long)]
         isolate_network: bool,
+        /// With --isolate-network: outbound connectivity through pasta (policy mode "isolated").
+        #[arg(long, requires = "isolate_network")]
+        outbound: bool,
         /// Namespace to join: TYPE:PATH (e.g. network:/proc/123/ns/net).
         #[arg(long)]
         join: Vec<String>,
@@ -124,6 +127,7 @@ fn main() {
             root,
             env,
             isolate_network,
+            outbound,
             join,
             cgroup,
             memory,
@@ -140,6 +144,7 @@ fn main() {
             p.root = root;
             p.hide = hide;
             p.isolate_network = isolate_network;
+            p.outbound = outbound;
             if !env.is_empty() {
                 p.env = env;
             }

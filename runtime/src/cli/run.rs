@@ -365,6 +365,8 @@ fn launch(
         l.cpus,
     );
     p.spec.seccomp = Some(engine::default_seccomp());
+    let network = policy.file.network.mode;
+    crate::network::apply_mode(&mut p.spec, network);
     let spec = match p.spec.to_spec() {
         Ok(s) => s,
         Err(e) => {
@@ -457,6 +459,7 @@ fn launch(
     }
     report["id"] = json!(id);
     report["user"] = user_json(Some(identity), Some(d));
+    report["network"] = json!(network.name());
     let mut end = who;
     end["id"] = json!(id);
     end["account"] = json!(d.account);
@@ -467,6 +470,7 @@ fn launch(
     end["signal"] = report["signal"].clone();
     end["usage"] = report["usage"].clone();
     end["workdir_handover"] = json!(handover);
+    end["network"] = json!(network.name());
     end["cleanup_problems"] = json!(leftover);
     // Set-id bits/capabilities stripped and entries given back in the work dir (issue 11).
     end["workdir_cleanup"] = json!(workdir_cleanup);

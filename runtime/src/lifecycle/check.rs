@@ -10,12 +10,13 @@
 //! | `voms_dir`  | the VOMS directory exists |
 //! | `cgroup`    | a probe cgroup `check-<pid>-<starttime>` can be created (with memory and pids limits) and removed under the cgroup root (the root itself is never removed) |
 //! | `userns`    | a process can create a user namespace (`unshare(CLONE_NEWUSER)` in a forked child) |
+//! | `network`   | `[network] mode` is `host` or `none`, or (`isolated`, the default) pasta is installed where `pilotbox` looks for it, root-owned and not group/world-writable |
 //! | `payload`   | (`--run-payload`, root only) a test payload runs in the sandbox as the first account of the first pool |
+//! | `workdir`   | (`--workdir DIR`) DIR is a directory of the caller, and every directory above it grants search (`x`) to others, checked as the caller |
 //!
 //! Who may run it: root, and the pilots of the policy's `[pilots]` (others are refused, 120:
 //! the check creates cgroups as root). `--run-payload` runs a payload as a pool account without
 //! a credential, so it is root's alone.
-//! | `workdir`   | (`--workdir DIR`) DIR is a directory of the caller, and every directory above it grants search (`x`) to others, checked as the caller |
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -84,6 +85,9 @@ pub fn run_all(o: &CheckOptions) -> Vec<CheckResult> {
         cgroup(&o.cgroup_root),
         userns(),
     ];
+    if let Ok(p) = &o.policy {
+        out.push(network(p.network.mode));
+    }
     if o.run_payload {
         out.push(match &o.policy {
             Ok(p) => payload(p, &o.cgroup_root),
@@ -269,6 +273,22 @@ pub fn userns() -> CheckResult {
     }
 }
 
+/// The helper `[network] mode = "isolated"` needs (see [`crate::network`]).
+pub fn network(mode: policy::config::schema::NetworkMode) -> CheckResult {
+    use policy::config::schema::NetworkMode;
+    if mode != NetworkMode::Isolated {
+        return pass("network", format!("[network] mode = \"{}\": no helper needed", mode.name()));
+    }
+    match crate::network::find_pasta(true) {
+        Ok(p) => pass("network", format!("[network] mode = \"isolated\": pasta is {}", p.display())),
+        Err(e) => fail(
+            "network",
+            e,
+            "install pasta (Debian/Ubuntu: apt-get install passt; EL: dnf install passt), or set [network] mode = \"host\" (no isolation) or \"none\" (no network) in the policy",
+        ),
+    }
+}
+
 /// Run `/bin/sh -c 'test "$(id -u)" = UID'` in the sandbox as the first account of the first pool.
 pub fn payload(p: &policy::config::PolicyFile, root: &str) -> CheckResult {
     let Some(pool) = p.pools.first() else {
@@ -316,6 +336,7 @@ pub fn payload(p: &policy::config::PolicyFile, root: &str) -> CheckResult {
     ));
     spec.resources = crate::engine::resources(Some(256 << 20), Some(64), None);
     spec.seccomp = Some(crate::engine::default_seccomp());
+    crate::network::apply_mode(&mut spec, p.network.mode);
     let result = spec.to_spec().map_err(|e| e.to_string()).and_then(|s| {
         crate::engine::run(
             &s,

@@ -298,6 +298,7 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
                 );
             }
             s.seccomp = Some(engine::default_seccomp());
+            crate::network::apply_mode(&mut s, policy.file.network.mode);
             match s.to_spec() {
                 Ok(spec) => spec,
                 Err(e) => return ctx.fail(site(format!("payload spec: {e}"))),
@@ -379,6 +380,7 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
     report["id"] = json!(id);
     report["user"] = user_json(caller, Some(&identity), Some(&decision));
     report["identity_switch"] = json!(false);
+    report["network"] = json!(policy.file.network.mode.name());
     report["limits_enforced"] = json!(cgroup_path.is_some());
     if let Some(n) = &limits_note {
         report["limits_note"] = json!(n);
@@ -387,6 +389,7 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
     end["would_map"] = would_map(&decision);
     end["uid"] = json!(caller.uid);
     end["cgroup"] = json!(cgroup_path);
+    end["network"] = json!(policy.file.network.mode.name());
     end["outcome"] = report["outcome"].clone();
     end["exit"] = json!(outcome.exit_code());
     end["signal"] = report["signal"].clone();
