@@ -102,19 +102,23 @@ fn trust_by_lsc(ac: &ParsedAc<'_>, ctx: &VomsContext<'_>, lsc: &Path) -> Result<
             lsc: lsc.display().to_string(),
         });
     }
-    check_aa_signed(ac, aa)?;
+    check_aa_signed(ac, aa, ctx)?;
     (ctx.verify_aa_chain)(&ac.aa_certs).map_err(VomsError::AaChain)
 }
 
 /// The AC issuer must be the AA's subject (VOMS `validate`), and its key must verify the AC.
-fn check_aa_signed(ac: &ParsedAc<'_>, aa: &X509Certificate<'_>) -> Result<(), VomsError> {
+fn check_aa_signed(
+    ac: &ParsedAc<'_>,
+    aa: &X509Certificate<'_>,
+    ctx: &VomsContext<'_>,
+) -> Result<(), VomsError> {
     if !same_name(&ac.issuer, aa.subject()) {
         return Err(VomsError::IssuerNotAa {
             ac_issuer: openssl_slash(&ac.issuer),
             aa_subject: openssl_slash(aa.subject()),
         });
     }
-    verify_signature(ac, aa)
+    verify_signature(ac, aa, &ctx.algorithms)
 }
 
 fn trust_by_vomsdir_certificate(
@@ -145,7 +149,7 @@ fn trust_by_vomsdir_certificate(
                 if !same_name(cert.subject(), &ac.issuer) {
                     continue;
                 }
-                match verify_signature(ac, &cert) {
+                match verify_signature(ac, &cert, &ctx.algorithms) {
                     Ok(()) => {
                         let chain = [cert];
                         return (ctx.verify_aa_chain)(&chain).map_err(VomsError::AaChain);

@@ -448,6 +448,14 @@ impl Pki {
             .arg(self.ca_dir.join(format!("{}.r0", self.hash))));
     }
 
+    /// Writes the CA's current CRL as `<hash>.r0`, signed with digest `md` (sha1, md5 …).
+    pub fn write_crl_md(&self, md: &str) {
+        run(self
+            .ca_command()
+            .args(["-gencrl", "-md", md, "-out"])
+            .arg(self.ca_dir.join(format!("{}.r0", self.hash))));
+    }
+
     /// Writes a CRL whose nextUpdate is already past (an expired CRL) as `<hash>.r0`, with
     /// `openssl crl`-compatible content built by `openssl ca -gencrl -crlsec 1` and a wait.
     pub fn expired_crl(&self) {
