@@ -17,12 +17,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use x509_parser::certificate::X509Certificate;
-use x509_parser::pem::Pem;
+use x509_parser::prelude::FromDer;
 
 use super::error::VomsError;
 use super::parse::ParsedAc;
 use super::verify::verify_signature;
 use super::VomsContext;
+use crate::credentials::pem::pem_blocks;
 use crate::dn::{openssl_slash, same_dn, same_name};
 
 /// Separator between alternative chains in an `.lsc` file.
@@ -141,11 +142,21 @@ fn trust_by_vomsdir_certificate(
             let Ok(bytes) = read_bounded(&file) else {
                 continue;
             };
-            for pem in Pem::iter_from_buffer(&bytes).filter_map(Result::ok) {
+            // The one PEM reader (`credentials::pem`); a file that is not clean PEM text is
+            // not a candidate AA certificate, as an unreadable one is not.
+            let Ok(blocks) = std::str::from_utf8(&bytes)
+                .map_err(|_| ())
+                .and_then(|t| pem_blocks(t).map_err(|_| ()))
+            else {
+                continue;
+            };
+            for pem in blocks {
                 if pem.label != "CERTIFICATE" {
                     continue;
                 }
-                let Ok(cert) = pem.parse_x509() else { continue };
+                let Ok((_, cert)) = X509Certificate::from_der(&pem.der) else {
+                    continue;
+                };
                 if !same_name(cert.subject(), &ac.issuer) {
                     continue;
                 }
