@@ -479,7 +479,10 @@ fn crl_signatures_follow_the_algorithm_policy() {
     legacy.algorithms = AlgorithmPolicy::legacy();
     pki.write_crl_md("sha1");
     let msg = rejected(&pb, &opts(&pki), "weak_algorithm");
-    assert!(msg.contains("CRL") && msg.contains("sha1WithRSAEncryption"), "{msg}");
+    assert!(
+        msg.contains("CRL") && msg.contains("sha1WithRSAEncryption"),
+        "{msg}"
+    );
     rejected(&pb, &legacy, "revoked");
     pki.write_crl_md("md5");
     assert!(rejected(&pb, &opts(&pki), "weak_algorithm").contains("md5WithRSAEncryption"));

@@ -371,7 +371,10 @@ fn tampered_ac_fails_signature_but_reports_claimed_fqans() {
     let mut badsig = ext.clone();
     let last = badsig.len() - 5;
     badsig[last] ^= 0x01;
-    assert_eq!(code(&Run::new(&fx).check(&badsig, &holder).1), "bad_signature");
+    assert_eq!(
+        code(&Run::new(&fx).check(&badsig, &holder).1),
+        "bad_signature"
+    );
 }
 
 #[test]
@@ -594,7 +597,9 @@ fn small_aa_key_is_weak_key_as_in_the_chain() {
     assert_eq!(code(&r), "weak_key", "{r:?}");
     let reason = v.reason.unwrap();
     assert!(
-        reason.contains(&format!("{dn} has a 1024-bit RSA key, below the policy minimum of 2048")),
+        reason.contains(&format!(
+            "{dn} has a 1024-bit RSA key, below the policy minimum of 2048"
+        )),
         "{reason}"
     );
     run.legacy = true;

@@ -390,12 +390,16 @@ mod tests {
     #[test]
     fn framing_labels_order_headers_and_line_numbers() {
         // Text outside blocks ignored; any line wrapping; CRLF; order and labels kept.
-        let text = "junk\r\n-----BEGIN CERTIFICATE-----\r\naG\r\nk=\r\n-----END CERTIFICATE-----\r\n\
+        let text =
+            "junk\r\n-----BEGIN CERTIFICATE-----\r\naG\r\nk=\r\n-----END CERTIFICATE-----\r\n\
                     between\n-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\
                     DEK-Info: AES-128-CBC,00\n\naGVsbG8h\n-----END RSA PRIVATE KEY-----\n";
         let blocks = pem_blocks(text).unwrap();
         assert_eq!(blocks.len(), 2);
-        assert_eq!((blocks[0].label.as_str(), &blocks[0].der[..]), ("CERTIFICATE", &b"hi"[..]));
+        assert_eq!(
+            (blocks[0].label.as_str(), &blocks[0].der[..]),
+            ("CERTIFICATE", &b"hi"[..])
+        );
         assert!(!blocks[0].encrypted);
         assert_eq!(blocks[1].label, "RSA PRIVATE KEY");
         assert!(blocks[1].encrypted);
@@ -406,11 +410,18 @@ mod tests {
             e.to_string(),
             "malformed PEM: block \"CERTIFICATE\" starting on line 3 is not closed before \"-----END X509 CRL-----\""
         );
-        let e = pem_blocks("x\n-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
-            .unwrap_err();
-        assert!(e.to_string().ends_with("starting on line 2 is empty"), "{e}");
+        let e =
+            pem_blocks("x\n-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n").unwrap_err();
+        assert!(
+            e.to_string().ends_with("starting on line 2 is empty"),
+            "{e}"
+        );
         let e = pem_blocks("-----BEGIN CERTIFICATE-----\naGk=\n").unwrap_err();
-        assert!(e.to_string().ends_with("starting on line 1 has no END line"), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("starting on line 1 has no END line"),
+            "{e}"
+        );
         // A label outside RFC 7468's grammar is refused by the crate.
         let e = pem_blocks("-----BEGIN  BAD--LABEL-----\naGk=\n-----END  BAD--LABEL-----\n")
             .unwrap_err();
