@@ -312,7 +312,15 @@ fn aa_certificate_in_vomsdir_is_trusted_without_lsc() {
     ));
     let in_vo = fx.vomsdir.join(VO).join("voms.pem");
     fs::copy(&fx.voms.cert, &in_vo).unwrap();
+    // A broken PEM file read first (the one PEM reader refuses it) is skipped, not fatal.
+    let broken = fx.vomsdir.join(VO).join("a-broken.pem");
+    fs::write(
+        &broken,
+        "-----BEGIN CERTIFICATE-----\naGl=\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     assert_eq!(Run::new(&fx).check(&ext, &holder).1, Ok(()));
+    fs::remove_file(&broken).unwrap();
     fs::remove_file(&in_vo).unwrap();
     fs::copy(&fx.voms.cert, fx.vomsdir.join("voms.pem")).unwrap();
     assert_eq!(Run::new(&fx).check(&ext, &holder).1, Ok(()));
