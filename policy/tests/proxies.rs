@@ -488,3 +488,39 @@ fn crl_signatures_follow_the_algorithm_policy() {
     assert!(rejected(&pb, &opts(&pki), "weak_algorithm").contains("md5WithRSAEncryption"));
     rejected(&pb, &legacy, "weak_algorithm");
 }
+
+/// A VOMS server whose certificate is SHA-1 signed (voms-proxy-fake then signs the AC with
+/// SHA-1 too): the AC is invalid with the chain's `weak_algorithm` (AC signature first, the AA
+/// chain would give the same code), and valid when legacy algorithms are allowed.
+#[test]
+fn voms_from_sha1_aa_is_weak_algorithm() {
+    let pki = Pki::new("Test CA");
+    let alice = pki.user("Alice", &Spec::default());
+    let sha1_host = pki.issue(
+        None,
+        "/DC=org/DC=example/CN=voms.example.org",
+        &Spec {
+            md: "sha1",
+            ..Spec::default()
+        },
+        "v3_host",
+    );
+    let p = pki.voms_proxy_fake(
+        &alice,
+        &sha1_host,
+        "testvo",
+        "voms.example.org:15000",
+        &["-fqan", "/testvo"],
+    );
+    let mut o = opts(&pki);
+    o.voms_dir = Some(pki.vomsdir("testvo", "voms.example.org", &sha1_host));
+    let voms = accepted(&p, &o).identity.voms.expect("AC found");
+    let reason = voms.reason.unwrap_or_default();
+    assert!(
+        !voms.valid && reason.starts_with("AC signature refused: weak_algorithm: "),
+        "{reason}"
+    );
+    o.algorithms = AlgorithmPolicy::legacy();
+    let voms = accepted(&p, &o).identity.voms.expect("AC found");
+    assert!(voms.valid, "{:?}", voms.reason);
+}
