@@ -427,3 +427,100 @@ fn voms_proxy_keeps_fqans_in_order() {
     );
     assert_eq!(accepted(&plain, &o).identity.verified_vo(), Some("testvo"));
 }
+
+/// The whole verifier with one algorithm policy: a VOMS proxy whose AC was signed by a 1024-bit
+/// VOMS server key. The chain (2048-bit user) is fine; the AC is invalid with `weak_key`, as a
+/// 1024-bit certificate key in the chain is; `--legacy-algorithms` accepts both.
+#[test]
+fn voms_ac_from_small_aa_key_is_weak_key() {
+    let pki = Pki::new("Test CA");
+    let alice = pki.user("Alice", &Spec::default());
+    let small = pki.issue(
+        None,
+        "/DC=org/DC=example/CN=voms.example.org",
+        &Spec {
+            key: "rsa:1024",
+            ..Spec::default()
+        },
+        "v3_host",
+    );
+    let p = pki.voms_proxy_fake(
+        &alice,
+        &small,
+        "testvo",
+        "voms.example.org:15000",
+        &["-fqan", "/testvo"],
+    );
+    let mut o = opts(&pki);
+    o.voms_dir = Some(pki.vomsdir("testvo", "voms.example.org", &small));
+    let voms = accepted(&p, &o).identity.voms.expect("AC found");
+    assert!(!voms.valid);
+    let reason = voms.reason.unwrap();
+    assert!(
+        reason.starts_with("AC signature refused: weak_key: /DC=org/DC=example/CN=voms.example.org has a 1024-bit RSA key"),
+        "{reason}"
+    );
+    o.algorithms = AlgorithmPolicy::legacy();
+    let voms = accepted(&p, &o).identity.voms.expect("AC found");
+    assert!(voms.valid, "{:?}", voms.reason);
+}
+
+/// One algorithm policy for CRL signatures too. A CRL the policy refuses is an error with the
+/// chain's code, never skipped: skipping an MD5-signed CRL used to drop its revocations and let
+/// a revoked certificate through (fail open); a SHA-1 CRL was accepted under the modern policy.
+#[test]
+fn crl_signatures_follow_the_algorithm_policy() {
+    let pki = Pki::new("Test CA");
+    let bob = pki.user("Bob", &Spec::default());
+    let pb = pki.grid_proxy_init(&bob, &["-rfc"]);
+    pki.revoke(&bob);
+    rejected(&pb, &opts(&pki), "revoked");
+    let mut legacy = opts(&pki);
+    legacy.algorithms = AlgorithmPolicy::legacy();
+    pki.write_crl_md("sha1");
+    let msg = rejected(&pb, &opts(&pki), "weak_algorithm");
+    assert!(
+        msg.contains("CRL") && msg.contains("sha1WithRSAEncryption"),
+        "{msg}"
+    );
+    rejected(&pb, &legacy, "revoked");
+    pki.write_crl_md("md5");
+    assert!(rejected(&pb, &opts(&pki), "weak_algorithm").contains("md5WithRSAEncryption"));
+    rejected(&pb, &legacy, "weak_algorithm");
+}
+
+/// A VOMS server whose certificate is SHA-1 signed (voms-proxy-fake then signs the AC with
+/// SHA-1 too): the AC is invalid with the chain's `weak_algorithm` (AC signature first, the AA
+/// chain would give the same code), and valid when legacy algorithms are allowed.
+#[test]
+fn voms_from_sha1_aa_is_weak_algorithm() {
+    let pki = Pki::new("Test CA");
+    let alice = pki.user("Alice", &Spec::default());
+    let sha1_host = pki.issue(
+        None,
+        "/DC=org/DC=example/CN=voms.example.org",
+        &Spec {
+            md: "sha1",
+            ..Spec::default()
+        },
+        "v3_host",
+    );
+    let p = pki.voms_proxy_fake(
+        &alice,
+        &sha1_host,
+        "testvo",
+        "voms.example.org:15000",
+        &["-fqan", "/testvo"],
+    );
+    let mut o = opts(&pki);
+    o.voms_dir = Some(pki.vomsdir("testvo", "voms.example.org", &sha1_host));
+    let voms = accepted(&p, &o).identity.voms.expect("AC found");
+    let reason = voms.reason.unwrap_or_default();
+    assert!(
+        !voms.valid && reason.starts_with("AC signature refused: weak_algorithm: "),
+        "{reason}"
+    );
+    o.algorithms = AlgorithmPolicy::legacy();
+    let voms = accepted(&p, &o).identity.voms.expect("AC found");
+    assert!(voms.valid, "{:?}", voms.reason);
+}

@@ -13,6 +13,7 @@ use support::conformance_dir as corpus;
 use std::fs;
 use std::path::Path;
 
+use policy::credentials::AlgorithmPolicy;
 use policy::voms::{find_ac_in_chain, fqan::to_long_form, verify_ac, VomsContext};
 use serde_json::Value;
 use support::voms::{aa_chain_checker, pem_certs};
@@ -110,7 +111,11 @@ fn conformance_voms_cases() {
                 host_fqdn: None,
                 clock_skew: Duration::minutes(5),
                 verify_aa_chain: &checker,
-                allow_legacy_algorithms: legacy,
+                algorithms: if legacy {
+                    AlgorithmPolicy::legacy()
+                } else {
+                    AlgorithmPolicy::modern()
+                },
             };
             let v = verify_ac(ext, eec, &ctx);
             let ac_issuer = ac_facts["ac_issuer"].as_str().unwrap();

@@ -5,6 +5,14 @@
 //! SHA-1 are broken for collision resistance, which is what a certificate signature relies on.
 //! [`AlgorithmPolicy::legacy`] additionally admits SHA-1 and 1024-bit RSA for old credentials; MD5
 //! is never admitted by any policy a production build can construct.
+//!
+//! One policy value, one set of refusal codes, for every signature pilotbox checks (as rustls
+//! passes one `WebPkiSupportedAlgorithms` everywhere): the proxy chain's certificates and their
+//! keys (`chain::validate`), CRL signatures (`chain::check_revocation`), the VOMS AC signature and
+//! the AA key (`voms::verify`) and the AA's certificate chain (`chain::verify_ca_issued_chain`).
+//! A signature or key the policy refuses is `weak_algorithm` / `weak_key` /
+//! `unsupported_algorithm` wherever it occurs; only a signature that does not verify is
+//! `bad_signature`.
 
 use super::error::CredentialError;
 use ring::signature::{self as sig, VerificationAlgorithm};
@@ -104,6 +112,28 @@ impl AlgorithmPolicy {
         }
     }
 
+    /// Whether the signature algorithm `alg_oid` is acceptable at all, before any key is
+    /// looked at (`subject` names the signed object): MD2/MD4/MD5 and ECDSA-SHA1 never, SHA-1
+    /// RSA only when the policy allows SHA-1, anything ring cannot verify is unsupported. The
+    /// AC verifier calls this first, so a weak AC is refused as such even when its AA is unknown.
+    pub fn check_algorithm(&self, subject: &str, alg_oid: &str) -> Result<(), CredentialError> {
+        let weak = || CredentialError::WeakAlgorithm {
+            subject: subject.into(),
+            algorithm: algorithm_name(alg_oid).into(),
+        };
+        match alg_oid {
+            OID_MD5_RSA if self.md5_unchecked => Ok(()),
+            OID_MD5_RSA | OID_MD2_RSA | OID_MD4_RSA | OID_ECDSA_SHA1 => Err(weak()),
+            OID_SHA1_RSA | OID_SHA1_RSA_OIW if !self.allow_sha1 => Err(weak()),
+            OID_SHA1_RSA | OID_SHA1_RSA_OIW | OID_SHA256_RSA | OID_SHA384_RSA | OID_SHA512_RSA
+            | OID_ECDSA_SHA256 | OID_ECDSA_SHA384 | OID_ED25519 => Ok(()),
+            other => Err(CredentialError::UnsupportedAlgorithm {
+                subject: subject.into(),
+                what: format!("signature algorithm {}", algorithm_name(other)),
+            }),
+        }
+    }
+
     /// Verifies `signature` over `signed` made with algorithm `alg_oid` by the key `signer`.
     /// `subject`/`issuer` name the signed object and its signer for the error message.
     pub fn verify(
@@ -115,10 +145,7 @@ impl AlgorithmPolicy {
         signed: &[u8],
         signature: &[u8],
     ) -> Result<(), CredentialError> {
-        let weak = || CredentialError::WeakAlgorithm {
-            subject: subject.into(),
-            algorithm: algorithm_name(alg_oid).into(),
-        };
+        self.check_algorithm(subject, alg_oid)?;
         let rsa = |modern: &'static dyn VerificationAlgorithm,
                    legacy: Option<&'static dyn VerificationAlgorithm>| {
             match signer.parsed() {
@@ -151,21 +178,12 @@ impl AlgorithmPolicy {
             }),
         };
         let alg: &'static dyn VerificationAlgorithm = match alg_oid {
-            OID_MD5_RSA | OID_MD2_RSA | OID_MD4_RSA => {
-                if self.md5_unchecked && alg_oid == OID_MD5_RSA {
-                    return Ok(());
-                }
-                return Err(weak());
-            }
-            OID_SHA1_RSA | OID_SHA1_RSA_OIW => {
-                if !self.allow_sha1 {
-                    return Err(weak());
-                }
-                rsa(
-                    &sig::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
-                    Some(&sig::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY),
-                )?
-            }
+            // check_algorithm admitted it: only the test-only policy gets here, unchecked.
+            OID_MD5_RSA => return Ok(()),
+            OID_SHA1_RSA | OID_SHA1_RSA_OIW => rsa(
+                &sig::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+                Some(&sig::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY),
+            )?,
             OID_SHA256_RSA => rsa(
                 &sig::RSA_PKCS1_2048_8192_SHA256,
                 Some(&sig::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY),
@@ -175,16 +193,10 @@ impl AlgorithmPolicy {
                 &sig::RSA_PKCS1_2048_8192_SHA512,
                 Some(&sig::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY),
             )?,
-            OID_ECDSA_SHA1 => return Err(weak()),
             OID_ECDSA_SHA256 => ecdsa(&sig::ECDSA_P256_SHA256_ASN1, &sig::ECDSA_P384_SHA256_ASN1)?,
             OID_ECDSA_SHA384 => ecdsa(&sig::ECDSA_P256_SHA384_ASN1, &sig::ECDSA_P384_SHA384_ASN1)?,
             OID_ED25519 => &sig::ED25519,
-            other => {
-                return Err(CredentialError::UnsupportedAlgorithm {
-                    subject: subject.into(),
-                    what: format!("signature algorithm {}", algorithm_name(other)),
-                })
-            }
+            other => unreachable!("check_algorithm admitted {other}"),
         };
         sig::UnparsedPublicKey::new(alg, &signer.subject_public_key.data)
             .verify(signed, signature)
@@ -206,6 +218,7 @@ const OID_SHA512_RSA: &str = "1.2.840.113549.1.1.13";
 const OID_ECDSA_SHA1: &str = "1.2.840.10045.4.1";
 const OID_ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
 const OID_ECDSA_SHA384: &str = "1.2.840.10045.4.3.3";
+const OID_ECDSA_SHA512: &str = "1.2.840.10045.4.3.4";
 const OID_ED25519: &str = "1.3.101.112";
 const OID_P256: &str = "1.2.840.10045.3.1.7";
 const OID_P384: &str = "1.3.132.0.34";
@@ -223,6 +236,7 @@ pub fn algorithm_name(oid: &str) -> &str {
         OID_ECDSA_SHA1 => "ecdsa-with-SHA1",
         OID_ECDSA_SHA256 => "ecdsa-with-SHA256",
         OID_ECDSA_SHA384 => "ecdsa-with-SHA384",
+        OID_ECDSA_SHA512 => "ecdsa-with-SHA512",
         OID_ED25519 => "ED25519",
         other => other,
     }

@@ -354,37 +354,28 @@ fn check_revocation(
     trust: &TrustDir,
     p: &ChainPolicy,
 ) -> Result<(), CredentialError> {
-    // CRL signatures are checked with SHA-1 allowed: IGTF CRLs are still widely SHA-1 signed and
-    // a forged CRL can at worst hide nothing (a certificate missing from it is not trusted more).
-    let crl_algs = if p.algorithms.allows_sha1() {
-        p.algorithms
-    } else {
-        AlgorithmPolicy::legacy()
-    };
-    #[cfg(feature = "insecure-test-algorithms")]
-    let crl_algs = if p.algorithms == AlgorithmPolicy::insecure_test_only() {
-        p.algorithms
-    } else {
-        crl_algs
-    };
+    // CRL signatures are held to the same algorithm policy as the certificates (one policy
+    // everywhere, as rustls does). A CRL whose signature the policy refuses is an error, not
+    // skipped: skipping it would silently drop its revocations (fail open).
     for i in eec..path.len() {
         let subject = &path[i];
         let ca = path.get(i + 1).unwrap_or(anchor);
         let ca_key = ca.public_key()?;
         let mut found = false;
         for crl in trust.crls_of(&ca.subject_key) {
-            if crl_algs
-                .verify(
-                    &format!("CRL {}", crl.file),
-                    &ca.subject_slash,
-                    &crl.sig_alg,
-                    &ca_key,
-                    &crl.tbs,
-                    &crl.signature,
-                )
-                .is_err()
-            {
-                continue; // not signed by this CA (or unusable): it says nothing about its certificates
+            match p.algorithms.verify(
+                &format!("CRL {}", crl.file),
+                &ca.subject_slash,
+                &crl.sig_alg,
+                &ca_key,
+                &crl.tbs,
+                &crl.signature,
+            ) {
+                Ok(()) => {}
+                // Not signed by this CA (another CA of the same name): says nothing about its
+                // certificates.
+                Err(CredentialError::BadSignature { .. }) => continue,
+                Err(refused) => return Err(refused),
             }
             found = true;
             if p.now + p.skew_secs < crl.this_update {

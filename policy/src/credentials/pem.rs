@@ -4,7 +4,7 @@
 //! (PKCS#1, voms-proxy-fake), then the issuing certificates (RFC 7468 textual encodings). Limits
 //! keep a hostile file from costing more than a bounded amount of memory and time: the whole file,
 //! every block and the number of certificates are capped, and anything unexpected is an error,
-//! never a panic.
+//! never a panic. The PEM decoding itself is `pem-rfc7468` (RustCrypto), see [`pem_blocks`].
 
 use super::error::CredentialError;
 use x509_parser::der_parser::ber::BerObjectContent;
@@ -126,6 +126,14 @@ pub struct PemBlock {
 }
 
 /// All PEM blocks of a text, in order (RFC 7468 with RFC 1421 headers tolerated).
+///
+/// This is the one PEM reader of `policy` (proxy files, trust directory, vomsdir). The framing
+/// is ours because callers rely on it: text outside blocks ignored (as OpenSSL does), each block's
+/// END label must match its BEGIN label, a new boundary inside an open block is an error, RFC 1421
+/// headers (`Proc-Type: 4,ENCRYPTED`, `DEK-Info`) are recognised so an encrypted key is refused
+/// as such, and errors name the block's first line. Each block is then decoded by
+/// RustCrypto's `pem-rfc7468` (strict RFC 7468 grammar, constant-time `base64ct`: canonical
+/// base64 only, padding and trailing bits checked), on the block rebuilt in the strict form.
 pub fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, CredentialError> {
     let mut blocks = Vec::new();
     let mut lines = text.lines().enumerate();
@@ -167,18 +175,18 @@ pub fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, CredentialError> {
                 n + 1
             )));
         }
-        let der = base64_decode(&b64).ok_or_else(|| {
-            CredentialError::Pem(format!(
-                "block {label:?} starting on line {} is not valid base64",
-                n + 1
-            ))
-        })?;
-        if der.is_empty() {
+        if b64.is_empty() {
             return Err(CredentialError::Pem(format!(
                 "block {label:?} starting on line {} is empty",
                 n + 1
             )));
         }
+        let der = decode_block(label, &b64).map_err(|why| {
+            CredentialError::Pem(format!(
+                "block {label:?} starting on line {} is not valid base64 ({why})",
+                n + 1
+            ))
+        })?;
         blocks.push(PemBlock {
             label: label.to_string(),
             der,
@@ -188,38 +196,28 @@ pub fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, CredentialError> {
     Ok(blocks)
 }
 
-/// Standard base64 (RFC 4648 section 4) with padding; white space already removed per line.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    fn val(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
+/// Decodes one block's base64 (`b64`: its lines, trimmed and joined, headers removed) with
+/// `pem-rfc7468`. The block is rebuilt in RFC 7468's strict form, re-wrapped at 64 columns:
+/// line width carries no meaning and OpenSSL accepts any, so neither do we, while everything
+/// else (label grammar, alphabet, padding, non-canonical trailing bits) is the crate's strict
+/// check.
+fn decode_block(label: &str, b64: &str) -> Result<Vec<u8>, String> {
+    let mut doc = Vec::with_capacity(b64.len() + b64.len() / 64 + 2 * label.len() + 32);
+    doc.extend_from_slice(b"-----BEGIN ");
+    doc.extend_from_slice(label.as_bytes());
+    doc.extend_from_slice(b"-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        doc.extend_from_slice(line);
+        doc.push(b'\n');
     }
-    let bytes: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if !bytes.len().is_multiple_of(4) {
-        return None;
+    doc.extend_from_slice(b"-----END ");
+    doc.extend_from_slice(label.as_bytes());
+    doc.extend_from_slice(b"-----\n");
+    let (decoded_label, der) = pem_rfc7468::decode_vec(&doc).map_err(|e| e.to_string())?;
+    if decoded_label != label {
+        return Err(format!("label {decoded_label:?} read back as {label:?}"));
     }
-    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
-    let chunks = bytes.len() / 4;
-    for (i, q) in bytes.chunks(4).enumerate() {
-        let pad = q.iter().rev().take_while(|c| **c == b'=').count();
-        if pad > 2 || (pad > 0 && i + 1 != chunks) {
-            return None;
-        }
-        let mut n = 0u32;
-        for &c in &q[..4 - pad] {
-            n = n << 6 | val(c)?;
-        }
-        n <<= 6 * pad as u32;
-        let b = n.to_be_bytes();
-        out.extend_from_slice(&b[1..4 - pad]);
-    }
-    Some(out)
+    Ok(der)
 }
 
 fn strip_zeros(b: &[u8]) -> &[u8] {
@@ -370,13 +368,64 @@ impl PrivateKey {
 mod tests {
     use super::*;
 
+    fn block(b64: &str) -> Result<Vec<u8>, CredentialError> {
+        let text = format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n");
+        pem_blocks(&text).map(|mut v| v.remove(0).der)
+    }
+
     #[test]
     fn base64_rejects_garbage_and_decodes_padding() {
-        assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
-        assert_eq!(base64_decode("aGVsbG8h").unwrap(), b"hello!");
-        assert!(base64_decode("aGk").is_none());
-        assert!(base64_decode("a=Gk").is_none());
-        assert!(base64_decode("aG*=").is_none());
+        assert_eq!(block("aGk=").unwrap(), b"hi");
+        assert_eq!(block("aGVsbG8h").unwrap(), b"hello!");
+        for bad in ["aGk", "a=Gk", "aG*=", "aGk=aGk=", "aGk==", "aG\u{e9}="] {
+            let e = block(bad).unwrap_err();
+            assert_eq!(e.code(), "malformed_pem", "{bad:?}");
+            assert!(e.to_string().contains("line 1 is not valid base64"), "{e}");
+        }
+        // Non-canonical encodings (non-zero unused trailing bits) are refused: "aGl=" would
+        // decode to "hi" too; the hand-written decoder accepted it.
+        assert_eq!(block("aGl=").unwrap_err().code(), "malformed_pem");
+    }
+
+    #[test]
+    fn framing_labels_order_headers_and_line_numbers() {
+        // Text outside blocks ignored; any line wrapping; CRLF; order and labels kept.
+        let text =
+            "junk\r\n-----BEGIN CERTIFICATE-----\r\naG\r\nk=\r\n-----END CERTIFICATE-----\r\n\
+                    between\n-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\
+                    DEK-Info: AES-128-CBC,00\n\naGVsbG8h\n-----END RSA PRIVATE KEY-----\n";
+        let blocks = pem_blocks(text).unwrap();
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(
+            (blocks[0].label.as_str(), &blocks[0].der[..]),
+            ("CERTIFICATE", &b"hi"[..])
+        );
+        assert!(!blocks[0].encrypted);
+        assert_eq!(blocks[1].label, "RSA PRIVATE KEY");
+        assert!(blocks[1].encrypted);
+        // Errors name the block's first line.
+        let e = pem_blocks("\n\n-----BEGIN CERTIFICATE-----\naGk=\n-----END X509 CRL-----\n")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "malformed PEM: block \"CERTIFICATE\" starting on line 3 is not closed before \"-----END X509 CRL-----\""
+        );
+        let e =
+            pem_blocks("x\n-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n").unwrap_err();
+        assert!(
+            e.to_string().ends_with("starting on line 2 is empty"),
+            "{e}"
+        );
+        let e = pem_blocks("-----BEGIN CERTIFICATE-----\naGk=\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("starting on line 1 has no END line"),
+            "{e}"
+        );
+        // A label outside RFC 7468's grammar is refused by the crate.
+        let e = pem_blocks("-----BEGIN  BAD--LABEL-----\naGk=\n-----END  BAD--LABEL-----\n")
+            .unwrap_err();
+        assert_eq!(e.code(), "malformed_pem", "{e}");
     }
 
     #[test]

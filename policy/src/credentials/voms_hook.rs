@@ -67,7 +67,7 @@ pub fn voms_attributes(
         host_fqdn: opts.host_fqdn.as_deref(),
         clock_skew: time::Duration::seconds(opts.skew_secs),
         verify_aa_chain: &check_chain,
-        allow_legacy_algorithms: algorithms.allows_sha1(),
+        algorithms,
     };
     Some(crate::voms::verify_ac(ac, &holder, &ctx))
 }

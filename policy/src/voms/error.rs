@@ -5,6 +5,8 @@
 
 use thiserror::Error;
 
+use crate::credentials::CredentialError;
+
 /// A VOMS AC failure: either the bytes are not an AC we accept ([`VomsError::is_parse_error`])
 /// or the AC is well formed but must not be trusted.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -58,12 +60,11 @@ pub enum VomsError {
     Targets(String),
 
     // ---- verification: the AC is well formed but must not be trusted ----
-    /// MD5 (never) or SHA-1 (only with the legacy setting).
-    #[error("AC signature algorithm {0} is not allowed")]
-    WeakAlgorithm(String),
-    /// An algorithm we cannot verify (not RSA PKCS#1 v1.5 / ECDSA with SHA-1/2).
-    #[error("AC signature algorithm {0} is not supported")]
-    UnsupportedAlgorithm(String),
+    /// The AC signature, or the AA key that made it, refused by the chain's algorithm policy
+    /// (`weak_algorithm`, `weak_key`, `unsupported_algorithm`), or a signature that does not
+    /// verify (`bad_signature`): the same [`CredentialError`] and code the chain would give.
+    #[error("AC signature refused: {}", .0.reason())]
+    Signature(CredentialError),
     /// The holder of the AC is not the end-entity certificate of this proxy chain.
     #[error("AC holder ({ac_holder}) does not match the end-entity certificate ({cert})")]
     HolderMismatch { ac_holder: String, cert: String },
@@ -101,8 +102,6 @@ pub enum VomsError {
         ac_issuer: String,
         aa_subject: String,
     },
-    #[error("AC signature does not verify with the AA certificate {0}")]
-    BadSignature(String),
     /// The AA chain was refused by the X.509 chain verifier (trust anchors, CRLs, validity).
     #[error("AA certificate chain rejected: {0}")]
     AaChain(String),
@@ -129,5 +128,14 @@ impl VomsError {
                 | VomsError::AaCertificates(_)
                 | VomsError::Targets(_)
         )
+    }
+
+    /// The [`CredentialError::code`] of an algorithm-policy or signature refusal, the same code
+    /// the chain verifier gives for the same fault (None for the AC-specific rules).
+    pub fn credential_code(&self) -> Option<&'static str> {
+        match self {
+            VomsError::Signature(e) => Some(e.code()),
+            _ => None,
+        }
     }
 }

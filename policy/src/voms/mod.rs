@@ -9,7 +9,7 @@
 //! unparseable one reports none.
 //!
 //! - [`parse`]: untrusted bytes → [`ParsedAc`], no I/O, never panics (the fuzzing entry point).
-//! - [`verify`]: algorithm policy, holder binding, validity, targets, critical extensions.
+//! - [`verify`]: the chain's algorithm policy, holder binding, validity, targets, critical extensions.
 //! - [`trust`]: the vomsdir (`<vo>/<host>.lsc` or AA certificates) and the AC signature.
 //!
 //! Only the first AC of the extension is used (the VOMS server contacted first); VOMS proxies
@@ -20,6 +20,7 @@ use std::path::Path;
 use time::{Duration, OffsetDateTime};
 use x509_parser::certificate::X509Certificate;
 
+use crate::credentials::algorithms::AlgorithmPolicy;
 use crate::identity::Voms;
 
 mod der;
@@ -67,8 +68,10 @@ pub struct VomsContext<'a> {
     /// Checks a VOMS server (AA) certificate chain (leaf first) against the trust anchors:
     /// signatures, validity, CRLs. Provided by the chain verifier.
     pub verify_aa_chain: &'a dyn Fn(&[X509Certificate<'_>]) -> Result<(), String>,
-    /// SHA-1 signed ACs are accepted only when true; MD5 never.
-    pub allow_legacy_algorithms: bool,
+    /// The chain verifier's algorithm policy, applied unchanged to the AC signature and the AA
+    /// key (allowed signature algorithms, minimum RSA size); `verify_aa_chain` applies it to the
+    /// AA's certificate chain.
+    pub algorithms: AlgorithmPolicy,
 }
 
 /// The DER value (inside the OCTET STRING) of the VOMS AC extension of `cert`, if present.

@@ -17,12 +17,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use x509_parser::certificate::X509Certificate;
-use x509_parser::pem::Pem;
+use x509_parser::prelude::FromDer;
 
 use super::error::VomsError;
 use super::parse::ParsedAc;
 use super::verify::verify_signature;
 use super::VomsContext;
+use crate::credentials::pem::pem_blocks;
 use crate::dn::{openssl_slash, same_dn, same_name};
 
 /// Separator between alternative chains in an `.lsc` file.
@@ -102,19 +103,23 @@ fn trust_by_lsc(ac: &ParsedAc<'_>, ctx: &VomsContext<'_>, lsc: &Path) -> Result<
             lsc: lsc.display().to_string(),
         });
     }
-    check_aa_signed(ac, aa)?;
+    check_aa_signed(ac, aa, ctx)?;
     (ctx.verify_aa_chain)(&ac.aa_certs).map_err(VomsError::AaChain)
 }
 
 /// The AC issuer must be the AA's subject (VOMS `validate`), and its key must verify the AC.
-fn check_aa_signed(ac: &ParsedAc<'_>, aa: &X509Certificate<'_>) -> Result<(), VomsError> {
+fn check_aa_signed(
+    ac: &ParsedAc<'_>,
+    aa: &X509Certificate<'_>,
+    ctx: &VomsContext<'_>,
+) -> Result<(), VomsError> {
     if !same_name(&ac.issuer, aa.subject()) {
         return Err(VomsError::IssuerNotAa {
             ac_issuer: openssl_slash(&ac.issuer),
             aa_subject: openssl_slash(aa.subject()),
         });
     }
-    verify_signature(ac, aa)
+    verify_signature(ac, aa, &ctx.algorithms)
 }
 
 fn trust_by_vomsdir_certificate(
@@ -137,15 +142,25 @@ fn trust_by_vomsdir_certificate(
             let Ok(bytes) = read_bounded(&file) else {
                 continue;
             };
-            for pem in Pem::iter_from_buffer(&bytes).filter_map(Result::ok) {
+            // The one PEM reader (`credentials::pem`); a file that is not clean PEM text is
+            // not a candidate AA certificate, as an unreadable one is not.
+            let Ok(blocks) = std::str::from_utf8(&bytes)
+                .map_err(|_| ())
+                .and_then(|t| pem_blocks(t).map_err(|_| ()))
+            else {
+                continue;
+            };
+            for pem in blocks {
                 if pem.label != "CERTIFICATE" {
                     continue;
                 }
-                let Ok(cert) = pem.parse_x509() else { continue };
+                let Ok((_, cert)) = X509Certificate::from_der(&pem.der) else {
+                    continue;
+                };
                 if !same_name(cert.subject(), &ac.issuer) {
                     continue;
                 }
-                match verify_signature(ac, &cert) {
+                match verify_signature(ac, &cert, &ctx.algorithms) {
                     Ok(()) => {
                         let chain = [cert];
                         return (ctx.verify_aa_chain)(&chain).map_err(VomsError::AaChain);

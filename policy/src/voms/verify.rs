@@ -1,4 +1,4 @@
-//! The trust checks on a parsed AC: algorithm policy, issuer trust and signature, holder,
+//! The trust checks on a parsed AC: algorithm policy (the chain's own [`AlgorithmPolicy`]), issuer trust and signature, holder,
 //! validity period, targets and critical extensions (RFC 5755 §5 "Attribute Certificate
 //! Validation", VOMS C++ `validate`).
 
@@ -11,68 +11,45 @@ use super::error::VomsError;
 use super::oids;
 use super::parse::{AcHolder, ParsedAc};
 use super::{trust, VomsContext};
+use crate::credentials::algorithms::AlgorithmPolicy;
 use crate::dn::{openssl_slash, same_name};
 
-/// How the signature algorithm is treated.
-enum AlgClass {
-    Modern,
-    Sha1,
-    Md,
-    Other,
-}
+/// What the AC signature is called in messages.
+const AC_SIGNATURE: &str = "the attribute certificate";
 
-fn classify(oid: &str) -> (AlgClass, &'static str) {
-    match oid {
-        "1.2.840.113549.1.1.11" => (AlgClass::Modern, "sha256WithRSAEncryption"),
-        "1.2.840.113549.1.1.12" => (AlgClass::Modern, "sha384WithRSAEncryption"),
-        "1.2.840.113549.1.1.13" => (AlgClass::Modern, "sha512WithRSAEncryption"),
-        "1.2.840.10045.4.3.2" => (AlgClass::Modern, "ecdsa-with-SHA256"),
-        "1.2.840.10045.4.3.3" => (AlgClass::Modern, "ecdsa-with-SHA384"),
-        "1.2.840.10045.4.3.4" => (AlgClass::Modern, "ecdsa-with-SHA512"),
-        "1.2.840.113549.1.1.5" | "1.3.14.3.2.29" => (AlgClass::Sha1, "sha1WithRSAEncryption"),
-        "1.2.840.10045.4.1" => (AlgClass::Sha1, "ecdsa-with-SHA1"),
-        "1.2.840.113549.1.1.4" => (AlgClass::Md, "md5WithRSAEncryption"),
-        "1.2.840.113549.1.1.2" => (AlgClass::Md, "md2WithRSAEncryption"),
-        "1.2.840.113549.1.1.3" => (AlgClass::Md, "md4WithRSAEncryption"),
-        _ => (AlgClass::Other, "unknown"),
-    }
-}
-
-/// SHA-2 RSA/ECDSA always; SHA-1 only with the legacy setting; MD2/4/5 never.
+/// The AC signature algorithm against the chain's [`AlgorithmPolicy`] (same rules, same codes:
+/// `weak_algorithm`, `unsupported_algorithm`), before the AA is even looked up.
 pub(crate) fn check_algorithm(
     alg: &AlgorithmIdentifier<'_>,
-    allow_legacy: bool,
+    policy: &AlgorithmPolicy,
 ) -> Result<(), VomsError> {
-    let oid = alg.algorithm.to_id_string();
-    match classify(&oid) {
-        (AlgClass::Modern, _) => Ok(()),
-        (AlgClass::Sha1, _) if allow_legacy => Ok(()),
-        (AlgClass::Sha1 | AlgClass::Md, name) => Err(VomsError::WeakAlgorithm(name.into())),
-        (AlgClass::Other, _) => Err(VomsError::UnsupportedAlgorithm(oid)),
-    }
+    policy
+        .check_algorithm(AC_SIGNATURE, &alg.algorithm.to_id_string())
+        .map_err(VomsError::Signature)
 }
 
-/// Verifies the AC signature over `AttributeCertificateInfo` with `signer`'s public key.
+/// Verifies the AC signature over `AttributeCertificateInfo` with `signer`'s public key, by the
+/// chain's [`AlgorithmPolicy`]: the AA key must meet the same minimum size as any certificate
+/// key (`weak_key`), and only a signature that does not verify is `bad_signature`.
 pub(crate) fn verify_signature(
     ac: &ParsedAc<'_>,
     signer: &X509Certificate<'_>,
+    policy: &AlgorithmPolicy,
 ) -> Result<(), VomsError> {
-    use x509_parser::error::X509Error;
-    match x509_parser::verify::verify_signature(
-        signer.public_key(),
-        &ac.signature_algorithm,
-        &ac.signature_value,
-        ac.signed_part,
-    ) {
-        Ok(()) => Ok(()),
-        Err(X509Error::SignatureUnsupportedAlgorithm) => {
-            Err(VomsError::UnsupportedAlgorithm(format!(
-                "{} with this AA key",
-                classify(&ac.signature_algorithm.algorithm.to_id_string()).1
-            )))
-        }
-        Err(_) => Err(VomsError::BadSignature(openssl_slash(signer.subject()))),
-    }
+    let aa = openssl_slash(signer.subject());
+    policy
+        .check_key(&aa, signer.public_key())
+        .and_then(|()| {
+            policy.verify(
+                AC_SIGNATURE,
+                &aa,
+                &ac.signature_algorithm.algorithm.to_id_string(),
+                signer.public_key(),
+                ac.signed_part,
+                &ac.signature_value.data,
+            )
+        })
+        .map_err(VomsError::Signature)
 }
 
 fn trim_serial(s: &[u8]) -> &[u8] {
@@ -194,7 +171,7 @@ pub(crate) fn check(
     holder: &X509Certificate<'_>,
     ctx: &VomsContext<'_>,
 ) -> Result<(), VomsError> {
-    check_algorithm(&ac.signature_algorithm, ctx.allow_legacy_algorithms)?;
+    check_algorithm(&ac.signature_algorithm, &ctx.algorithms)?;
     trust::establish(ac, ctx)?;
     check_holder(ac, holder)?;
     check_time(ac, ctx.now, ctx.clock_skew)?;

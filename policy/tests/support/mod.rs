@@ -124,7 +124,7 @@ fn newkey(key: &str) -> Vec<String> {
     }
 }
 
-fn openssl() -> Command {
+pub fn openssl() -> Command {
     let mut c = Command::new("openssl");
     c.env("OPENSSL_CONF", "/dev/null");
     c
@@ -173,6 +173,14 @@ keyUsage = critical,keyEncipherment
 basicConstraints = critical,CA:TRUE
 keyUsage = critical,keyCertSign,cRLSign
 subjectKeyIdentifier = hash
+[ v3_ca_pl0 ]
+basicConstraints = critical,CA:TRUE,pathlen:0
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[ v3_user_crit ]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+1.3.6.1.4.1.99999.1 = critical,ASN1:NULL
 [ v3_proxy ]
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
@@ -444,6 +452,22 @@ impl Pki {
         run(self
             .ca_command()
             .arg("-gencrl")
+            .arg("-out")
+            .arg(self.ca_dir.join(format!("{}.r0", self.hash))));
+    }
+
+    /// Writes the CA's current CRL as `<hash>.r0`, signed with digest `md` (sha1, md5 …).
+    pub fn write_crl_md(&self, md: &str) {
+        self.write_crl_with(&["-md", md]);
+    }
+
+    /// Writes the CA's current CRL as `<hash>.r0` with further `openssl ca -gencrl` arguments
+    /// (`-crl_lastupdate`, `-crl_nextupdate`, `-md` …).
+    pub fn write_crl_with(&self, args: &[&str]) {
+        run(self
+            .ca_command()
+            .arg("-gencrl")
+            .args(args)
             .arg("-out")
             .arg(self.ca_dir.join(format!("{}.r0", self.hash))));
     }
