@@ -15,6 +15,7 @@ use crate::launcher::audit::{self, Audit};
 use crate::launcher::credfile::{self, CredFileError};
 use crate::launcher::prepare::{self, Prepared};
 use crate::launcher::sanitize::Caller;
+use std::os::fd::AsFd;
 use crate::launcher::state::{Handover, Record, Store};
 use crate::launcher::unprivileged;
 use policy::authz::{decide, Decision, LimitRequest, Policy};
@@ -364,6 +365,7 @@ fn launch(
         l.cpus,
     );
     p.spec.seccomp = Some(engine::default_seccomp());
+    payload_rlimits(&mut p.spec.rlimits, ctx.caller);
     let spec = match p.spec.to_spec() {
         Ok(s) => s,
         Err(e) => {
@@ -457,6 +459,7 @@ fn launch(
             signal: expiry_signal(policy.file.expiry.signal),
             refresh: &refresh,
         }),
+        relay: ctx.caller.relay.as_deref().map(|fd| fd.as_fd()),
         ..RunOptions::default()
     };
     let result = engine::run(&spec, &opts);
@@ -498,6 +501,20 @@ fn launch(
     }
     ctx.write_report(&report);
     outcome
+}
+
+/// The caller's own limits for what `sanitize` raised for pilotbox (a batch system's limits must
+/// reach the job, as they did when pilotbox only raised soft limits to the hard ones — and now
+/// hard ones may have been raised too), unless the spec sets that limit. Only where they differ
+/// from ours: otherwise the payload inherits the same values without a setrlimit.
+fn payload_rlimits(rlimits: &mut Vec<(String, u64, u64)>, caller: &Caller) {
+    for &(res, soft, hard) in &caller.rlimits {
+        let name = format!("{res:?}");
+        let ours = nix::sys::resource::getrlimit(res).ok();
+        if ours != Some((soft, hard)) && !rlimits.iter().any(|(n, _, _)| *n == name) {
+            rlimits.push((name, soft, hard));
+        }
+    }
 }
 
 /// The policy's `[expiry] signal` as a signal (the schema admits only those init forwards).
