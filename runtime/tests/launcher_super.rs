@@ -148,6 +148,10 @@ fn sigkill_of_the_front_ends_the_payload_with_an_end_record() {
     assert!(t.elapsed() < Duration::from_secs(15), "ended at once");
     assert_eq!(end["outcome"], "signaled", "{end}");
     assert!(
+        end["reason"].as_str().unwrap_or("").contains("went away"),
+        "{end}"
+    );
+    assert!(
         !std::path::Path::new(&format!("/proc/{}", rec.init_pid)).exists(),
         "the payload's init is gone"
     );
@@ -241,7 +245,8 @@ fn a_lowered_file_size_limit_never_truncates_the_audit_log() {
 }
 
 /// Item 8: the limits pilotbox raises for itself are the caller's again in the payload (a batch
-/// system's limits must reach the job), soft and hard alike.
+/// system's limits must reach the job), soft and hard alike; and what pilotbox ignores for
+/// itself (SIGXFSZ; the worker's SIGTSTP/SIGTTIN/SIGTTOU) is not ignored in the payload.
 #[test]
 fn the_callers_soft_limits_reach_the_payload() {
     require_root!();
@@ -253,7 +258,7 @@ fn the_callers_soft_limits_reach_the_payload() {
         .args(["--nofile=512:2048", "--cpu=3600:unlimited", "/usr/bin/env", "-i"])
         .arg(&env.bin)
         .args(["run", "--proxy", env.proxy.to_str().unwrap(), "--"])
-        .args(["cat", "/proc/self/limits"])
+        .args(["cat", "/proc/self/limits", "/proc/self/status"])
         .current_dir(&env.pilot_dir)
         .output()
         .unwrap();
@@ -268,6 +273,10 @@ fn the_callers_soft_limits_reach_the_payload() {
     assert_eq!(limit("Max file size"), "1048576 unlimited", "{out}");
     assert_eq!(limit("Max open files"), "512 2048", "{out}");
     assert_eq!(limit("Max cpu time"), "3600 unlimited", "{out}");
+    // SIGTSTP, SIGTTIN, SIGTTOU, SIGXFSZ (bit N-1 for signal N).
+    let ignored = u64::from_str_radix(&limit("SigIgn:"), 16).unwrap();
+    let ours = (1 << 19) | (1 << 20) | (1 << 21) | (1 << 24);
+    assert_eq!(ignored & ours, 0, "{out}");
 }
 
 /// Item 2's signal relay: the front relays exactly once. A SIGUSR1 to the launched pid reaches
@@ -303,4 +312,30 @@ fn a_process_group_signal_reaches_the_payload_once() {
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     let status = child.0.wait().unwrap();
     assert_eq!((status.code(), rest.trim()), (Some(0), "got=1"));
+}
+
+/// Item 2's split makes the worker's real uid 0: "who called" must still be the pilot wherever
+/// the code asked getuid(2) (lifecycle commands are covered by lifecycle_cli's refusals; these
+/// are the root-only and drop-to-the-caller checks). Without `sanitize::caller_ids` the pilot
+/// would list the lease table and read a root-only policy candidate.
+#[test]
+fn the_worker_still_knows_who_called() {
+    require_root!();
+    let env = Env::new();
+    let (code, _, err) = result(env.pilot(&["leases", "list"]).output().unwrap());
+    assert_eq!(code, 122, "leases is root only: {err}");
+    let secret = std::path::Path::new(launcher_support::BASE).join("secret-policy.toml");
+    std::fs::write(&secret, "[pilots]\nusers = [0]\n").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .unwrap();
+    let (code, out, err) = result(
+        env.pilot(&["policy", "check", secret.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("ermission denied") || out.contains("ermission denied"),
+        "read as the pilot: {out}{err}"
+    );
 }

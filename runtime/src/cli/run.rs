@@ -488,6 +488,8 @@ fn launch(
     end["outcome"] = report["outcome"].clone();
     end["exit"] = json!(code);
     end["signal"] = report["signal"].clone();
+    // Why it ended, when pilotbox ended it (wall time, credential, the caller gone, OOM).
+    end["reason"] = report["reason"].clone();
     end["usage"] = report["usage"].clone();
     end["workdir_handover"] = json!(handover);
     end["cleanup_problems"] = json!(leftover);
