@@ -168,6 +168,28 @@ fn sigkill_of_the_front_ends_the_payload_with_an_end_record() {
     );
 }
 
+/// The front's status when its worker dies of a signal nobody but root (or the OOM killer) can
+/// send: a site error with one line saying so, not a payload status.
+#[test]
+fn a_worker_killed_by_root_is_a_site_error() {
+    require_root!();
+    let env = Env::new();
+    let id = uid("rootkill");
+    let (mut child, supervisor) = launch_ready(&env, &id, &[], "echo ready; exec sleep 60");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let status = child.0.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut err).unwrap();
+    // What `gc` would reclaim (the supervisor is gone): the record; the cgroup goes with Env.
+    let _ = std::fs::remove_dir_all(format!("{}/{id}", runtime::launcher::state::RUN_DIR));
+    assert_eq!(status.code(), Some(123), "{err}");
+    assert!(err.contains("was killed by SIGKILL"), "{err}");
+}
+
 /// Item 2: a lease-store write lock held by someone else (here a root `sqlite3` in
 /// `BEGIN IMMEDIATE`, then stopped — what a launch stopped inside its lease transaction did)
 /// makes a launch fail as temporary (121) after `busy_timeout`, with a message saying so.

@@ -25,8 +25,9 @@
 //!   groups), stays non-dumpable (its memory holds the caller's environment only, but it was a
 //!   setuid process: no core file of it, as before), relays the signals the supervisor forwards
 //!   ([`FORWARDED`]) to the worker as one byte each over a pipe, and exits with the worker's
-//!   status. A worker killed by a signal (only root or the OOM killer can) is a site error:
-//!   123, or gLExec's 202, with one line on stderr.
+//!   status. A worker killed by a signal (only root, the OOM killer or the tty can) is a site
+//!   error: 123, or gLExec's 202, with one line on stderr — except for a forwarded signal
+//!   (the tty's SIGINT before the worker blocked it), which the front dies of too, as before.
 //!
 //! Double delivery. A signal sent to the whole process group or to every process of the pilot's
 //! cgroup (Slurm's proctrack/cgroup) reaches the worker only if the sender is root; the tty's
@@ -132,6 +133,17 @@ fn front(caller: &Caller, worker: Pid, relay: OwnedFd, set: SigSet, site_error: 
     loop {
         match waitpid(worker, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) if FORWARDED.contains(&sig) => {
+                // Only the tty (SIGINT/SIGHUP to the foreground group) or root can have sent
+                // it, before the worker blocked it (a short subcommand, early setup): die of
+                // it too, as the single process did, so that a shell sees an interrupted job
+                // (128+N), not a site error. Disposition SIG_DFL since sanitize.
+                let _ = kill(nix::unistd::getpid(), sig);
+                let mut one = SigSet::empty();
+                one.add(sig);
+                let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&one), None);
+                std::process::exit(site_error)
+            }
             Ok(WaitStatus::Signaled(_, sig, _)) => {
                 eprintln!(
                     "pilotbox: site_error: the supervisor (pid {worker}) was killed by {sig}"
