@@ -302,9 +302,13 @@ fn the_callers_soft_limits_reach_the_payload() {
     assert_eq!(ignored & ours, 0, "{out}");
 }
 
-/// Item 2's signal relay: the front relays exactly once. A SIGUSR1 to the launched pid reaches
-/// the payload once even when sent to the whole process group (front and worker both get it
-/// from root; only the front relays user-sent signals).
+/// Item 2's signal relay with a group-wide sender (root here, as Slurm signalling every process
+/// of a job): front and worker both receive each signal; it reaches the payload once per
+/// signal. The sandbox's init used to be in the caller's process group too and got every such
+/// signal directly besides the supervisor's copy: got=4 for 3 (init now calls setsid). The
+/// front/worker de-duplication (the front relays signals sent by a process, the worker forwards
+/// only kernel-generated ones) is not observable here: init coalesces the two near-simultaneous
+/// copies of a standard signal.
 #[test]
 fn a_process_group_signal_reaches_the_payload_once() {
     require_root!();
@@ -328,13 +332,15 @@ fn a_process_group_signal_reaches_the_payload_once() {
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready");
     let pg = nix::unistd::Pid::from_raw(-(child.0.id() as i32));
-    nix::sys::signal::kill(pg, nix::sys::signal::Signal::SIGUSR1).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        nix::sys::signal::kill(pg, nix::sys::signal::Signal::SIGUSR1).unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+    }
     nix::sys::signal::kill(pg, nix::sys::signal::Signal::SIGTERM).unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     let status = child.0.wait().unwrap();
-    assert_eq!((status.code(), rest.trim()), (Some(0), "got=1"));
+    assert_eq!((status.code(), rest.trim()), (Some(0), "got=3"));
 }
 
 /// Item 2's split makes the worker's real uid 0: "who called" must still be the pilot wherever
