@@ -141,6 +141,15 @@ fn sigkill_of_the_front_ends_the_payload_with_an_end_record() {
     let rec = runtime::launcher::state::Store::default()
         .read(&uid("killtest"))
         .unwrap();
+    // What the split costs a batch system that adds up RSS per job (docs/performance.md).
+    let rss = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .map(|l| l.trim_start_matches("VmRSS:").trim().to_string())
+    };
+    eprintln!("RSS front {:?}, worker {:?}", rss(child.0.id()), rss(supervisor));
     let t = Instant::now();
     assert!(pilot_kill("KILL", child.0.id()));
     let _ = child.0.wait();
