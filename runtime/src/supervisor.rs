@@ -250,7 +250,7 @@ pub fn supervise(run: Running, opts: &SuperviseOptions) -> Result<Outcome, Super
             }
         }
         if let (true, Some(r)) = (relay_ready, relay) {
-            match crate::launcher::split::read_relay(r) {
+            match read_relay(r) {
                 Some(sigs) => {
                     for sig in sigs {
                         let _ = kill(run.init, sig);
@@ -299,6 +299,26 @@ pub fn supervise(run: Running, opts: &SuperviseOptions) -> Result<Outcome, Super
     })
 }
 
+/// What the supervisor reads from the relay (`launcher::split` writes one byte, the signal
+/// number, per signal): the signals to forward, in order; `None` at EOF (the front is gone).
+/// Bytes that are not a `FORWARDED` signal are dropped: the front is the caller's process, and
+/// what it writes is the caller's to choose.
+fn read_relay(fd: BorrowedFd) -> Option<Vec<Signal>> {
+    let mut buf = [0u8; 64];
+    match nix::unistd::read(fd, &mut buf) {
+        Ok(0) => None,
+        Ok(n) => Some(
+            buf[..n]
+                .iter()
+                .filter_map(|b| Signal::try_from(*b as i32).ok())
+                .filter(|s| FORWARDED.contains(s))
+                .collect(),
+        ),
+        Err(Errno::EAGAIN | Errno::EINTR) => Some(vec![]),
+        Err(_) => None,
+    }
+}
+
 fn absorb(m: Msg, status: &mut Option<Status>, exec_error: &mut Option<(i32, String)>) {
     match m {
         Msg::Exited(c) => *status = Some(Status::Exited(c)),
@@ -311,6 +331,18 @@ fn absorb(m: Msg, status: &mut Option<Status>, exec_error: &mut Option<(i32, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The relay carries only what the supervisor forwards anyway: other bytes (SIGKILL, SIGSTOP,
+    /// SIGCHLD, junk) from the caller's process are dropped; EOF says the caller is gone.
+    #[test]
+    fn the_relay_passes_forwarded_signals_only() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        nix::unistd::write(&w, &[15, 9, 19, 17, 0, 200, 10, 1]).unwrap();
+        let got = read_relay(r.as_fd()).unwrap();
+        assert_eq!(got, [Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGHUP]);
+        drop(w);
+        assert_eq!(read_relay(r.as_fd()), None);
+    }
 
     #[test]
     fn exit_codes_follow_the_shell_convention() {

@@ -138,7 +138,7 @@ const RAISED: [(Resource, u64); 6] = [
 /// Privileged, soft *and hard* limits go to the target: a caller (`prlimit --fsize=N:N`, a
 /// batch system's `ulimit -H`) can lower its hard limits, and raising a hard limit needs
 /// CAP_SYS_RESOURCE (setrlimit(2)) — which a setuid-root process has, but not every root: on a
-/// host whose bounding set lacks it (a container, the dev host of docs/testing.md) the soft limit
+/// host whose bounding set lacks it (some containers, this project's dev host) the soft limit
 /// is raised to the hard one only. Then a limit pilotbox cannot live with is refused before
 /// anything is written: a finite RLIMIT_FSIZE (the audit log, state records and the lease store
 /// grow past any bound; a write cut at the limit leaves half a JSON line). Unprivileged

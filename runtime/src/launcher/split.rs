@@ -174,25 +174,6 @@ fn front(caller: &Caller, worker: Pid, relay: OwnedFd, set: SigSet, site_error: 
     }
 }
 
-/// What the worker reads from the relay: the signals to forward, in order; `None` at EOF (the
-/// front is gone). Bytes that are not a [`FORWARDED`] signal are dropped: the front is the
-/// caller's process, and what it writes is the caller's to choose.
-pub fn read_relay(fd: std::os::fd::BorrowedFd) -> Option<Vec<Signal>> {
-    let mut buf = [0u8; 64];
-    match nix::unistd::read(fd, &mut buf) {
-        Ok(0) => None,
-        Ok(n) => Some(
-            buf[..n]
-                .iter()
-                .filter_map(|b| Signal::try_from(*b as i32).ok())
-                .filter(|s| FORWARDED.contains(s))
-                .collect(),
-        ),
-        Err(Errno::EAGAIN | Errno::EINTR) => Some(vec![]),
-        Err(_) => None,
-    }
-}
-
 /// The caller's real uid and gid: what sanitize saw (the worker's own real ids are 0).
 pub fn caller_ids() -> (u32, u32) {
     sanitize::caller_ids().unwrap_or_else(|| {
