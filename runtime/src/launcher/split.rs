@@ -50,11 +50,12 @@ use crate::launch::FORWARDED;
 use crate::sys::{self, Forked};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{setgroups, setresgid, setresuid, Gid, Pid, Uid};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 /// Whether this call needs the split: setuid root, called by someone else.
@@ -131,8 +132,10 @@ fn front(caller: &Caller, worker: Pid, relay: OwnedFd, set: SigSet, site_error: 
         Err(e) => die("front: signalfd", e),
     };
     // The front waits as long as the payload runs, and batch systems charge the job the RSS of
-    // every process: give back the code pages the start touched, as the supervisor does.
-    let _ = sys::release_clean_code_pages();
+    // every process: give back the code pages the start touched, as the supervisor does — but
+    // only once the run has lasted a second: walking /proc/self/smaps costs CPU the worker
+    // needs while it launches, and a short run is over before it would matter.
+    let mut release_at = Some(std::time::Instant::now() + std::time::Duration::from_secs(1));
     loop {
         match waitpid(worker, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
@@ -157,6 +160,16 @@ fn front(caller: &Caller, worker: Pid, relay: OwnedFd, set: SigSet, site_error: 
             Err(e) => {
                 eprintln!("pilotbox: site_error: waiting for the supervisor: {e}");
                 std::process::exit(site_error)
+            }
+        }
+        if let Some(at) = release_at {
+            let left = at.saturating_duration_since(std::time::Instant::now());
+            let ms = PollTimeout::try_from(left.as_millis() as i32).unwrap_or(PollTimeout::ZERO);
+            let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            if matches!(poll(&mut fds, ms), Ok(0)) {
+                let _ = sys::release_clean_code_pages();
+                release_at = None;
+                continue;
             }
         }
         // Blocks until a signal, SIGCHLD included (a SIGCHLD from before the signalfd existed
