@@ -401,8 +401,18 @@ fn launch_latency_a_b() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(200);
     let mut ms = vec![vec![], vec![]];
+    // CPU (user+sys) of everything a launch ran and reaped — pilotbox's processes and /bin/true:
+    // unlike wall time it hardly depends on what else the shared machine runs.
+    let mut cpu = vec![vec![], vec![]];
+    let children_cpu = || {
+        use nix::sys::resource::{getrusage, UsageWho};
+        let u = getrusage(UsageWho::RUSAGE_CHILDREN).unwrap();
+        let tv = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 * 1000.0 + t.tv_usec() as f64 / 1000.0;
+        tv(u.user_time()) + tv(u.system_time())
+    };
     for round in 0..rounds + 5 {
         for i in [round % 2, 1 - round % 2] {
+            let c0 = children_cpu();
             let t = Instant::now();
             let st = Command::new("setpriv")
                 .env_clear()
@@ -418,17 +428,21 @@ fn launch_latency_a_b() {
             assert!(st.success(), "{}", builds[i].display());
             if round >= 5 {
                 ms[i].push(took);
+                cpu[i].push(children_cpu() - c0);
             }
         }
     }
     for (i, k) in ["A", "B"].iter().enumerate() {
         ms[i].sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let m = &ms[i];
+        cpu[i].sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let (m, c) = (&ms[i], &cpu[i]);
         println!(
-            "{k}: median {:.2} ms, p10 {:.2}, p90 {:.2} ({} launches)",
+            "{k}: wall median {:.2} ms, p10 {:.2}, p90 {:.2}; CPU median {:.2} ms, mean {:.2} ({} launches)",
             m[m.len() / 2],
             m[m.len() / 10],
             m[m.len() * 9 / 10],
+            c[c.len() / 2],
+            c.iter().sum::<f64>() / c.len() as f64,
             m.len()
         );
         let _ = std::fs::remove_file(&builds[i]);
