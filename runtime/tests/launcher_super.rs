@@ -149,6 +149,8 @@ fn sigkill_of_the_front_ends_the_payload_with_an_end_record() {
             .find(|l| l.starts_with("VmRSS:"))
             .map(|l| l.trim_start_matches("VmRSS:").trim().to_string())
     };
+    // After the front's 1 s delay for giving back its code pages.
+    std::thread::sleep(Duration::from_millis(1500));
     eprintln!("RSS front {:?}, worker {:?}", rss(child.0.id()), rss(supervisor));
     let t = Instant::now();
     assert!(pilot_kill("KILL", child.0.id()));
