@@ -30,6 +30,9 @@ pub struct RunOptions<'a> {
     /// an unprivileged process may write, `user_namespaces(7)`), join no namespace and ask for
     /// no idmapped mount; supplementary groups cannot be changed (`setgroups` is denied).
     pub unprivileged: bool,
+    /// The front's signal relay, in the root worker of a setuid call (see
+    /// [`SuperviseOptions::relay`]).
+    pub relay: Option<BorrowedFd<'a>>,
 }
 
 impl Default for RunOptions<'_> {
@@ -42,6 +45,7 @@ impl Default for RunOptions<'_> {
             on_started: None,
             cred_expiry: None,
             unprivileged: false,
+            relay: None,
         }
     }
 }
@@ -119,6 +123,7 @@ impl RunResult {
         let reason = match (&o.exec_error, o.walltime_exceeded) {
             (Some((_, why)), _) => json!(why),
             (None, true) => json!("wall-time limit exceeded"),
+            _ if o.caller_gone => json!("the caller's pilotbox process went away"),
             _ if o.cred_expired => json!("credential expired"),
             _ if self.usage.as_ref().is_some_and(|u| u.oom_killed) => json!("out of memory"),
             _ => Value::Null,
@@ -211,6 +216,7 @@ pub fn run(spec: &Spec, opts: &RunOptions) -> Result<RunResult, EngineError> {
             grace: opts.grace,
             kill_all: Some(&kill),
             cred_expiry: opts.cred_expiry.as_ref(),
+            relay: opts.relay,
         };
         Ok(supervisor::supervise(running, &sopts)?)
     })();

@@ -445,6 +445,10 @@ fn stage2(
     if set_pdeathsig(Signal::SIGKILL).is_err() {
         sys::exit_now(1);
     }
+    // Out of the caller's session and process group: a signal to the pilot's whole group (root
+    // or the tty's SIGINT/SIGHUP) reaches the supervisor, which forwards it, and must not reach
+    // init directly too — init would hand the payload every such signal twice.
+    let _ = nix::unistd::setsid();
     if let Some(h) = &plan.hostname {
         if let Err(e) = nix::unistd::sethostname(h) {
             fail(chan, FailKind::System, format!("sethostname: {e}"));

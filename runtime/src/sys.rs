@@ -72,10 +72,13 @@ pub fn clone3_fork(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked,
     }
 }
 
-/// Plain fork(2), for the pid-1 init forking the payload (single-threaded by construction).
+/// Plain fork(2), for the pid-1 init forking the payload and for `main` splitting a setuid call
+/// into its front and root worker (both single-threaded by construction).
 pub fn fork() -> Result<Forked, Errno> {
-    // SAFETY: the init process is single-threaded (it is a clone3 child of a single-threaded
-    // supervisor and never spawns threads), so the child inherits no lock held by another thread.
+    // SAFETY: both callers are single-threaded: the init process is a clone3 child of a
+    // single-threaded supervisor and never spawns threads; `launcher::split` runs first in
+    // `main`, before anything could start a thread. The child inherits no lock held by another
+    // thread.
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
         nix::unistd::ForkResult::Child => Ok(Forked::Child),
@@ -320,6 +323,18 @@ pub fn reset_signal_dispositions() {
         // inconsistent state; sigaction itself is async-signal-safe. Errors (none expected for
         // catchable signals) are ignored: the disposition stays what it was.
         let _ = unsafe { sigaction(sig, &dfl) };
+    }
+}
+
+/// Set `sigs` to SIG_IGN (sanitize: SIGXFSZ; the root worker: the tty job-control signals).
+/// `reset_signal_dispositions` in the payload's init undoes it before execve.
+pub fn ignore_signals(sigs: &[nix::sys::signal::Signal]) {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    for sig in sigs {
+        // SAFETY: SIG_IGN installs no handler code; sigaction is async-signal-safe. Only
+        // SIGKILL/SIGSTOP can fail, and no caller passes them.
+        let _ = unsafe { sigaction(*sig, &ign) };
     }
 }
 

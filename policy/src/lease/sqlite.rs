@@ -38,10 +38,16 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS leases (
     UNIQUE (pool, identity)
 )";
 
+/// A lock someone else holds (too long): temporary, never the site's fault (issue 11 item 2 —
+/// a stopped or hung process inside its transaction must not turn other launches into 123s).
+/// SQLITE_PROTOCOL is the same thing in WAL mode: a connection that keeps losing the race for
+/// the WAL read/write locks gives up after "multiple seconds" (sqlite.org/rescode.html).
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked)
+        Some(ErrorCode::DatabaseBusy)
+            | Some(ErrorCode::DatabaseLocked)
+            | Some(ErrorCode::FileLockingProtocolFailed)
     )
 }
 
@@ -396,6 +402,26 @@ mod tests {
     use super::*;
     use crate::lease::PoolAccount;
     use std::cell::Cell;
+
+    /// Lock contention in any of SQLite's forms is temporary (121); anything else the site's.
+    #[test]
+    fn lock_errors_are_temporary() {
+        let s = SqliteStore::open_in_memory(1).unwrap();
+        let sqlite = |code| {
+            rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some("x".into()))
+        };
+        for code in [
+            rusqlite::ffi::SQLITE_BUSY,
+            rusqlite::ffi::SQLITE_BUSY_SNAPSHOT,
+            rusqlite::ffi::SQLITE_LOCKED,
+            rusqlite::ffi::SQLITE_PROTOCOL,
+        ] {
+            let e = s.err(sqlite(code));
+            assert_eq!(e.class(), crate::Class::Temporary, "{code}: {e}");
+        }
+        let e = s.err(sqlite(rusqlite::ffi::SQLITE_CORRUPT));
+        assert_eq!(e.class(), crate::Class::SiteError, "{e}");
+    }
 
     /// The first launches on a node open a new store at once. Switching it to WAL and creating
     /// the table make SQLite answer "database is locked" at once, busy timeout or not, to all

@@ -51,11 +51,12 @@ enum Command {
 fn main() {
     let site = policy::Class::SiteError.exit_code();
     // The same sanitizing as the setuid binary: the environment, fds, signals, umask, rlimits.
+    // No front/worker split (launcher/split.rs): nothing here is privileged or node-wide.
     let caller = match runtime::launcher::sanitize::sanitize() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{}: cannot sanitize the process: {e}", nosuid::NAME);
-            std::process::exit(site);
+            eprintln!("{}: {}: {e}", nosuid::NAME, e.class());
+            std::process::exit(e.class().exit_code());
         }
     };
     if let Err(d) = nosuid::refuse_privilege() {

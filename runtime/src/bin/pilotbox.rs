@@ -46,21 +46,43 @@ enum Command {
 }
 
 fn main() {
-    // First, for every subcommand: the process state a setuid program inherits is the caller's.
-    let caller = match runtime::launcher::sanitize::sanitize() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("pilotbox: cannot sanitize the process: {e}");
-            let glexec = cli::glexec::invoked_as_glexec(std::env::args_os().next().as_deref());
-            std::process::exit(if glexec {
-                cli::glexec::SYSTEM_ERROR
-            } else {
-                policy::Class::SiteError.exit_code()
-            });
+    let glexec = cli::glexec::invoked_as_glexec(std::env::args_os().next().as_deref());
+    // gLExec's statuses for pilotbox's own failures (cli/glexec.rs): 201 client, 202 system.
+    let code_for = |class: policy::Class| {
+        if !glexec {
+            class.exit_code()
+        } else if class == policy::Class::PilotError {
+            cli::glexec::CLIENT_ERROR
+        } else {
+            cli::glexec::SYSTEM_ERROR
         }
     };
+    // First, for every subcommand: the process state a setuid program inherits is the caller's.
+    let mut caller = match runtime::launcher::sanitize::sanitize() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pilotbox: {}: {e}", e.class());
+            std::process::exit(code_for(e.class()));
+        }
+    };
+    // Then, still before any policy is read: a setuid call by a non-root caller splits into the
+    // caller's front (this pid, relaying signals) and a worker whose uids are all 0, so that the
+    // caller can neither stop nor signal what enforces its limits and holds node-wide locks
+    // (launcher/split.rs). Every subcommand below runs in the worker; the front never returns.
+    if runtime::launcher::split::needed(&caller) {
+        let site = code_for(policy::Class::SiteError);
+        if let Err(e) = runtime::launcher::split::split(&mut caller, site) {
+            // fork failing for lack of processes or memory is worth retrying.
+            let class = match e {
+                nix::errno::Errno::EAGAIN | nix::errno::Errno::ENOMEM => policy::Class::Temporary,
+                _ => policy::Class::SiteError,
+            };
+            eprintln!("pilotbox: {class}: cannot start the supervisor: {e}");
+            std::process::exit(code_for(class));
+        }
+    }
     // Invoked as `glexec` (a symlink): gLExec's interface, no subcommands (cli/glexec.rs).
-    if cli::glexec::invoked_as_glexec(std::env::args_os().next().as_deref()) {
+    if glexec {
         std::process::exit(cli::glexec::run(
             std::env::args_os().skip(1).collect(),
             &caller,

@@ -120,6 +120,7 @@ mod tests {
             pid: 1,
             cwd: Some("/home/pilot".into()),
             env: env.iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            ..Default::default()
         }
     }
 

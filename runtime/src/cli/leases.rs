@@ -96,7 +96,8 @@ fn print(leases: &[Lease], json: bool) {
 }
 
 pub fn run(args: Args) -> i32 {
-    if nix::unistd::getuid().as_raw() != 0 {
+    // The caller's real uid from sanitize: the setuid worker's own is 0 (launcher::split).
+    if crate::launcher::split::caller_ids().0 != 0 {
         eprintln!("pilotbox leases: root only (the lease table maps DNs to accounts)");
         return Class::PilotError.exit_code();
     }

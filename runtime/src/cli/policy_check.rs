@@ -25,8 +25,10 @@ pub struct Args {
 
 /// Give up setuid privileges permanently: real, effective and saved ids all become the caller's.
 fn drop_privileges() -> Result<(), String> {
-    use nix::unistd::{getgid, getuid, setresgid, setresuid};
-    let (uid, gid) = (getuid(), getgid());
+    use nix::unistd::{setresgid, setresuid, Gid, Uid};
+    // The caller's ids from sanitize: the setuid worker's real ids are 0 (launcher::split).
+    let (uid, gid) = crate::launcher::split::caller_ids();
+    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
     setresgid(gid, gid, gid).map_err(|e| format!("setresgid: {e}"))?;
     setresuid(uid, uid, uid).map_err(|e| format!("setresuid: {e}"))
 }

@@ -16,6 +16,7 @@ use crate::launcher::credfile::{self, CredFileError};
 use crate::launcher::prepare::{self, Prepared};
 use crate::launcher::sanitize::Caller;
 use crate::launcher::state::{Handover, Store};
+use std::os::fd::AsFd;
 use crate::launcher::unprivileged;
 use policy::authz::{decide, Decision, LimitRequest, Policy};
 use policy::config::schema::{CgroupPlacement, ExpirySignal};
@@ -367,6 +368,7 @@ fn launch(
     p.spec.seccomp = Some(engine::default_seccomp());
     let network = policy.file.network.mode;
     crate::network::apply_mode(&mut p.spec, network);
+    payload_rlimits(&mut p.spec.rlimits, ctx.caller);
     let spec = match p.spec.to_spec() {
         Ok(s) => s,
         Err(e) => {
@@ -439,6 +441,7 @@ fn launch(
             signal: expiry_signal(policy.file.expiry.signal),
             refresh: &refresh,
         }),
+        relay: ctx.caller.relay.as_deref().map(|fd| fd.as_fd()),
         ..RunOptions::default()
     };
     let result = engine::run(&spec, &opts);
@@ -468,6 +471,8 @@ fn launch(
     end["outcome"] = report["outcome"].clone();
     end["exit"] = json!(code);
     end["signal"] = report["signal"].clone();
+    // Why it ended, when pilotbox ended it (wall time, credential, the caller gone, OOM).
+    end["reason"] = report["reason"].clone();
     end["usage"] = report["usage"].clone();
     end["workdir_handover"] = json!(handover);
     end["network"] = json!(network.name());
@@ -484,6 +489,20 @@ fn launch(
     }
     ctx.write_report(&report);
     outcome
+}
+
+/// The caller's own limits for what `sanitize` raised for pilotbox (a batch system's limits must
+/// reach the job, as they did when pilotbox only raised soft limits to the hard ones — and now
+/// hard ones may have been raised too), unless the spec sets that limit. Only where they differ
+/// from ours: otherwise the payload inherits the same values without a setrlimit.
+fn payload_rlimits(rlimits: &mut Vec<(String, u64, u64)>, caller: &Caller) {
+    for &(res, soft, hard) in &caller.rlimits {
+        let name = format!("{res:?}");
+        let ours = nix::sys::resource::getrlimit(res).ok();
+        if ours != Some((soft, hard)) && !rlimits.iter().any(|(n, _, _)| *n == name) {
+            rlimits.push((name, soft, hard));
+        }
+    }
 }
 
 /// The policy's `[expiry] signal` as a signal (the schema admits only those init forwards).

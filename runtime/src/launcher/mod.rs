@@ -2,6 +2,8 @@
 //! call to a supervised payload. One file per step of the launch sequence, in order:
 //!
 //! 1. [`sanitize`] — environment, fds, signals, umask, rlimits, dumpability (first in `main`);
+//!    then [`split`] — a setuid call by a non-root caller forks into the caller's front and a
+//!    worker with every uid 0, which does everything below;
 //! 2. policy and pilot check (`policy::authz`), in `cli/run.rs`;
 //! 3. [`credfile`] — read the proxy *as the caller*;
 //! 4. [`unprivileged`] — verify it in a child with no privilege;
@@ -16,6 +18,7 @@ pub mod handover;
 pub mod prepare;
 pub mod sanitize;
 pub mod setid;
+pub mod split;
 pub mod state;
 pub mod unprivileged;
 pub mod walk;

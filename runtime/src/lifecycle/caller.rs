@@ -7,7 +7,7 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use nix::unistd::{getegid, geteuid, getgid, getuid, setegid, seteuid, Gid, Uid};
+use nix::unistd::{getegid, geteuid, setegid, seteuid, Gid, Uid};
 
 use super::LifecycleError;
 use crate::launcher::state::Record;
@@ -20,11 +20,11 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller as `sanitize` recorded it: in the root worker of a setuid call the real ids
+    /// are 0 (`launcher::split`), so getuid(2) would make every pilot root here.
     pub fn current() -> Caller {
-        Caller {
-            uid: getuid().as_raw(),
-            gid: getgid().as_raw(),
-        }
+        let (uid, gid) = crate::launcher::split::caller_ids();
+        Caller { uid, gid }
     }
 
     pub fn is_root(&self) -> bool {
