@@ -32,12 +32,12 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
+use policy::config::schema::NetworkMode;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use policy::config::schema::NetworkMode;
 use std::time::Instant;
 
 /// OCI annotation carrying the mode of a new network namespace: `"isolated"` (relay outbound
@@ -287,7 +287,10 @@ mod tests {
         assert_eq!(find_pasta_in(&[w], false).unwrap(), writable);
         std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o755)).unwrap();
         if nix::unistd::geteuid().is_root() {
-            assert_eq!(find_pasta_in(&[missing.to_str().unwrap(), w], true).unwrap(), writable);
+            assert_eq!(
+                find_pasta_in(&[missing.to_str().unwrap(), w], true).unwrap(),
+                writable
+            );
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -301,7 +304,11 @@ mod tests {
             (NetworkMode::Isolated, true, true),
         ] {
             apply_mode(&mut s, mode);
-            assert_eq!((s.isolate_network, s.outbound), (isolate, relay), "{mode:?}");
+            assert_eq!(
+                (s.isolate_network, s.outbound),
+                (isolate, relay),
+                "{mode:?}"
+            );
         }
     }
 }

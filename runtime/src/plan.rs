@@ -191,7 +191,9 @@ fn outbound(spec: &Spec, new_namespaces: CloneFlags) -> Result<bool, PlanError> 
         _ => return Err(bad("expected \"isolated\" or \"none\"")),
     };
     if !new_namespaces.contains(CloneFlags::CLONE_NEWNET) {
-        return Err(bad("needs a new network namespace (type network without a path)"));
+        return Err(bad(
+            "needs a new network namespace (type network without a path)",
+        ));
     }
     Ok(relay)
 }

@@ -289,7 +289,10 @@ mod tests {
         // A relay for a namespace we do not create (the host's, a pod's) is refused, not ignored.
         p.join.push(("network".into(), "/proc/1/ns/net".into()));
         let err = Plan::from_spec(&p.to_spec().unwrap()).unwrap_err();
-        assert!(err.to_string().contains("needs a new network namespace"), "{err}");
+        assert!(
+            err.to_string().contains("needs a new network namespace"),
+            "{err}"
+        );
         let mut spec = PayloadSpec::new(vec!["true".into()], 1000, 1000);
         spec.isolate_network = true;
         let mut s = spec.to_spec().unwrap();

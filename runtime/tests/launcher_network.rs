@@ -226,12 +226,23 @@ fn isolated_by_default_pilot_services_unreachable_remote_at_full_speed() {
             p.lines
         );
     }
-    assert_eq!(svc.accepted.load(Ordering::SeqCst), 0, "a pilot service saw a connection");
+    assert_eq!(
+        svc.accepted.load(Ordering::SeqCst),
+        0,
+        "a pilot service saw a connection"
+    );
     let sent: Vec<&str> = p.get("sent").split_whitespace().collect();
     assert_eq!(sent[0], (100usize << 20).to_string(), "{:?}", p.lines);
-    assert_eq!(got.load(Ordering::SeqCst), 100 << 20, "the sink got every byte");
+    assert_eq!(
+        got.load(Ordering::SeqCst),
+        100 << 20,
+        "the sink got every byte"
+    );
     let secs: f64 = sent[1].parse().unwrap();
-    eprintln!("isolated: 100 MiB in {secs:.3} s = {:.0} MiB/s", 100.0 / secs);
+    eprintln!(
+        "isolated: 100 MiB in {secs:.3} s = {:.0} MiB/s",
+        100.0 / secs
+    );
     assert_eq!(env.report()["network"], "isolated");
     let end = env.audit_lines().pop().unwrap();
     assert_eq!(end["network"], "isolated");
@@ -381,14 +392,24 @@ fn pasta_never_outlives_the_run() {
             .spawn()
             .unwrap();
         let mut line = [0u8; 3];
-        if child.stdout.as_mut().unwrap().read_exact(&mut line).is_err() {
+        if child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut line)
+            .is_err()
+        {
             let (c, _, e) = result(child.wait_with_output().unwrap());
             panic!("{id} did not start: {c} {e}");
         }
         // setpriv execs env, which execs pilotbox: the child's pid is the supervisor's.
         let sup = child.id();
         let pasta = children_named(sup, "pas");
-        assert_eq!(pasta.len(), 1, "one pasta, child of the supervisor: {pasta:?}");
+        assert_eq!(
+            pasta.len(),
+            1,
+            "one pasta, child of the supervisor: {pasta:?}"
+        );
         let pasta = pasta[0];
         // On failure: no orphan pasta and no stale record left behind.
         let _cleanup = Cleanup(&env, pasta);
@@ -399,7 +420,11 @@ fn pasta_never_outlives_the_run() {
             )
             .unwrap();
         } else {
-            let (c, _, e) = result(env.pilot(&["kill", id, "--signal", "TERM"]).output().unwrap());
+            let (c, _, e) = result(
+                env.pilot(&["kill", id, "--signal", "TERM"])
+                    .output()
+                    .unwrap(),
+            );
             assert_eq!(c, 0, "{e}");
         }
         let status = child.wait().unwrap();
@@ -409,6 +434,8 @@ fn pasta_never_outlives_the_run() {
             let (c, _, e) = result(env.pilot(&["gc"]).output().unwrap());
             assert_eq!(c, 0, "gc: {e}");
         }
-        assert!(!std::path::Path::new("/var/lib/pilotbox/run").join(id).exists());
+        assert!(!std::path::Path::new("/var/lib/pilotbox/run")
+            .join(id)
+            .exists());
     }
 }

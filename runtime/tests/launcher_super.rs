@@ -23,7 +23,12 @@ fn uid(name: &str) -> String {
 fn pilot_kill(sig: &str, pid: u32) -> bool {
     Command::new("setpriv")
         .args(["--reuid", &PILOT.to_string(), "--regid", &PILOT.to_string()])
-        .args(["--clear-groups", "kill", &format!("-{sig}"), &pid.to_string()])
+        .args([
+            "--clear-groups",
+            "kill",
+            &format!("-{sig}"),
+            &pid.to_string(),
+        ])
         .stderr(Stdio::null())
         .status()
         .unwrap()
@@ -112,10 +117,16 @@ fn the_pilot_cannot_stop_its_supervisor() {
         !pilot_kill("STOP", supervisor),
         "the pilot stopped its supervisor"
     );
-    assert!(!pilot_kill("KILL", supervisor), "the pilot killed its supervisor");
+    assert!(
+        !pilot_kill("KILL", supervisor),
+        "the pilot killed its supervisor"
+    );
     assert_ne!(supervisor, front, "the supervisor is the front's worker");
     // The pilot stops what it launched: the worker still ends the payload at its wall time.
-    assert!(pilot_kill("STOP", front), "the pilot may stop its own process");
+    assert!(
+        pilot_kill("STOP", front),
+        "the pilot may stop its own process"
+    );
     let end = wait_end(&env, &uid("stoptest"), Duration::from_secs(20))
         .expect("wall time enforced while the front was stopped");
     assert_eq!(end["outcome"], "signaled", "{end}");
@@ -151,7 +162,11 @@ fn sigkill_of_the_front_ends_the_payload_with_an_end_record() {
     };
     // After the front's 1 s delay for giving back its code pages.
     std::thread::sleep(Duration::from_millis(1500));
-    eprintln!("RSS front {:?}, worker {:?}", rss(child.0.id()), rss(supervisor));
+    eprintln!(
+        "RSS front {:?}, worker {:?}",
+        rss(child.0.id()),
+        rss(supervisor)
+    );
     let t = Instant::now();
     assert!(pilot_kill("KILL", child.0.id()));
     let _ = child.0.wait();
@@ -254,7 +269,14 @@ fn a_lowered_file_size_limit_never_truncates_the_audit_log() {
     let out = Command::new("setpriv")
         .env_clear()
         .args(["--reuid", &PILOT.to_string(), "--regid", &PILOT.to_string()])
-        .args(["--clear-groups", "--", "prlimit", "--fsize=200:200", "/usr/bin/env", "-i"])
+        .args([
+            "--clear-groups",
+            "--",
+            "prlimit",
+            "--fsize=200:200",
+            "/usr/bin/env",
+            "-i",
+        ])
         .arg(&env.bin)
         .args(["run", "--proxy", env.proxy.to_str().unwrap(), "--", "true"])
         .current_dir(&env.pilot_dir)
@@ -267,7 +289,10 @@ fn a_lowered_file_size_limit_never_truncates_the_audit_log() {
     for l in text.lines() {
         serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l:?}"));
     }
-    assert!(text.is_empty() || text.ends_with('\n'), "truncated: {text:?}");
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "truncated: {text:?}"
+    );
     match code {
         0 => assert!(text.contains("\"event\":\"end\""), "{text}"),
         122 => {
@@ -288,8 +313,18 @@ fn the_callers_soft_limits_reach_the_payload() {
     let out = Command::new("setpriv")
         .env_clear()
         .args(["--reuid", &PILOT.to_string(), "--regid", &PILOT.to_string()])
-        .args(["--clear-groups", "--", "prlimit", "--fsize=1048576:unlimited"])
-        .args(["--nofile=512:2048", "--cpu=3600:unlimited", "/usr/bin/env", "-i"])
+        .args([
+            "--clear-groups",
+            "--",
+            "prlimit",
+            "--fsize=1048576:unlimited",
+        ])
+        .args([
+            "--nofile=512:2048",
+            "--cpu=3600:unlimited",
+            "/usr/bin/env",
+            "-i",
+        ])
         .arg(&env.bin)
         .args(["run", "--proxy", env.proxy.to_str().unwrap(), "--"])
         .args(["cat", "/proc/self/limits", "/proc/self/status"])
@@ -301,7 +336,13 @@ fn the_callers_soft_limits_reach_the_payload() {
     let limit = |name: &str| {
         out.lines()
             .find(|l| l.starts_with(name))
-            .map(|l| l[name.len()..].split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+            .map(|l| {
+                l[name.len()..]
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .unwrap_or_default()
     };
     assert_eq!(limit("Max file size"), "1048576 unlimited", "{out}");
@@ -327,7 +368,12 @@ fn a_process_group_signal_reaches_the_payload_once() {
     let mut cmd = env.run_as(
         PILOT,
         &[],
-        &["--proxy", env.proxy.to_str().unwrap(), "--id", &uid("pgtest")],
+        &[
+            "--proxy",
+            env.proxy.to_str().unwrap(),
+            "--id",
+            &uid("pgtest"),
+        ],
         &[
             "/bin/sh",
             "-c",
@@ -336,7 +382,11 @@ fn a_process_group_signal_reaches_the_payload_once() {
         ],
     );
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut child = Reap(child);
     let mut line = String::new();
@@ -366,8 +416,7 @@ fn the_worker_still_knows_who_called() {
     assert_eq!(code, 122, "leases is root only: {err}");
     let secret = std::path::Path::new(launcher_support::BASE).join("secret-policy.toml");
     std::fs::write(&secret, "[pilots]\nusers = [0]\n").unwrap();
-    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let (code, out, err) = result(
         env.pilot(&["policy", "check", secret.to_str().unwrap()])
             .output()
@@ -409,7 +458,8 @@ fn launch_latency_a_b() {
     let children_cpu = || {
         use nix::sys::resource::{getrusage, UsageWho};
         let u = getrusage(UsageWho::RUSAGE_CHILDREN).unwrap();
-        let tv = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 * 1000.0 + t.tv_usec() as f64 / 1000.0;
+        let tv =
+            |t: nix::sys::time::TimeVal| t.tv_sec() as f64 * 1000.0 + t.tv_usec() as f64 / 1000.0;
         tv(u.user_time()) + tv(u.system_time())
     };
     for round in 0..rounds + 5 {
@@ -421,7 +471,13 @@ fn launch_latency_a_b() {
                 .args(["--reuid", &PILOT.to_string(), "--regid", &PILOT.to_string()])
                 .args(["--clear-groups", "--"])
                 .arg(&builds[i])
-                .args(["run", "--proxy", env.proxy.to_str().unwrap(), "--", "/bin/true"])
+                .args([
+                    "run",
+                    "--proxy",
+                    env.proxy.to_str().unwrap(),
+                    "--",
+                    "/bin/true",
+                ])
                 .current_dir(&env.pilot_dir)
                 .stdout(Stdio::null())
                 .status()

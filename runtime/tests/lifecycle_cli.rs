@@ -413,9 +413,13 @@ fn gc_strips_set_id_files_from_reclaimed_work_dirs() {
     }
     // With fs.protected_hardlinks (distributions' default; not in the bare test VM) the first
     // name of the doubly linked file is replaced by a copy, else only unlinked.
-    let protected = std::fs::read_to_string("/proc/sys/fs/protected_hardlinks")
-        .is_ok_and(|v| v.trim() == "1");
-    assert_eq!(n, if protected { 103 } else { 102 }, "the whole tree was walked");
+    let protected =
+        std::fs::read_to_string("/proc/sys/fs/protected_hardlinks").is_ok_and(|v| v.trim() == "1");
+    assert_eq!(
+        n,
+        if protected { 103 } else { 102 },
+        "the whole tree was walked"
+    );
     assert_eq!(r["setid_stripped"], 2, "{r}");
 }
 

@@ -16,13 +16,13 @@ use crate::launcher::credfile::{self, CredFileError};
 use crate::launcher::prepare::{self, Prepared};
 use crate::launcher::sanitize::Caller;
 use crate::launcher::state::{Handover, Store};
-use std::os::fd::AsFd;
 use crate::launcher::unprivileged;
 use policy::authz::{decide, Decision, LimitRequest, Policy};
 use policy::config::schema::{CgroupPlacement, ExpirySignal};
 use policy::lease::{open_store, unix_now};
 use policy::{Class, Denial, Identity};
 use serde_json::{json, Value};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::Duration;
 

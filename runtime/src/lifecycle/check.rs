@@ -277,7 +277,10 @@ pub fn userns() -> CheckResult {
 pub fn network(mode: policy::config::schema::NetworkMode) -> CheckResult {
     use policy::config::schema::NetworkMode;
     if mode != NetworkMode::Isolated {
-        return pass("network", format!("[network] mode = \"{}\": no helper needed", mode.name()));
+        return pass(
+            "network",
+            format!("[network] mode = \"{}\": no helper needed", mode.name()),
+        );
     }
     match crate::network::find_pasta(true) {
         Ok(p) => pass("network", format!("[network] mode = \"isolated\": pasta is {}", p.display())),
