@@ -1,6 +1,6 @@
 //! Outcome classes of a refusal, shared by every crate and every CLI entry point.
 //!
-//! DESIGN.md fixes the numbers: a pilot decides whether to retry from the class alone.
+//! docs/design.md fixes the numbers: a pilot decides whether to retry from the class alone.
 
 use serde::Serialize;
 use std::fmt;

@@ -6,7 +6,7 @@
 //!
 //! - [`identity`]: the verified grid identity that credential checking produces and
 //!   authorization consumes.
-//! - [`class`]: the exit classes every denial carries (DESIGN.md "Exit status").
+//! - [`class`]: the exit classes every denial carries (docs/design.md "Exit status").
 //! - [`config`]: the site policy file (fixed path, permission checks, schema).
 //! - [`authz`]: bans, mapping rules, limits and the [`authz::decide`] function.
 //! - [`dn`]: distinguished names (OpenSSL slash form, RFC 2253, comparison), shared by all.

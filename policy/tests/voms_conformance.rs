@@ -83,7 +83,7 @@ fn conformance_voms_cases() {
                     .any(|e| e.oid.to_id_string() == PROXY_CERT_INFO)
             })
             .unwrap_or_else(|| panic!("{id}: no end-entity certificate"));
-        // The AC nearest the leaf (DESIGN.md: a plain proxy delegated from a VOMS proxy keeps it).
+        // The AC nearest the leaf (docs/design.md: a plain proxy delegated from a VOMS proxy keeps it).
         let found = find_ac_in_chain(&certs);
         let Some((position, ext)) = found else {
             assert!(!expected_valid, "{id}: no AC found but expected valid");

@@ -76,7 +76,7 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    /// The exit class DESIGN.md assigns: the request's fault or the site's.
+    /// The exit class docs/design.md assigns: the request's fault or the site's.
     pub fn class(&self) -> Class {
         match self {
             EngineError::Plan(_) => Class::PilotError,
@@ -111,7 +111,7 @@ fn rfc3339(t: SystemTime) -> Value {
 }
 
 impl RunResult {
-    /// The engine's part of the `--report` JSON of DESIGN.md (the launcher adds id and user).
+    /// The engine's part of the `--report` JSON of docs/design.md (the launcher adds id and user).
     pub fn report(&self) -> Value {
         use crate::supervisor::Status;
         let o = &self.outcome;

@@ -1,6 +1,6 @@
 //! Pid 1 of the sandbox and the payload's last steps before execve.
 //!
-//! The payload is never pid 1 (DESIGN.md): a pid-namespace init gets no default signal actions
+//! The payload is never pid 1 (docs/design.md): a pid-namespace init gets no default signal actions
 //! (the kernel drops signals it has no handler for), so a payload written for a normal process
 //! would ignore SIGTERM, and orphans would pile up as zombies. Like tini, this init forks the
 //! payload, reaps every child, forwards the supervisor's signals to the payload, and reports the

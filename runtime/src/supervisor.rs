@@ -27,7 +27,7 @@ pub enum Status {
 }
 
 impl Status {
-    /// The shell convention DESIGN.md fixes: the code, or 128+N for signal N.
+    /// The shell convention docs/design.md fixes: the code, or 128+N for signal N.
     pub fn exit_code(self) -> i32 {
         match self {
             Status::Exited(c) => c,

@@ -70,7 +70,7 @@ fn status_suspend_resume_and_kill_with_term_act_on_the_payload() {
     );
 
     // SIGTERM to every process: init forwards it, the payload dies of it, the supervisor
-    // reports `signaled 15` (DESIGN.md: also when the pilot asked with `kill --signal`).
+    // reports `signaled 15` (docs/design.md: also when the pilot asked with `kill --signal`).
     let o = pilotbox(&["kill", id, "--signal", "TERM", &sd.arg()]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let out = child.wait_with_output().unwrap();

@@ -3,7 +3,7 @@
 //! The path is fixed when pilotbox is built (`PILOTBOX_POLICY` at build time, default
 //! `/etc/pilotbox/policy.toml`); there is deliberately no runtime option, environment variable
 //! or argument to choose another, because pilotbox runs setuid root for unprivileged callers
-//! (DESIGN.md "Files"). `pilotbox policy check FILE` may *check* another file, nothing more.
+//! (docs/design.md "Files"). `pilotbox policy check FILE` may *check* another file, nothing more.
 
 pub mod perms;
 pub mod schema;

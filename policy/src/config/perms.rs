@@ -4,7 +4,7 @@
 //! sudo to `sudoers`: the file and every directory above it must be owned by the trusted uid
 //! and not writable by group or others. Otherwise whoever can write there (or rename entries
 //! of a writable directory) can rewrite the bans and the mapping of a setuid-root program.
-//! No exception for sticky directories such as `/tmp`: DESIGN.md asks for root-owned,
+//! No exception for sticky directories such as `/tmp`: docs/design.md asks for root-owned,
 //! non-writable directories all the way up, and a policy under `/tmp` is a mistake anyway.
 //!
 //! Symbolic links: the directories that hold each link (as written) are checked with `lstat`,

@@ -145,7 +145,7 @@ impl CredentialError {
         format!("{}: {}", self.code(), self)
     }
 
-    /// The DESIGN.md exit class: a broken trust directory is the site's fault, everything else
+    /// The docs/design.md exit class: a broken trust directory is the site's fault, everything else
     /// is an invalid credential (denied).
     pub fn class(&self) -> Class {
         match self {

@@ -83,7 +83,7 @@ pub fn find_ac_extension<'a>(cert: &'a X509Certificate<'_>) -> Option<&'a [u8]> 
 }
 
 /// The AC of a chain (leaf first): the VOMS extension of the certificate nearest the leaf
-/// that carries one, with its position (DESIGN.md: a plain proxy delegated from a VOMS proxy
+/// that carries one, with its position (docs/design.md: a plain proxy delegated from a VOMS proxy
 /// keeps its VO and FQANs; VOMS C++ searches the whole chain the same way).
 pub fn find_ac_in_chain<'a>(chain: &'a [X509Certificate<'_>]) -> Option<(usize, &'a [u8])> {
     chain

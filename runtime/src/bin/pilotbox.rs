@@ -1,4 +1,4 @@
-//! The `pilotbox` command: one subcommand per DESIGN.md contract, each in `runtime::cli`; this
+//! The `pilotbox` command: one subcommand per docs/design.md contract, each in `runtime::cli`; this
 //! file only parses and dispatches.
 
 use clap::{Parser, Subcommand};

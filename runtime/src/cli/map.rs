@@ -1,7 +1,7 @@
 //! `pilotbox map --proxy FILE [--explain] [--json]`: verify the proxy against the site policy's
 //! trust dirs, then print the mapping decision, without launching anything.
 //!
-//! JSON (DESIGN.md "Details that pilots and tools depend on"): `account`, `uid`, `gid`,
+//! JSON (docs/design.md "Details that pilots and tools depend on"): `account`, `uid`, `gid`,
 //! `groups`, `pool` (null for a fixed mapping), `limits`, `reasons`, plus `lease`, `rule`,
 //! `env` names. A denial prints `outcome`, `exit_code`, `reason`.
 

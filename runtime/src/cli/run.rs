@@ -99,7 +99,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The exit status of `pilotbox run` (DESIGN.md): the class, else the payload's status.
+    /// The exit status of `pilotbox run` (docs/design.md): the class, else the payload's status.
     pub fn exit_code(self) -> i32 {
         match self {
             Outcome::Failed(c) => c.exit_code(),

@@ -1,4 +1,4 @@
-//! `pilotbox verify`: credential check only (DESIGN.md "Contracts").
+//! `pilotbox verify`: credential check only (docs/design.md "Contracts").
 //!
 //! Exit 0 when the proxy is valid, 120 when it is rejected, 122 for bad usage (unreadable proxy
 //! file), 123 when the trust directory is unusable. `--json` prints exactly the fields `valid`,

@@ -51,7 +51,7 @@ impl Caller {
 
 /// Run `f` with the effective uid/gid of `caller` (when we are privileged and the caller is
 /// not root), so that the kernel checks the caller's permissions on every path `f` resolves:
-/// a pilot can never make pilotbox open what it could not open itself (DESIGN.md step 2).
+/// a pilot can never make pilotbox open what it could not open itself (docs/design.md, launch step 4).
 /// Supplementary groups are the caller's already (setuid exec keeps them).
 pub fn as_caller<T>(caller: Caller, f: impl FnOnce() -> T) -> Result<T, LifecycleError> {
     if !geteuid().is_root() || caller.is_root() {

@@ -1,6 +1,6 @@
 //! `check`: the installation checks a pilot (or an admin) runs before accepting work. Each
 //! check has a stable `name`, pass/fail, what was found, and a fix hint a human can act on
-//! (DESIGN.md "Principles": fail with a reason a human can act on).
+//! (docs/design.md "Principles": fail with a reason a human can act on).
 //!
 //! | name        | passes when |
 //! |-------------|-------------|

@@ -5,7 +5,7 @@
 //! freeze–kill–thaw loop, both race-free against fork); any other signal goes to every process
 //! of the cgroup, so the sandbox's init — which forwards SIGTERM, SIGINT, SIGHUP, SIGUSR1/2 to
 //! the payload — and the payload both get it, and a payload that dies of it is reported by the
-//! supervisor as `signaled N` (DESIGN.md "Details").
+//! supervisor as `signaled N` (docs/design.md "Details").
 
 use std::path::Path;
 

@@ -1,4 +1,4 @@
-//! `gc`: reclaim what payloads whose supervisor is gone left behind (DESIGN.md "Principles":
+//! `gc`: reclaim what payloads whose supervisor is gone left behind (docs/design.md "Principles":
 //! every cgroup a payload took is released or reclaimable by `gc`).
 //!
 //! A record is reclaimed when its supervisor is provably gone: no process with the recorded

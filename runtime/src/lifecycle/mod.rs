@@ -1,4 +1,4 @@
-//! The pilot's control over running payloads (DESIGN.md "Contracts", docs/launcher-design.md
+//! The pilot's control over running payloads (docs/design.md "Contracts", docs/launcher-design.md
 //! "Lifecycle commands"): list, status, kill, suspend/resume, renew the credential, `gc`, and the
 //! installation self-check. The pilot never needs the user's credential for any of these.
 //!
@@ -35,7 +35,7 @@ use policy::config::schema::{AuditConf, PolicyFile};
 use policy::Class;
 
 /// Everything a lifecycle command can fail with. Each variant names what failed and why;
-/// [`LifecycleError::class`] gives the DESIGN.md exit class.
+/// [`LifecycleError::class`] gives the docs/design.md exit class.
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
     #[error(
@@ -80,7 +80,7 @@ pub enum LifecycleError {
 }
 
 impl LifecycleError {
-    /// The DESIGN.md class: bad ids, unknown or ended payloads and unusable proxy files are the
+    /// The docs/design.md class: bad ids, unknown or ended payloads and unusable proxy files are the
     /// pilot's error (122); another pilot's payload, a rejected proxy or a changed identity are
     /// denials (120); anything about the installation is the site's (123).
     pub fn class(&self) -> Class {
