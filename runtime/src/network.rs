@@ -17,6 +17,15 @@
 //! - `none`: a new network namespace with loopback only.
 //! - `host`: the host's namespace (no isolation).
 //!
+//! DNS: the payload reads the host's `/etc/resolv.conf`. A resolver on a non-loopback address
+//! is reached through pasta like any host. A resolver on **loopback** (systemd-resolved's stub
+//! 127.0.0.53, a local dnsmasq) would be the sandbox's own loopback, where nothing answers: then
+//! the sandbox gets a resolv.conf naming [`DNS_FORWARD`] instead ([`bind_resolv_conf`]), and
+//! pasta (`--dns-forward`, always given) sends UDP port 53 to that address on to the host's
+//! first resolver, from the host's namespace. Only DNS to that one address and port is
+//! forwarded: every other loopback service stays out of reach. (DNS over TCP to it is not:
+//! answers too big for UDP are truncated, which stub resolvers on loopback rarely produce.)
+//!
 //! pasta is started by the supervisor (as root for `pilotbox`, as the caller for
 //! `pilotbox-nosuid`), after the sandbox is built and before the payload is let go, with the
 //! sandbox's init as target (`pasta PID`: it joins that process's user and network namespace,
@@ -43,6 +52,11 @@ use std::time::Instant;
 /// OCI annotation carrying the mode of a new network namespace: `"isolated"` (relay outbound
 /// traffic through pasta) or `"none"` (loopback only, the OCI default). See `plan::outbound`.
 pub const ANNOTATION: &str = "io.pilotbox.network";
+
+/// The sandbox's nameserver when the host's are all on loopback: link-local (RFC 3927), so
+/// never a real resolver or a host the payload needs, and what Podman gives pasta for the same
+/// purpose.
+pub const DNS_FORWARD: std::net::Ipv4Addr = std::net::Ipv4Addr::new(169, 254, 1, 1);
 
 /// Where pasta may be. Fixed paths, never `$PATH`: `pilotbox` runs it as root.
 const PASTA_PATHS: &[&str] = &["/usr/bin/pasta", "/usr/local/bin/pasta", "/usr/sbin/pasta"];
@@ -134,6 +148,10 @@ impl Pasta {
             "none", // no sandbox → host-loopback forwarding
             "-U",
             "none",
+            // UDP port 53 to this address goes to the host's first resolver (used by the
+            // sandbox only when the host's resolvers are on loopback: `bind_resolv_conf`).
+            "--dns-forward",
+            DNS_FORWARD_STR,
             // The readiness report, written once initialisation is done, into our pipe. Not
             // /dev/stdout: a bare devtmpfs (the CI VM, containers) has no such link, and pasta
             // would create a regular file /dev/stdout (as root) or fail (EACCES).
@@ -259,6 +277,99 @@ impl crate::launch::NetworkSetup for Relay {
     }
 }
 
+/// [`DNS_FORWARD`] as pasta's argument.
+const DNS_FORWARD_STR: &str = "169.254.1.1";
+
+/// Whether every `nameserver` of a resolv.conf is a loopback address (systemd-resolved's stub
+/// 127.0.0.53, a local dnsmasq): unreachable from the sandbox's own network namespace. No
+/// nameserver at all means the resolver library's default, 127.0.0.1 (resolv.conf(5)):
+/// loopback too. Returns why, for messages.
+pub fn loopback_only_resolvers(resolv_conf: &str) -> Option<String> {
+    let servers: Vec<&str> = resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    let loopback = |a: &str| {
+        a.split('%')
+            .next()
+            .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+            .is_some_and(|ip| match ip {
+                std::net::IpAddr::V4(v4) => v4.is_loopback(),
+                std::net::IpAddr::V6(v6) => {
+                    v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+                }
+            })
+    };
+    if servers.is_empty() {
+        return Some("/etc/resolv.conf names no nameserver (the default is 127.0.0.1)".into());
+    }
+    servers.iter().all(|a| loopback(a)).then(|| {
+        format!(
+            "/etc/resolv.conf names only loopback nameservers ({})",
+            servers.join(", ")
+        )
+    })
+}
+
+/// The sandbox's resolv.conf when the host's resolvers are all on loopback: [`DNS_FORWARD`] as
+/// the one nameserver, the host's other lines (`search`, `domain`, `options`) kept.
+pub fn sandbox_resolv_conf(host: &str) -> Option<String> {
+    loopback_only_resolvers(host)?;
+    let mut out = format!(
+        "# pilotbox: the host's resolvers are on loopback; pasta forwards this one to them\n\
+         nameserver {DNS_FORWARD}\n"
+    );
+    for l in host.lines() {
+        let t = l.trim();
+        if !t.starts_with("nameserver") && !t.is_empty() && !t.starts_with('#') {
+            out.push_str(t);
+            out.push('\n');
+        }
+    }
+    Some(out)
+}
+
+/// For `isolated` mode on a node whose resolvers are on loopback: write the sandbox's
+/// resolv.conf into `dir` (a directory of this run, removed with it) and bind it read-only over
+/// `/etc/resolv.conf` (see the module docs). Nothing to do otherwise.
+pub fn bind_resolv_conf(
+    spec: &mut crate::spec_builder::PayloadSpec,
+    mode: NetworkMode,
+    dir: &std::path::Path,
+) -> Result<(), String> {
+    if mode != NetworkMode::Isolated {
+        return Ok(());
+    }
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let Some(text) = sandbox_resolv_conf(&host) else {
+        return Ok(());
+    };
+    let path = dir.join("resolv.conf");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    // umask 077 (sanitize) left it 0600: readable by everyone, as /etc/resolv.conf is.
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    spec.binds.push(crate::spec_builder::Bind {
+        source: path,
+        dest: "/etc/resolv.conf".into(),
+        readonly: true,
+        idmap: None,
+    });
+    Ok(())
+}
+
 /// The policy's `[network] mode` on a payload Spec: the namespace and the annotation.
 pub fn apply_mode(spec: &mut crate::spec_builder::PayloadSpec, mode: NetworkMode) {
     spec.isolate_network = mode != NetworkMode::Host;
@@ -293,6 +404,37 @@ mod tests {
             );
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn loopback_only_resolvers_are_found_and_others_pass() {
+        for bad in [
+            "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n",
+            "nameserver 127.0.0.1\nnameserver ::1\n",
+            "# nothing\nsearch example.org\n",
+            "nameserver ::ffff:127.0.0.1\n",
+        ] {
+            assert!(loopback_only_resolvers(bad).is_some(), "{bad:?}");
+        }
+        for good in [
+            "nameserver 10.255.255.53\n",
+            "nameserver 127.0.0.53\nnameserver 192.0.2.1\n",
+            "  nameserver   2001:db8::1  \n",
+            "nameserver fe80::1%eth0\n",
+        ] {
+            assert_eq!(loopback_only_resolvers(good), None, "{good:?}");
+        }
+    }
+
+    #[test]
+    fn the_sandbox_resolv_conf_names_the_forwarder_and_keeps_the_rest() {
+        let host = "# stub\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch example.org\n";
+        let out = sandbox_resolv_conf(host).unwrap();
+        assert!(out.contains("nameserver 169.254.1.1\n"), "{out}");
+        assert!(!out.contains("127.0.0.53"), "{out}");
+        assert!(out.contains("options edns0 trust-ad\n") && out.contains("search example.org\n"));
+        assert_eq!(DNS_FORWARD.to_string(), DNS_FORWARD_STR);
+        assert_eq!(sandbox_resolv_conf("nameserver 192.0.2.1\n"), None);
     }
 
     #[test]

@@ -443,3 +443,104 @@ fn pasta_never_outlives_the_run() {
             .exists());
     }
 }
+
+/// A DNS responder for the test: on 127.0.0.153:53 (a loopback resolver, like systemd-resolved's
+/// stub), answering every A query with 192.0.2.77. Killed on drop.
+struct LoopbackResolver(std::process::Child);
+
+const RESOLVER_PY: &str = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.153", 53))
+print("ready", flush=True)
+while True:
+    q, peer = s.recvfrom(512)
+    i = 12
+    while q[i] != 0:
+        i += q[i] + 1
+    question = q[12:i + 5]
+    (qtype,) = struct.unpack(">H", q[i + 1:i + 3])
+    answer = b""
+    if qtype == 1:
+        answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton("192.0.2.77")
+    head = q[:2] + b"\x81\x80" + struct.pack(">HHHH", 1, 1 if answer else 0, 0, 0)
+    s.sendto(head + question + answer, peer)
+"#;
+
+impl LoopbackResolver {
+    fn start() -> LoopbackResolver {
+        let mut c = Command::new("python3")
+            .args(["-c", RESOLVER_PY])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = [0u8; 6];
+        c.stdout.as_mut().unwrap().read_exact(&mut line).unwrap();
+        assert_eq!(&line, b"ready\n");
+        LoopbackResolver(c)
+    }
+}
+
+impl Drop for LoopbackResolver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `pilotbox run ARGS -- getent ahostsv4 NAME` as the pilot, in a private mount namespace whose
+/// /etc/resolv.conf names only the loopback resolver (as on a node with systemd-resolved).
+fn resolve_with_loopback_resolver(env: &Env, policy_extra: &str) -> (i32, String, String) {
+    resolve_via(env, &env.bin, policy_extra)
+}
+
+/// [`resolve_with_loopback_resolver`] through `bin` (`pilotbox` or `pilotbox-nosuid`).
+fn resolve_via(env: &Env, bin: &std::path::Path, policy_extra: &str) -> (i32, String, String) {
+    env.write_policy(policy_extra);
+    let conf = std::path::Path::new(launcher_support::BASE).join("resolv.conf");
+    std::fs::write(
+        &conf,
+        "nameserver 127.0.0.153\noptions timeout:2 attempts:1\n",
+    )
+    .unwrap();
+    let script = format!(
+        "mount --bind {conf} /etc/resolv.conf && exec setpriv --reuid {PILOT} --regid {PILOT} \
+         --clear-groups -- /usr/bin/env -i {bin} run --proxy {proxy} -- \
+         /bin/sh -c 'cat /etc/resolv.conf >&2; getent ahostsv4 pilotbox-dns-test.example'",
+        conf = conf.display(),
+        bin = bin.display(),
+        proxy = env.proxy.display(),
+    );
+    result(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "/bin/sh", "-c", &script])
+            .current_dir(&env.pilot_dir)
+            .output()
+            .unwrap(),
+    )
+}
+
+/// A node whose resolver is on loopback (systemd-resolved, dnsmasq): in `isolated` mode the
+/// sandbox's own loopback has no resolver, so pilotbox names pasta's DNS forwarder instead, and
+/// names resolve; the loopback resolver is the only loopback service reached, and only on port 53.
+#[test]
+fn a_loopback_resolver_is_reached_through_the_dns_forwarder() {
+    require_root!();
+    let env = Env::new();
+    let _dns = LoopbackResolver::start();
+    let (code, out, err) = resolve_with_loopback_resolver(&env, "");
+    assert_eq!(code, 0, "the name did not resolve: {out}{err}");
+    assert!(out.contains("192.0.2.77"), "{out}{err}");
+    assert!(
+        err.contains("nameserver 169.254.1.1"),
+        "the sandbox's resolv.conf: {err}"
+    );
+    assert!(
+        err.contains("options timeout:2"),
+        "the host's options are kept: {err}"
+    );
+    // `host` mode: the host's own resolv.conf and loopback, as before.
+    let (code, out, err) = resolve_with_loopback_resolver(&env, "[network]\nmode = \"host\"\n");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("nameserver 127.0.0.153"), "{err}");
+}

@@ -521,7 +521,14 @@ fn parallel_renewals_all_succeed_and_each_is_audited() {
     let voms_dir = pki.tmp.path().join("vomsdir");
     std::fs::create_dir_all(&voms_dir).unwrap();
     let sd = StateDir::scratch("renew-par");
-    let id = format!("lc-renew-par-{}", std::process::id());
+    // Unique across runs: the node's audit log outlives them (pids are reused).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let id = format!("lc-renew-par-{}-{nanos}", std::process::id());
+    let audit_log = policy::config::schema::AuditConf::default().log;
+    let audit_before = std::fs::metadata(&audit_log).map_or(0, |m| m.len()) as usize;
     let mut rec = record_for(&id, PILOT_UID, i32::MAX, "/pilotbox-test/none");
     rec.dn = alice.dn.clone();
     sd.write(&rec);
@@ -553,8 +560,8 @@ fn parallel_renewals_all_succeed_and_each_is_audited() {
         failed.len(),
         failed.first()
     );
-    let audit = std::fs::read_to_string(policy::config::schema::AuditConf::default().log).unwrap();
-    let renewed = audit
+    let audit = std::fs::read_to_string(&audit_log).unwrap();
+    let renewed = audit[audit_before.min(audit.len())..]
         .lines()
         .filter(|l| l.contains("\"event\":\"renew\"") && l.contains(&format!("\"{id}\"")))
         .count();

@@ -368,6 +368,10 @@ fn launch(
     p.spec.seccomp = Some(engine::default_seccomp());
     let network = policy.file.network.mode;
     crate::network::apply_mode(&mut p.spec, network);
+    if let Err(e) = crate::network::bind_resolv_conf(&mut p.spec, network, &p.dir) {
+        let _ = p.finish();
+        return ctx.fail(Denial::new(Class::SiteError, format!("network: {e}")));
+    }
     payload_rlimits(&mut p.spec.rlimits, ctx.caller);
     let spec = match p.spec.to_spec() {
         Ok(s) => s,

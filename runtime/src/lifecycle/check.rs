@@ -10,7 +10,7 @@
 //! | `voms_dir`  | the VOMS directory exists |
 //! | `cgroup`    | a probe cgroup `check-<pid>-<starttime>` can be created (with memory and pids limits) and removed under the cgroup root (the root itself is never removed) |
 //! | `userns`    | a process can create a user namespace (`unshare(CLONE_NEWUSER)` in a forked child) |
-//! | `network`   | `[network] mode` is `host` or `none`, or (`isolated`, the default) pasta is installed where `pilotbox` looks for it, root-owned and not group/world-writable, and `/etc/resolv.conf` names a nameserver that is not loopback (the sandbox's loopback is its own) |
+//! | `network`   | `[network] mode` is `host` or `none`, or (`isolated`, the default) pasta is installed where `pilotbox` looks for it, root-owned and not group/world-writable, (the detail says when DNS goes through pasta's forwarder: a host resolver on loopback) |
 //! | `payload`   | (`--run-payload`, root only) a test payload runs in the sandbox as the first account of the first pool |
 //! | `workdir`   | (`--workdir DIR`) DIR is a directory of the caller, and every directory above it grants search (`x`) to others, checked as the caller |
 //!
@@ -291,52 +291,20 @@ pub fn network(mode: policy::config::schema::NetworkMode) -> CheckResult {
         ),
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    if let Some(why) = loopback_only_resolvers(&resolv) {
-        return fail(
-            "network",
-            format!("[network] mode = \"isolated\": {why}: the sandbox's own loopback answers no DNS"),
-            "point /etc/resolv.conf at the upstream resolvers (systemd-resolved: link it to /run/systemd/resolve/resolv.conf), or set [network] mode = \"host\"",
-        );
-    }
+    let dns = match crate::network::loopback_only_resolvers(&resolv) {
+        Some(why) => format!(
+            "; {why}: the sandbox gets nameserver {} (pasta forwards it to the host's resolver)",
+            crate::network::DNS_FORWARD
+        ),
+        None => String::new(),
+    };
     pass(
         "network",
         format!(
-            "[network] mode = \"isolated\": pasta is {}",
+            "[network] mode = \"isolated\": pasta is {}{dns}",
             pasta.display()
         ),
     )
-}
-
-/// Whether every `nameserver` of a resolv.conf is a loopback address (systemd-resolved's stub
-/// 127.0.0.53, a local dnsmasq): in the payload's network namespace loopback is its own, so
-/// such a node resolves nothing in `isolated` mode. No nameserver at all means the resolver
-/// library's default, 127.0.0.1 (resolv.conf(5)): loopback too.
-fn loopback_only_resolvers(resolv_conf: &str) -> Option<String> {
-    let servers: Vec<&str> = resolv_conf
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .filter_map(|rest| rest.split_whitespace().next())
-        .collect();
-    let loopback = |a: &str| {
-        a.split('%')
-            .next()
-            .and_then(|a| a.parse::<std::net::IpAddr>().ok())
-            .is_some_and(|ip| match ip {
-                std::net::IpAddr::V4(v4) => v4.is_loopback(),
-                std::net::IpAddr::V6(v6) => {
-                    v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-                }
-            })
-    };
-    if servers.is_empty() {
-        return Some("/etc/resolv.conf names no nameserver (the default is 127.0.0.1)".into());
-    }
-    servers.iter().all(|a| loopback(a)).then(|| {
-        format!(
-            "/etc/resolv.conf names only loopback nameservers ({})",
-            servers.join(", ")
-        )
-    })
 }
 
 /// Run `/bin/sh -c 'test "$(id -u)" = UID'` in the sandbox as the first account of the first pool.
@@ -469,26 +437,6 @@ pub fn workdir(caller: Caller, dir: &Path) -> CheckResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loopback_only_resolvers_are_found_and_others_pass() {
-        for bad in [
-            "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n",
-            "nameserver 127.0.0.1\nnameserver ::1\n",
-            "# nothing\nsearch example.org\n",
-            "nameserver ::ffff:127.0.0.1\n",
-        ] {
-            assert!(loopback_only_resolvers(bad).is_some(), "{bad:?}");
-        }
-        for good in [
-            "nameserver 10.255.255.53\n",
-            "nameserver 127.0.0.53\nnameserver 192.0.2.1\n",
-            "  nameserver   2001:db8::1  \n",
-            "nameserver fe80::1%eth0\n",
-        ] {
-            assert_eq!(loopback_only_resolvers(good), None, "{good:?}");
-        }
-    }
 
     #[test]
     fn probe_names_carry_their_maker_and_nothing_else_parses_as_one() {

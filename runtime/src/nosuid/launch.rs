@@ -299,6 +299,11 @@ fn execute(args: Args, caller: &Caller) -> Outcome {
             }
             s.seccomp = Some(engine::default_seccomp());
             crate::network::apply_mode(&mut s, policy.file.network.mode);
+            if let Err(e) =
+                crate::network::bind_resolv_conf(&mut s, policy.file.network.mode, &creds.0)
+            {
+                return ctx.fail(site(format!("network: {e}")));
+            }
             match s.to_spec() {
                 Ok(spec) => spec,
                 Err(e) => return ctx.fail(site(format!("payload spec: {e}"))),
