@@ -268,6 +268,26 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
 }
 
+/// Wait until the process `pidfd` names has exited (the pidfd polls readable; it may still be a
+/// zombie its parent has not reaped, but it runs no more): `Ok(true)`, or `Ok(false)` when
+/// `deadline` passed first.
+pub fn wait_pidfd_exit(pidfd: BorrowedFd<'_>, deadline: std::time::Instant) -> Result<bool, Errno> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let ms =
+            PollTimeout::try_from(left.as_millis().min(1000) as i32).unwrap_or(PollTimeout::MAX);
+        match poll(&mut [PollFd::new(pidfd, PollFlags::POLLIN)], ms) {
+            Ok(n) if n > 0 => return Ok(true),
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// `pidfd_send_signal(pidfd, sig, NULL, 0)` (linux 5.1): signal the process `pidfd` names.
 pub fn pidfd_send_signal(
     pidfd: BorrowedFd<'_>,

@@ -17,7 +17,6 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -84,21 +83,10 @@ pub fn kill_supervisor(rec: &Record) -> Result<(), LifecycleError> {
         Ok(()) | Err(Errno::ESRCH) => {}
         Err(e) => return Err(site("pidfd_send_signal", e)),
     }
-    let deadline = Instant::now() + KILL_WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(site("SIGKILL of the supervisor", Errno::ETIMEDOUT));
-        }
-        let ms =
-            PollTimeout::try_from(left.as_millis().min(1000) as i32).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, ms) {
-            // Readable: exited. It may be a zombie until its parent reaps it; it no longer runs.
-            Ok(n) if n > 0 => return Ok(()),
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(site("poll pidfd", e)),
-        }
+    match crate::sys::wait_pidfd_exit(pidfd.as_fd(), Instant::now() + KILL_WAIT) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(site("SIGKILL of the supervisor", Errno::ETIMEDOUT)),
+        Err(e) => Err(site("poll pidfd", e)),
     }
 }
 

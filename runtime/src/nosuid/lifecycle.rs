@@ -34,7 +34,6 @@ use crate::lifecycle::control::{self, action_fields, init_is_recorded, parse_sig
 use crate::lifecycle::gc::{gc_fields, older_than, reclaim_cgroup, GcReport, DEFAULT_MIN_AGE};
 use crate::lifecycle::{renew, LifecycleError};
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use serde_json::json;
 use std::os::fd::AsFd;
@@ -205,28 +204,18 @@ fn signal_init(rec: &Record, sig: Signal) -> Result<(), LifecycleError> {
     if sig != Signal::SIGKILL {
         return Ok(());
     }
-    let deadline = Instant::now() + KILL_WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(LifecycleError::Site {
-                what: "SIGKILL",
-                reason: format!(
-                    "payload {}: its init (pid {}) still runs {} s after SIGKILL",
-                    rec.id,
-                    rec.init_pid,
-                    KILL_WAIT.as_secs()
-                ),
-            });
-        }
-        let ms =
-            PollTimeout::try_from(left.as_millis().min(1000) as i32).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, ms) {
-            Ok(n) if n > 0 => return Ok(()),
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(site("poll pidfd", rec, e)),
-        }
+    match crate::sys::wait_pidfd_exit(pidfd.as_fd(), Instant::now() + KILL_WAIT) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(LifecycleError::Site {
+            what: "SIGKILL",
+            reason: format!(
+                "payload {}: its init (pid {}) still runs {} s after SIGKILL",
+                rec.id,
+                rec.init_pid,
+                KILL_WAIT.as_secs()
+            ),
+        }),
+        Err(e) => Err(site("poll pidfd", rec, e)),
     }
 }
 
