@@ -22,6 +22,17 @@ fn start_payload(f: &Fixture, script: &str) -> std::process::Child {
 
 const LOOP: &str = "trap 'exit 9' USR2; while :; do sleep 0.05; done";
 
+/// `pilotbox gc --json` as root on a scratch state dir, with a cgroup root that holds nothing.
+fn gc_scratch(sd: &StateDir) -> std::process::Output {
+    pilotbox(&[
+        "gc",
+        "--json",
+        &sd.arg(),
+        "--cgroup-root",
+        "/pilotbox-test/none",
+    ])
+}
+
 fn cgroup_base(f: &Fixture) -> String {
     f.cgroup.trim_end_matches("/payload").to_string()
 }
@@ -272,13 +283,7 @@ fn gc_gives_a_chowned_work_dir_back_to_the_pilot() {
     rec.workdir = Some(w.clone());
     rec.workdir_handover = runtime::launcher::state::Handover::Chown;
     sd.write(&rec);
-    let o = pilotbox(&[
-        "gc",
-        "--json",
-        &sd.arg(),
-        "--cgroup-root",
-        "/pilotbox-test/none",
-    ]);
+    let o = gc_scratch(&sd);
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert_eq!(json(&o)["files_restored"], 3);
     for p in [w.clone(), w.join("sub"), w.join("sub/out.txt")] {
@@ -315,13 +320,7 @@ fn gc_finishes_a_hand_over_killed_before_the_top_directory_changed_hands() {
     rec.workdir = Some(w.clone());
     rec.workdir_handover = runtime::launcher::state::Handover::Chown;
     sd.write(&rec);
-    let o = pilotbox(&[
-        "gc",
-        "--json",
-        &sd.arg(),
-        "--cgroup-root",
-        "/pilotbox-test/none",
-    ]);
+    let o = gc_scratch(&sd);
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert_eq!(json(&o)["files_restored"], 2, "{}", text(&o));
     for p in [w.join("sub"), w.join("sub/in.txt")] {
@@ -386,13 +385,7 @@ fn gc_strips_set_id_files_from_reclaimed_work_dirs() {
     rec.workdir_handover = runtime::launcher::state::Handover::Chown;
     sd.write(&rec);
 
-    let o = pilotbox(&[
-        "gc",
-        "--json",
-        &sd.arg(),
-        "--cgroup-root",
-        "/pilotbox-test/none",
-    ]);
+    let o = gc_scratch(&sd);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let r = json(&o);
     assert_eq!(r["errors"], serde_json::json!([]), "{r}");
