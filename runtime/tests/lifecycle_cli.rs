@@ -613,9 +613,13 @@ fn check_reports_each_item_with_a_fix_and_exit_123_on_failure() {
     let closed = f.dir.join("closed");
     std::fs::create_dir_all(closed.join("job")).unwrap();
     std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Under the test's cgroup root too: `check` never removes a cgroup root it made (a launch
+    // may be placing a payload there), so the default /pilotbox would outlive the test.
     let o = pilotbox(&[
         "check",
         "--json",
+        "--cgroup-root",
+        &base,
         "--workdir",
         closed.join("job").to_str().unwrap(),
     ]);
